@@ -1,0 +1,202 @@
+//! Q8_0 quantization: blocks of 32 `i8` values sharing one f16 scale, exactly as ggml lays them out
+//! and rounds them, so a tensor quantized here is byte-identical to one quantized by llama.cpp.
+//!
+//! The helpers are written once and shared by the converter (weights), the forward pass (activations,
+//! quantized on the fly before every matrix-vector product) and the Q8_0 KV cache.
+//!
+//! Letters: `n` is the length of a row, always a multiple of [`QK8_0`].
+
+use half::f16;
+use num_traits::{Bounded, NumCast, PrimInt};
+
+/// Values per Q8_0 block (ggml's `QK8_0`).
+pub const QK8_0: usize = 32;
+
+/// Bytes per Q8_0 block in a file: the f16 scale then 32 `i8`.
+pub const Q8_0_BLOCK_BYTES: usize = 2 + QK8_0;
+
+/// One Q8_0 block: `x[j] ~= d * qs[j]`.
+///
+/// The scale is kept as little-endian f16 bits so the block has alignment 1 and size 34, the layout of
+/// ggml's `block_q8_0`, and can be read from any byte offset of a file.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ8_0 {
+    /// The scale `d`, f16 bits, little-endian.
+    pub d: [u8; 2],
+    /// The quantized values.
+    pub qs: [i8; QK8_0],
+}
+
+const _: () = assert!(core::mem::size_of::<BlockQ8_0>() == Q8_0_BLOCK_BYTES);
+const _: () = assert!(core::mem::align_of::<BlockQ8_0>() == 1);
+
+impl BlockQ8_0 {
+    /// The all-zero block (scale 0).
+    pub const ZERO: Self = Self { d: [0; 2], qs: [0; QK8_0] };
+
+    /// The scale as f32.
+    #[inline]
+    pub fn scale(&self) -> f32 {
+        f16_bits_to_f32(u16::from_le_bytes(self.d))
+    }
+
+    /// Reads a block from its 34 file bytes.
+    #[inline]
+    pub fn from_bytes(b: &[u8; Q8_0_BLOCK_BYTES]) -> Self {
+        let mut qs = [0i8; QK8_0];
+        for (q, &byte) in qs.iter_mut().zip(&b[2..]) {
+            *q = byte as i8;
+        }
+        Self { d: [b[0], b[1]], qs }
+    }
+
+    /// The block's 34 file bytes.
+    #[inline]
+    pub fn to_bytes(&self) -> [u8; Q8_0_BLOCK_BYTES] {
+        let mut b = [0u8; Q8_0_BLOCK_BYTES];
+        b[0] = self.d[0];
+        b[1] = self.d[1];
+        for (byte, &q) in b[2..].iter_mut().zip(&self.qs) {
+            *byte = q as u8;
+        }
+        b
+    }
+}
+
+/// f16 bits to f32 (exact).
+#[inline]
+pub fn f16_bits_to_f32(bits: u16) -> f32 {
+    f16::from_bits(bits).to_f32()
+}
+
+/// f32 to f16 bits, rounding to nearest even as ggml's `GGML_FP32_TO_FP16` does.
+#[inline]
+pub fn f32_to_f16_bits(x: f32) -> u16 {
+    f16::from_f32(x).to_bits()
+}
+
+/// `round(x * inv_scale)`, halves away from zero (C's `roundf`, as ggml rounds), saturated to `T`'s
+/// range. NaN maps to zero.
+///
+/// Generic over the integer type so that the same rule serves `i8` weights and activations and any
+/// wider intermediate.
+#[inline]
+pub fn quantize<T: PrimInt + Bounded + NumCast>(x: f32, inv_scale: f32) -> T {
+    let v = libm::roundf(x * inv_scale);
+    let lo: f32 = NumCast::from(T::min_value()).unwrap_or(f32::MIN);
+    let hi: f32 = NumCast::from(T::max_value()).unwrap_or(f32::MAX);
+    if v.is_nan() {
+        return T::zero();
+    }
+    let clamped = if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    };
+    // In range by construction, so the cast cannot fail; zero is the unreachable fallback.
+    NumCast::from(clamped).unwrap_or_else(T::zero)
+}
+
+/// `q * scale` as f32.
+#[inline]
+pub fn dequantize<T: PrimInt + NumCast>(q: T, scale: f32) -> f32 {
+    let v: f32 = NumCast::from(q).unwrap_or(0.0);
+    v * scale
+}
+
+/// Quantizes 32 values to one block with ggml's `quantize_row_q8_0_ref` rule: `d = amax / 127`,
+/// `id = 1/d` (0 when `d` is 0), `q = round(x * id)`, `d` stored as f16.
+#[inline]
+pub fn quantize_block_q8_0(x: &[f32; QK8_0]) -> BlockQ8_0 {
+    let mut amax = 0.0f32;
+    for &v in x {
+        amax = amax.max(libm::fabsf(v));
+    }
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; QK8_0];
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = quantize::<i8>(v, id);
+    }
+    BlockQ8_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs }
+}
+
+/// Quantizes a row of `n` values into `n / 32` blocks: `out(n/32) = q8_0(x(n))`.
+///
+/// Processes `min(x.len() / 32, out.len())` blocks; a tail shorter than a block is left alone (callers
+/// size their buffers from the same `n`).
+pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
+    for (block, chunk) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
+        let mut v = [0.0f32; QK8_0];
+        v.copy_from_slice(chunk);
+        *block = quantize_block_q8_0(&v);
+    }
+}
+
+/// Dequantizes a row stored as Q8_0 file bytes: `out(n) = d * q`.
+///
+/// Processes `min(bytes.len() / 34, out.len() / 32)` blocks.
+pub fn dequantize_row_q8_0(out: &mut [f32], bytes: &[u8]) {
+    for (chunk, o) in bytes.chunks_exact(Q8_0_BLOCK_BYTES).zip(out.chunks_exact_mut(QK8_0)) {
+        let d = f16_bits_to_f32(u16::from_le_bytes([chunk[0], chunk[1]]));
+        for (y, &q) in o.iter_mut().zip(&chunk[2..]) {
+            *y = (q as i8) as f32 * d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_half_away_from_zero_and_saturates() {
+        assert_eq!(quantize::<i8>(2.5, 1.0), 3);
+        assert_eq!(quantize::<i8>(-2.5, 1.0), -3);
+        assert_eq!(quantize::<i8>(0.49, 1.0), 0);
+        assert_eq!(quantize::<i8>(1000.0, 1.0), 127);
+        assert_eq!(quantize::<i8>(-1000.0, 1.0), -128);
+        assert_eq!(quantize::<i8>(f32::NAN, 1.0), 0);
+        assert_eq!(quantize::<i16>(1000.0, 1.0), 1000);
+        assert_eq!(dequantize::<i8>(-3, 0.5), -1.5);
+    }
+
+    #[test]
+    fn block_round_trip_is_within_half_a_step() {
+        let mut x = [0.0f32; QK8_0];
+        for (i, v) in x.iter_mut().enumerate() {
+            *v = (i as f32 - 15.5) * 0.37;
+        }
+        let b = quantize_block_q8_0(&x);
+        // The largest magnitude maps to +-127.
+        assert_eq!(b.qs[0], -127);
+        let mut y = [0.0f32; QK8_0];
+        dequantize_row_q8_0(&mut y, &b.to_bytes());
+        let d = b.scale();
+        for (a, b) in x.iter().zip(&y) {
+            assert!((a - b).abs() <= d * 0.5 + d * 1e-3, "{a} vs {b}");
+        }
+        assert_eq!(BlockQ8_0::from_bytes(&b.to_bytes()), b);
+    }
+
+    #[test]
+    fn zero_block_has_zero_scale() {
+        let b = quantize_block_q8_0(&[0.0; QK8_0]);
+        assert_eq!(b, BlockQ8_0::ZERO);
+    }
+
+    #[test]
+    fn known_answer_matches_ggml_rule() {
+        // amax = 1.27 -> d = 0.01 (f16 0x211f = 0.0099945068...), id = 100.
+        let mut x = [0.0f32; QK8_0];
+        x[0] = 1.27;
+        x[1] = -0.0051; // -0.51 -> -1
+        x[2] = 0.0049; // 0.49 -> 0
+        let b = quantize_block_q8_0(&x);
+        assert_eq!(u16::from_le_bytes(b.d), f32_to_f16_bits(0.01));
+        assert_eq!(&b.qs[..3], &[127, -1, 0]);
+    }
+}
