@@ -1,3 +1,166 @@
-fn main() {
-    println!("xtask: not yet");
+//! `cargo xtask`: every job of mote's that is more than one cargo command, one subcommand each.
+//!
+//! The same commands work on a developer's laptop (rustup with the Cortex-M targets installed) and
+//! on a fresh CI box (Debian's rustc-web with `-Zbuild-std`): [`toolchain`] picks the route per
+//! target. Boards come from `boards.toml` at the repository root ([`boards`]).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+mod boards;
+mod ci;
+mod firmware;
+mod golden;
+mod qemu;
+mod setup;
+mod shell;
+mod toolchain;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "mote's setup, firmware builds, QEMU runs and CI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what this machine lacks to build, run and test everything (apt as root, cargo, pip).
+    Setup(setup::SetupArgs),
+    /// List the boards of boards.toml.
+    Boards,
+    /// Build mote-core without std for a target (the no_std check).
+    BuildCore(BuildCoreArgs),
+    /// Build the firmware for a board and print where the ELF files are.
+    Firmware(FirmwareCmd),
+    /// Build a firmware binary, run it in QEMU, decode its defmt output, compare it with its golden
+    /// `.out` file; exits with the firmware's exit code.
+    Qemu(QemuArgs),
+    /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs.
+    Ci(ci::CiArgs),
+}
+
+/// Build mote-core for a bare-metal target.
+#[derive(Args)]
+struct BuildCoreArgs {
+    /// Target triple, e.g. thumbv6m-none-eabi.
+    #[arg(long)]
+    target: String,
+    /// Optimized build.
+    #[arg(long)]
+    release: bool,
+}
+
+/// Which firmware binary, for which board, with what build-time inputs.
+#[derive(Args, Clone)]
+pub struct FirmwareArgs {
+    /// Board name from boards.toml (default: its `default`); `cargo xtask boards` lists them.
+    #[arg(long)]
+    board: Option<String>,
+    /// Only this binary of firmware/src/bin (`firmware`: default all; `qemu`: default hello).
+    #[arg(long)]
+    bin: Option<String>,
+    /// The firmware's prompt (sets MOTE_PROMPT for the build).
+    #[arg(long)]
+    prompt: Option<String>,
+    /// GGUF model to embed in flash (sets MOTE_MODEL for the build).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Limit on generated tokens (sets MOTE_MAX_TOKENS for the build).
+    #[arg(long)]
+    max_tokens: Option<u32>,
+}
+
+/// Build the firmware.
+#[derive(Args)]
+struct FirmwareCmd {
+    #[command(flatten)]
+    firmware: FirmwareArgs,
+    /// Optimized build (what `qemu` and `ci` run).
+    #[arg(long)]
+    release: bool,
+}
+
+/// Run a firmware binary in QEMU.
+#[derive(Args)]
+struct QemuArgs {
+    #[command(flatten)]
+    firmware: FirmwareArgs,
+    /// Run the unoptimized build (default: release, as CI runs it and as tick counts mean
+    /// something).
+    #[arg(long)]
+    debug: bool,
+    /// Rewrite the golden file with this run's output (keeping lines that still match).
+    #[arg(long)]
+    bless: bool,
+    /// Do not compare with the golden file.
+    #[arg(long, conflicts_with = "bless")]
+    no_golden: bool,
+    /// Kill QEMU after this many seconds.
+    #[arg(long, default_value_t = qemu::DEFAULT_TIMEOUT_SECS)]
+    timeout: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode> {
+    let root = repo_root();
+    match command {
+        Command::Setup(args) => setup::run(&root, &args).map(|()| ExitCode::SUCCESS),
+        Command::Boards => {
+            let boards = boards::load(&root)?;
+            print!("{}", boards.listing());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BuildCore(args) => {
+            toolchain::build_core(&root, &args.target, args.release).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Firmware(args) => {
+            let boards = boards::load(&root)?;
+            let board = boards.get_or_default(args.firmware.board.as_deref())?;
+            let options = firmware::Options::new(&args.firmware, args.release);
+            let built = firmware::build(&root, board, &options)?;
+            for elf in &built.elfs {
+                println!("{}", elf.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Qemu(args) => {
+            let boards = boards::load(&root)?;
+            let board = boards.get_or_default(args.firmware.board.as_deref())?;
+            let bin = args.firmware.bin.clone().unwrap_or_else(|| "hello".to_string());
+            let golden = if args.no_golden {
+                qemu::Golden::Ignore
+            } else if args.bless {
+                qemu::Golden::Bless
+            } else {
+                qemu::Golden::Compare
+            };
+            let options = firmware::Options::new(&args.firmware, !args.debug);
+            let code = qemu::build_and_run(&root, board, &bin, &options, golden, args.timeout)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::Ci(args) => ci::run(&root, &args),
+    }
+}
+
+/// The repository root: xtask lives in tools/xtask.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tools/xtask is two levels below the root")
+        .to_path_buf()
 }

@@ -1,0 +1,29 @@
+//! Hello from mote: which mote-core, which board, which clock; then a clean exit.
+#![no_std]
+#![no_main]
+
+use mote_firmware::{self as fw, BOARD};
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    fw::init();
+    defmt::info!("mote-core {=str}", mote_core::VERSION);
+    defmt::info!(
+        "board {=str}: {=str}, {=str}, flash {=u32} KiB at {=u32:#010x}, RAM {=u32} KiB at {=u32:#010x}",
+        BOARD.name,
+        BOARD.cpu,
+        BOARD.target,
+        BOARD.flash.size / 1024,
+        BOARD.flash.origin,
+        BOARD.ram.size / 1024,
+        BOARD.ram.origin
+    );
+    defmt::info!("clock: SysTick at {=u32} Hz, from {=str}", BOARD.clock_hz, BOARD.clock_source);
+    defmt::info!("ticks since init: {=u64}", fw::systick::now());
+    defmt::info!(
+        "stack: {=usize} of {=usize} bytes used",
+        fw::stack::high_water_mark(),
+        fw::stack::size()
+    );
+    fw::exit(fw::ExitCode::Success)
+}

@@ -1,0 +1,81 @@
+//! The two ways a run dies, each reported with its cause before exiting non-zero: a Rust panic
+//! ([`ExitCode::Panic`]) and a HardFault ([`ExitCode::HardFault`]).
+
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use cortex_m::peripheral::SCB;
+use cortex_m_rt::{exception, ExceptionFrame};
+
+use crate::exit::{exit, ExitCode};
+
+/// Set by the first panic: a panic while reporting one must not recurse into the logger.
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    if !PANICKING.swap(true, Ordering::Relaxed) {
+        match info.location() {
+            Some(at) => defmt::error!(
+                "panicked at {=str}:{=u32}: {}",
+                at.file(),
+                at.line(),
+                defmt::Display2Format(&info.message())
+            ),
+            None => defmt::error!("panicked: {}", defmt::Display2Format(&info.message())),
+        }
+    }
+    exit(ExitCode::Panic)
+}
+
+/// Configurable Fault Status Register bits (ARMv7-M/ARMv8-M), the first set one named.
+const CFSR_CAUSES: [(u32, &str); 15] = [
+    (1 << 0, "instruction access violation (MemManage IACCVIOL)"),
+    (1 << 1, "data access violation (MemManage DACCVIOL)"),
+    (1 << 3, "MemManage fault on exception return (MUNSTKERR)"),
+    (1 << 4, "MemManage fault on exception entry (MSTKERR)"),
+    (1 << 8, "instruction bus error (BusFault IBUSERR)"),
+    (1 << 9, "precise data bus error (BusFault PRECISERR)"),
+    (1 << 10, "imprecise data bus error (BusFault IMPRECISERR)"),
+    (1 << 11, "BusFault on exception return (UNSTKERR)"),
+    (1 << 12, "BusFault on exception entry (STKERR)"),
+    (1 << 16, "undefined instruction (UsageFault UNDEFINSTR)"),
+    (1 << 17, "invalid state, e.g. a branch to an even address (UsageFault INVSTATE)"),
+    (1 << 18, "invalid EXC_RETURN (UsageFault INVPC)"),
+    (1 << 19, "coprocessor access, e.g. FPU off (UsageFault NOCP)"),
+    (1 << 24, "unaligned access (UsageFault UNALIGNED)"),
+    (1 << 25, "divide by zero (UsageFault DIVBYZERO)"),
+];
+
+/// The first cause that `cfsr` and `hfsr` record, in words.
+fn cause(cfsr: u32, hfsr: u32) -> &'static str {
+    if let Some((_, what)) = CFSR_CAUSES.iter().find(|(bit, _)| cfsr & bit != 0) {
+        return what;
+    }
+    if cfsr & (1 << 20) != 0 {
+        return "stack overflow (UsageFault STKOF)";
+    }
+    if hfsr & (1 << 1) != 0 {
+        return "vector table read error (HFSR VECTTBL)";
+    }
+    "unknown (CFSR and HFSR record nothing)"
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    // SAFETY: the fault status registers are read-only here, and nothing else runs.
+    let scb = unsafe { &*SCB::PTR };
+    let (cfsr, hfsr) = (scb.cfsr.read(), scb.hfsr.read());
+    let (mmfar, bfar) = (scb.mmfar.read(), scb.bfar.read());
+    defmt::error!(
+        "HardFault: {=str} at pc {=u32:#010x} (lr {=u32:#010x}); CFSR {=u32:#010x} HFSR {=u32:#010x} MMFAR {=u32:#010x} BFAR {=u32:#010x}",
+        cause(cfsr, hfsr),
+        frame.pc(),
+        frame.lr(),
+        cfsr,
+        hfsr,
+        mmfar,
+        bfar
+    );
+    exit(ExitCode::HardFault)
+}

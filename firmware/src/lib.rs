@@ -1,0 +1,44 @@
+//! # mote-firmware: what every mote binary shares on a Cortex-M board
+//!
+//! A binary is short: it calls [`init`] first, logs through `defmt`, and ends with [`exit`]. This
+//! crate owns the rest, the same way on every board:
+//! - the defmt transport: semihosting under QEMU, RTT on a real board (one `board-<name>` feature
+//!   picks the board, and the board picks the transport);
+//! - [`exit`] with an [`ExitCode`], through semihosting, which QEMU and `probe-rs run` both turn
+//!   into their own exit status;
+//! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
+//! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
+//! - the board's description ([`BOARD`], generated from `boards.toml` by `build.rs`), the
+//!   build-time inputs ([`inputs`]) and [`include_aligned!`] for embedding a model in flash.
+#![no_std]
+
+pub mod blob;
+pub mod board;
+pub mod exit;
+pub mod fault;
+pub mod stack;
+pub mod systick;
+
+pub use board::{Board, Region, Transport, BOARD};
+pub use exit::{exit, ExitCode};
+
+// The defmt global logger: exactly one transport is linked in.
+#[cfg(feature = "defmt-rtt")]
+use defmt_rtt as _;
+#[cfg(feature = "defmt-semihosting")]
+use defmt_semihosting as _;
+#[cfg(not(any(feature = "defmt-rtt", feature = "defmt-semihosting")))]
+compile_error!("no defmt transport: build with one board-<name> feature (see boards.toml)");
+
+/// The binaries' build-time inputs, set through the environment of the build (`cargo xtask
+/// firmware --prompt ... --model ... --max-tokens ...` sets them).
+pub mod inputs {
+    include!(concat!(env!("OUT_DIR"), "/inputs.rs"));
+}
+
+/// Prepares the board for a binary: paints the free stack (for [`stack::high_water_mark`]) and
+/// starts the SysTick counter (for [`systick::now`]). Call it first thing in `main`.
+pub fn init() {
+    stack::paint();
+    systick::start();
+}

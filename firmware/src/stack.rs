@@ -1,0 +1,61 @@
+//! The stack's high-water mark, by painting: at boot every free word of the stack gets a known
+//! pattern, and later the lowest word that no longer holds it tells how deep the stack has been.
+//!
+//! The stack is everything cortex-m-rt leaves in RAM above the statics: it grows down from
+//! `_stack_start` (the top of RAM) to `_stack_end` (the end of `.bss`/`.uninit`). There is no
+//! guard below it: a stack that reaches the statics corrupts them, which a high-water mark equal
+//! to [`size`] reveals after the fact.
+
+use core::ptr::{addr_of, read_volatile, write_volatile};
+
+/// The paint: an unlikely value for a return address, a saved register or a float.
+const PAINT: u32 = 0xC0DE_C0DE;
+
+/// Bytes below the stack pointer that [`paint`] leaves alone: the frames of whatever it calls
+/// while painting (nothing, once optimized; `write_volatile` itself in an unoptimized build).
+const PAINT_MARGIN: usize = 256;
+
+extern "C" {
+    // Both from cortex-m-rt's link.x.
+    static _stack_start: u32;
+    static _stack_end: u32;
+}
+
+/// Top of the stack (exclusive) and its lowest address.
+fn bounds() -> (usize, usize) {
+    // Only the symbols' addresses are taken, never their contents (which needs no unsafe).
+    (addr_of!(_stack_start) as usize, addr_of!(_stack_end) as usize)
+}
+
+/// Size of the stack in bytes.
+pub fn size() -> usize {
+    let (top, bottom) = bounds();
+    top - bottom
+}
+
+/// Paints the free part of the stack: from its bottom up to just below the current frame.
+#[inline(never)]
+pub fn paint() {
+    let (_, bottom) = bounds();
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut word = bottom as *mut u32;
+    while (word as usize) + PAINT_MARGIN < sp {
+        // SAFETY: between the end of the statics and below the live stack: memory nobody uses.
+        unsafe {
+            write_volatile(word, PAINT);
+            word = word.add(1);
+        }
+    }
+}
+
+/// The most stack used since [`paint`], in bytes (to within [`PAINT_MARGIN`] when little was).
+pub fn high_water_mark() -> usize {
+    let (top, bottom) = bounds();
+    let mut word = bottom as *const u32;
+    // SAFETY: reads within the stack's bounds; the scan stops at the first unpainted word, which
+    // exists because this function's own frame is on the stack.
+    while (word as usize) < top && unsafe { read_volatile(word) } == PAINT {
+        word = unsafe { word.add(1) };
+    }
+    top - word as usize
+}

@@ -1,0 +1,113 @@
+//! `cargo xtask ci`: every check, in order of cost; all run even when one fails, and the failures
+//! are listed at the end with the time each step took.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::boards::{self, Transport};
+use crate::firmware::{self, Options};
+use crate::qemu::{self, Golden, DEFAULT_TIMEOUT_SECS};
+use crate::shell;
+use crate::toolchain::{self, CORE_TARGETS};
+
+/// Options of `cargo xtask ci`.
+#[derive(Args)]
+pub struct CiArgs {
+    /// Stop at the first failing step.
+    #[arg(long)]
+    fail_fast: bool,
+}
+
+/// One step's result.
+struct Outcome {
+    name: String,
+    seconds: f64,
+    error: Option<String>,
+}
+
+/// The steps run so far.
+struct Steps {
+    outcomes: Vec<Outcome>,
+    fail_fast: bool,
+}
+
+impl Steps {
+    /// Runs `step` unless an earlier one failed under --fail-fast, timing it.
+    fn run(&mut self, name: impl Into<String>, step: impl FnOnce() -> Result<()>) {
+        let name = name.into();
+        if self.fail_fast && self.outcomes.iter().any(|o| o.error.is_some()) {
+            return;
+        }
+        println!("\n==> {name}");
+        let start = Instant::now();
+        let result = step();
+        let seconds = start.elapsed().as_secs_f64();
+        let error = result.err().map(|e| format!("{e:#}"));
+        match &error {
+            None => println!("<== {name}: ok ({seconds:.1} s)"),
+            Some(e) => println!("<== {name}: FAILED ({seconds:.1} s): {e}"),
+        }
+        self.outcomes.push(Outcome { name, seconds, error });
+    }
+}
+
+/// Runs the checks.
+pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let boards = boards::load(root)?;
+    let cargo = toolchain::host_cargo();
+    let host = |args: &[&str], dir: &Path| -> Result<()> {
+        shell::run(Command::new(&cargo).current_dir(dir).args(args))
+    };
+    let firmware_dir = root.join("firmware");
+    let mut steps = Steps { outcomes: Vec::new(), fail_fast: args.fail_fast };
+
+    steps.run("fmt", || {
+        host(&["fmt", "--all", "--check"], root)?;
+        host(&["fmt", "--check"], &firmware_dir)
+    });
+    steps.run("clippy workspace", || {
+        host(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], root)
+    });
+    steps.run("test workspace", || host(&["test", "--workspace"], root));
+    for target in CORE_TARGETS {
+        steps.run(format!("mote-core {target}"), || toolchain::build_core(root, target, false));
+    }
+    // Clippy on the firmware once per defmt transport: the code differs only there.
+    for transport in [Transport::QemuSemihosting, Transport::Rtt] {
+        if let Some(board) = boards.boards.iter().find(|b| b.transport == transport) {
+            steps.run(format!("clippy firmware {}", board.name), || firmware::clippy(root, board));
+        }
+    }
+    // Per board, the build then its QEMU runs, so that the runs find the build up to date.
+    let runs = qemu::golden_runs(root, &boards)?;
+    let release = Options { release: true, ..Options::default() };
+    for board in &boards.boards {
+        steps.run(format!("firmware {}", board.name), || {
+            firmware::build(root, board, &release).map(|_| ())
+        });
+        for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {
+            steps.run(format!("qemu {bin} on {}", board.name), || {
+                qemu::build_and_run(root, board, bin, &release, Golden::Compare, DEFAULT_TIMEOUT_SECS)
+                    .map(|_| ())
+            });
+        }
+    }
+
+    println!("\nci summary:");
+    for o in &steps.outcomes {
+        let status = if o.error.is_some() { "FAILED" } else { "ok" };
+        println!("  {status:<6} {:>7.1} s  {}", o.seconds, o.name);
+    }
+    let failed: Vec<&Outcome> = steps.outcomes.iter().filter(|o| o.error.is_some()).collect();
+    for o in &failed {
+        println!("\nfailed: {}\n  {}", o.name, o.error.as_deref().unwrap_or("").replace('\n', "\n  "));
+    }
+    println!("\ntotal {:.1} s", started.elapsed().as_secs_f64());
+    println!("ci: {} passed, {} failed", steps.outcomes.len() - failed.len(), failed.len());
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
