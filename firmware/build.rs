@@ -78,7 +78,9 @@ fn main() {
     let transport_ok = match transport.as_str() {
         "qemu-semihosting" => semihosting && !rtt,
         "rtt" => rtt && !semihosting,
-        other => fail(format!("boards.toml: {name}.transport {other:?} is neither qemu-semihosting nor rtt")),
+        other => fail(format!(
+            "boards.toml: {name}.transport {other:?} is neither qemu-semihosting nor rtt"
+        )),
     };
     if !transport_ok {
         fail(format!(
@@ -220,7 +222,8 @@ fn write_inputs(out_dir: &Path) {
     writeln!(rs, "pub const PROMPT: &str = {prompt:?};").unwrap();
     writeln!(rs, "/// Generated-token limit (`MOTE_MAX_TOKENS`), if the build set one.").unwrap();
     writeln!(rs, "pub const MAX_TOKENS: Option<u32> = {max_tokens};").unwrap();
-    writeln!(rs, "/// Absolute path of the model (`MOTE_MODEL`), if the build was given one.").unwrap();
+    writeln!(rs, "/// Absolute path of the model (`MOTE_MODEL`), if the build was given one.")
+        .unwrap();
     writeln!(rs, "pub const MODEL_PATH: Option<&str> = {model};").unwrap();
     fs::write(out_dir.join("inputs.rs"), rs).unwrap();
 }

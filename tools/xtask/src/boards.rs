@@ -83,7 +83,8 @@ pub struct Qemu {
 /// Reads and checks `<root>/boards.toml`.
 pub fn load(root: &Path) -> Result<Boards> {
     let path = root.join("boards.toml");
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     parse(&text).with_context(|| format!("in {}", path.display()))
 }
 
@@ -95,7 +96,9 @@ pub fn parse(text: &str) -> Result<Boards> {
         if boards.boards[..i].iter().any(|b| &b.name == name) {
             bail!("board {name} appears twice");
         }
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             bail!("board name {name:?}: use lowercase letters, digits and dashes");
         }
         match board.transport {
@@ -212,7 +215,11 @@ mod tests {
             let memory_x = root.join("firmware/boards").join(&board.name).join("memory.x");
             assert!(memory_x.is_file(), "missing {}", memory_x.display());
             let feature = format!("\nboard-{} = ", board.name);
-            assert!(cargo_toml.contains(&feature), "firmware/Cargo.toml lacks feature board-{}", board.name);
+            assert!(
+                cargo_toml.contains(&feature),
+                "firmware/Cargo.toml lacks feature board-{}",
+                board.name
+            );
         }
     }
 

@@ -92,8 +92,15 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         });
         for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {
             steps.run(format!("qemu {bin} on {}", board.name), || {
-                qemu::build_and_run(root, board, bin, &release, Golden::Compare, DEFAULT_TIMEOUT_SECS)
-                    .map(|_| ())
+                qemu::build_and_run(
+                    root,
+                    board,
+                    bin,
+                    &release,
+                    Golden::Compare,
+                    DEFAULT_TIMEOUT_SECS,
+                )
+                .map(|_| ())
             });
         }
     }
@@ -105,7 +112,11 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     }
     let failed: Vec<&Outcome> = steps.outcomes.iter().filter(|o| o.error.is_some()).collect();
     for o in &failed {
-        println!("\nfailed: {}\n  {}", o.name, o.error.as_deref().unwrap_or("").replace('\n', "\n  "));
+        println!(
+            "\nfailed: {}\n  {}",
+            o.name,
+            o.error.as_deref().unwrap_or("").replace('\n', "\n  ")
+        );
     }
     println!("\ntotal {:.1} s", started.elapsed().as_secs_f64());
     println!("ci: {} passed, {} failed", steps.outcomes.len() - failed.len(), failed.len());

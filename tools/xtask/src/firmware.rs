@@ -90,10 +90,27 @@ pub fn build(root: &Path, board: &Board, options: &Options) -> Result<Built> {
     if let Some(n) = options.max_tokens {
         cmd.env("MOTE_MAX_TOKENS", n.to_string());
     }
-    shell::run(&mut cmd).with_context(|| format!("firmware build for board {} failed", board.name))?;
+    shell::run(&mut cmd)
+        .with_context(|| format!("firmware build for board {} failed", board.name))?;
+    // Cargo's output path is shared by every board of a triple, so the next board's build would
+    // overwrite it: each board's ELFs are copied to a path of their own.
     let profile = if options.release { "release" } else { "debug" };
     let out = toolchain.target_dir(&dir.join("target")).join(&board.target).join(profile);
-    Ok(Built { elfs: bins.iter().map(|b| out.join(b)).collect() })
+    let kept = elf_dir(root, &board.name, options.release);
+    fs::create_dir_all(&kept)?;
+    let mut elfs = Vec::new();
+    for bin in &bins {
+        fs::copy(out.join(bin), kept.join(bin)).with_context(|| {
+            format!("cannot copy {} to {}", out.join(bin).display(), kept.display())
+        })?;
+        elfs.push(kept.join(bin));
+    }
+    Ok(Built { elfs })
+}
+
+/// Where the ELFs of `board` are kept: `firmware/target/<board>/<debug|release>/`.
+pub fn elf_dir(root: &Path, board: &str, release: bool) -> PathBuf {
+    root.join("firmware/target").join(board).join(if release { "release" } else { "debug" })
 }
 
 /// `cargo clippy -D warnings` on the firmware for `board`.

@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn wildcard_stands_for_any_text_within_a_line() {
-        assert!(line_matches("INFO  stack: [..] of [..] bytes used", "INFO  stack: 280 of 4194280 bytes used"));
+        assert!(line_matches(
+            "INFO  stack: [..] of [..] bytes used",
+            "INFO  stack: 280 of 4194280 bytes used"
+        ));
         assert!(line_matches("ticks: [..]", "ticks: "));
         assert!(line_matches("[..]", "anything"));
         assert!(line_matches("a[..]b[..]c", "a1b2b3c"));

@@ -20,7 +20,11 @@ mod shell;
 mod toolchain;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "mote's setup, firmware builds, QEMU runs and CI")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "mote's setup, firmware builds, QEMU runs and CI"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

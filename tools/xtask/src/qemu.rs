@@ -72,7 +72,8 @@ pub fn build_and_run(
             board.probe_rs_chip.as_deref().unwrap_or("<chip>")
         )
     };
-    let built = firmware::build(root, board, &Options { bin: Some(bin.to_string()), ..options.clone() })?;
+    let built =
+        firmware::build(root, board, &Options { bin: Some(bin.to_string()), ..options.clone() })?;
     let elf = &built.elfs[0];
     let run = run(&qemu.machine, &qemu.cpu, elf, Duration::from_secs(timeout_secs))?;
     let transcript = format!("{}exit {}\n", run.log, run.code);
@@ -97,7 +98,9 @@ pub fn build_and_run(
                 for (line, want, got) in diff {
                     let want = want.unwrap_or_else(|| "(nothing)".into());
                     let got = got.unwrap_or_else(|| "(nothing)".into());
-                    report.push_str(&format!("  line {line}:\n    expected: {want}\n    got:      {got}\n"));
+                    report.push_str(&format!(
+                        "  line {line}:\n    expected: {want}\n    got:      {got}\n"
+                    ));
                 }
                 bail!(
                     "{bin} on {} differs from {}:\n{report}  (if the change is intended: cargo xtask \
@@ -123,8 +126,9 @@ pub struct Run {
 
 /// Runs `elf` on QEMU's `machine`, decoding its output; prints the log as it comes.
 pub fn run(machine: &str, cpu: &str, elf: &Path, timeout: Duration) -> Result<Run> {
-    let qemu_bin = shell::which("qemu-system-arm")
-        .context("no qemu-system-arm: install the Debian package qemu-system-arm (`cargo xtask setup`)")?;
+    let qemu_bin = shell::which("qemu-system-arm").context(
+        "no qemu-system-arm: install the Debian package qemu-system-arm (`cargo xtask setup`)",
+    )?;
     let decoder_bin = shell::which("defmt-print").with_context(|| {
         format!(
             "no defmt-print: `cargo install defmt-print --locked --version {DEFMT_PRINT_VERSION}` \
@@ -197,4 +201,24 @@ pub fn run(machine: &str, cpu: &str, elf: &Path, timeout: Duration) -> Result<Ru
     let code = status.code().context("qemu-system-arm was killed by a signal")?;
     println!("{} exited with {code}", elf.file_name().unwrap_or_default().to_string_lossy());
     Ok(Run { log, code })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_qemu_board_has_a_hello_golden_file() {
+        let root = crate::repo_root();
+        let boards = crate::boards::load(&root).unwrap();
+        for board in boards.qemu_boards() {
+            let path = golden_path(&root, "hello", &board.name);
+            assert!(
+                path.is_file(),
+                "missing {} (cargo xtask qemu --board {} --bless)",
+                path.display(),
+                board.name
+            );
+        }
+    }
 }

@@ -49,7 +49,8 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
 
     let mut missing = Vec::new();
     if !apt.is_empty() {
-        missing.push(format!("Debian packages {}", apt.iter().cloned().collect::<Vec<_>>().join(" ")));
+        missing
+            .push(format!("Debian packages {}", apt.iter().cloned().collect::<Vec<_>>().join(" ")));
     }
     if defmt_print {
         missing.push(format!("defmt-print {DEFMT_PRINT_VERSION}"));
@@ -73,13 +74,17 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
         install_packages(&apt)?;
     }
     if defmt_print {
-        shell::run(
-            Command::new(toolchain::host_cargo())
-                .args(["install", "defmt-print", "--locked", "--version", DEFMT_PRINT_VERSION]),
-        )?;
+        shell::run(Command::new(toolchain::host_cargo()).args([
+            "install",
+            "defmt-print",
+            "--locked",
+            "--version",
+            DEFMT_PRINT_VERSION,
+        ]))?;
     }
     if !python.is_empty() {
-        let python_bin = python_bin().context("no python3: install the Debian package python3-pip")?;
+        let python_bin =
+            python_bin().context("no python3: install the Debian package python3-pip")?;
         shell::run(
             Command::new(python_bin)
                 .current_dir(root)
@@ -100,7 +105,8 @@ fn missing_packages(root: &Path) -> Result<BTreeSet<&'static str>> {
     let need_debian = forced_debian || targets.iter().any(|t| !toolchain::rustup_has_target(t));
     let mut packages = BTreeSet::new();
     if need_debian {
-        packages.extend(toolchain::debian_missing(true, Job::Clippy).into_iter().map(|m| m.package));
+        packages
+            .extend(toolchain::debian_missing(true, Job::Clippy).into_iter().map(|m| m.package));
     }
     if shell::which(QEMU).is_none() {
         packages.insert(QEMU);
@@ -142,18 +148,23 @@ fn install_packages(packages: &BTreeSet<&'static str>) -> Result<()> {
 /// `pkg=version` for each installed QEMU package whose version differs from the candidate of
 /// qemu-system-arm (bookworm's 7.2 against backports' 10.x), so that apt installs matching ones.
 fn qemu_pins() -> Vec<String> {
-    let candidate = shell::output(Command::new("apt-cache").args(["policy", QEMU])).and_then(|out| {
-        out.lines().find_map(|l| l.trim().strip_prefix("Candidate:").map(|v| v.trim().to_string()))
-    });
+    let candidate =
+        shell::output(Command::new("apt-cache").args(["policy", QEMU])).and_then(|out| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix("Candidate:").map(|v| v.trim().to_string()))
+        });
     let Some(candidate) = candidate.filter(|c| c != "(none)") else { return Vec::new() };
     ["qemu-utils", "qemu-block-extra", "qemu-system-common", "qemu-system-data"]
         .into_iter()
         .filter_map(|pkg| {
-            let status = shell::output(
-                Command::new("dpkg-query").args(["-W", "-f=${Status}|${Version}", pkg]),
-            )?;
+            let status = shell::output(Command::new("dpkg-query").args([
+                "-W",
+                "-f=${Status}|${Version}",
+                pkg,
+            ]))?;
             let (state, version) = status.split_once('|')?;
-            (state.ends_with(" installed") && version != candidate).then(|| format!("{pkg}={candidate}"))
+            (state.ends_with(" installed") && version != candidate)
+                .then(|| format!("{pkg}={candidate}"))
         })
         .collect()
 }
@@ -183,12 +194,15 @@ fn python_bin() -> Option<std::path::PathBuf> {
 /// The pinned Python requirements that are not installed at their version.
 fn missing_python(root: &Path) -> Result<Vec<String>> {
     let path = root.join(PY_REQUIREMENTS);
-    let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let pins: Vec<(&str, &str)> = text
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty())
-        .map(|l| l.split_once("==").with_context(|| format!("{PY_REQUIREMENTS}: pin {l:?} with ==")))
+        .map(|l| {
+            l.split_once("==").with_context(|| format!("{PY_REQUIREMENTS}: pin {l:?} with =="))
+        })
         .collect::<Result<_>>()?;
     let Some(python) = python_bin() else {
         return Ok(pins.iter().map(|(name, v)| format!("{name}=={v}")).collect());

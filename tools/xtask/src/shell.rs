@@ -10,7 +10,9 @@ use anyhow::{bail, Context, Result};
 pub fn show(cmd: &Command) -> String {
     let mut parts: Vec<String> = cmd
         .get_envs()
-        .filter_map(|(k, v)| v.map(|v| format!("{}={}", k.to_string_lossy(), quote(&v.to_string_lossy()))))
+        .filter_map(|(k, v)| {
+            v.map(|v| format!("{}={}", k.to_string_lossy(), quote(&v.to_string_lossy())))
+        })
         .collect();
     parts.push(quote(&cmd.get_program().to_string_lossy()));
     parts.extend(cmd.get_args().map(|a| quote(&a.to_string_lossy())));

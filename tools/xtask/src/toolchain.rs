@@ -184,7 +184,13 @@ impl Toolchain {
 
     /// A cargo command for `job` on this target, run in `dir` (whose .cargo/config.toml applies),
     /// with artifacts under `default_target_dir` (or beside it, per route), and `rustflags` added.
-    pub fn cargo(&self, job: Job, dir: &Path, default_target_dir: &Path, rustflags: &[String]) -> Command {
+    pub fn cargo(
+        &self,
+        job: Job,
+        dir: &Path,
+        default_target_dir: &Path,
+        rustflags: &[String],
+    ) -> Command {
         let target = self.target.as_str();
         let mut cmd = match (&self.route, job) {
             (Route::Rustup, _) => Command::new(host_cargo()),
@@ -207,17 +213,28 @@ impl Toolchain {
         if let Route::Debian = self.route {
             // Nothing of rustup's may leak into Debian's cargo: its rustc, its toolchain choice.
             cmd.env_remove("RUSTUP_TOOLCHAIN").env_remove("CARGO_TARGET_DIR");
-            cmd.env("RUSTC", DEBIAN_RUSTC).env("RUSTDOC", DEBIAN_RUSTDOC).env("RUSTC_BOOTSTRAP", "1");
-            cmd.args(["-Zbuild-std=core,compiler_builtins", "-Zbuild-std-features=compiler-builtins-mem"]);
-            cmd.arg("--config").arg(format!("target.\"{target}\".linker = \"{DEBIAN_LINKER}\""));
+            cmd.env("RUSTC", DEBIAN_RUSTC)
+                .env("RUSTDOC", DEBIAN_RUSTDOC)
+                .env("RUSTC_BOOTSTRAP", "1");
+            cmd.args([
+                "-Zbuild-std=core,compiler_builtins",
+                "-Zbuild-std-features=compiler-builtins-mem",
+            ]);
+            cmd.env(target_env(target, "LINKER"), DEBIAN_LINKER);
             flags.extend(["-C".to_string(), "linker-flavor=ld.lld".to_string()]);
         }
         if !flags.is_empty() {
-            let list: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
-            cmd.arg("--config").arg(format!("target.\"{target}\".rustflags = [{}]", list.join(", ")));
+            cmd.env(target_env(target, "RUSTFLAGS"), flags.join(" "));
         }
         cmd
     }
+}
+
+/// The environment variable for `target.<target>.<key>` of cargo's configuration. Not `--config
+/// target."<target>".<key>`: cargo splits the triple at its dots when it looks the key up, so a
+/// table for `thumbv8m.main-none-eabihf` is never found; the variable's name has no dots.
+fn target_env(target: &str, key: &str) -> String {
+    format!("CARGO_TARGET_{}_{key}", target.to_uppercase().replace(['-', '.'], "_"))
 }
 
 /// `cargo build -p mote-core --target <target>` through the route for that target.
