@@ -175,7 +175,7 @@ impl Boards {
 
 /// "4 MiB at 0x20000000".
 fn region(r: Region) -> String {
-    let size = if r.size % (1024 * 1024) == 0 {
+    let size = if r.size.is_multiple_of(1024 * 1024) {
         format!("{} MiB", r.size / (1024 * 1024))
     } else {
         format!("{} KiB", r.size / 1024)
