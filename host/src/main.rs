@@ -3,13 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-mod convert;
-mod eval;
-mod generate;
-mod inspect;
-mod tokenize;
-#[allow(dead_code)] // Called by `convert` once both land.
-mod tokenizer_index;
+use mote::{convert, eval, generate, inspect, tokenize};
 
 #[derive(Parser)]
 #[command(name = "mote", version, about = "GPT-2 on microcontrollers: the desktop tool")]
