@@ -13,12 +13,25 @@
 //! - [`gguf`]: a zero-copy GGUF reader (header, metadata, tensor infos, tensor views).
 //! - [`quant`]: Q8_0 blocks and the quantize/dequantize helpers shared by the converter, the forward
 //!   pass and the KV cache.
+//! - [`model`]: hyper-parameters (plain data) and weights (views into the GGUF blob).
+//! - [`ops`]: the kernels, free functions on slices: matrix-vector products, layer norm, GELU, softmax.
+//! - [`state`]: the run state (KV cache, activations, logits) in caller-provided storage of a size
+//!   known before running.
+//! - [`forward`]: one GPT-2 forward step, reading like the math.
+//! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
+//! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod forward;
 pub mod gguf;
+pub mod model;
+pub mod ops;
 pub mod quant;
+pub mod session;
+pub mod state;
+pub mod tokenizer;
 
 /// The version of this crate, as the firmware and the CLI report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

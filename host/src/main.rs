@@ -3,11 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-mod convert;
-mod eval;
-mod generate;
-mod inspect;
-mod tokenize;
+use mote::{convert, eval, generate, inspect, tokenize};
 
 #[derive(Parser)]
 #[command(name = "mote", version, about = "GPT-2 on microcontrollers: the desktop tool")]

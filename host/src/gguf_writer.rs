@@ -1,0 +1,1 @@
+//! A GGUF v3 writer (work in progress on the `convert` branch).
