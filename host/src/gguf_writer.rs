@@ -221,7 +221,9 @@ impl GgufBuilder {
             bail!("tensor {name} declared twice");
         }
         if dims.is_empty() || dims.len() > GGML_MAX_DIMS || dims.contains(&0) {
-            bail!("tensor {name} has shape {dims:?}: 1..={GGML_MAX_DIMS} non-zero dimensions needed");
+            bail!(
+                "tensor {name} has shape {dims:?}: 1..={GGML_MAX_DIMS} non-zero dimensions needed"
+            );
         }
         if dims[0] % ty.block_len() as u64 != 0 {
             bail!(
@@ -235,12 +237,18 @@ impl GgufBuilder {
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
             .with_context(|| format!("tensor {name}: shape {dims:?} overflows"))?;
-        let size = ty
-            .bytes_for(n)
-            .with_context(|| format!("tensor {name}: {n} elements are not whole {} blocks", ty.name()))?;
+        let size = ty.bytes_for(n).with_context(|| {
+            format!("tensor {name}: {n} elements are not whole {} blocks", ty.name())
+        })?;
         let offset = self.data_len;
         self.data_len = align_up(offset + size, self.alignment);
-        self.tensors.push(TensorDecl { name: name.to_owned(), dims: dims.to_vec(), ty, offset, size });
+        self.tensors.push(TensorDecl {
+            name: name.to_owned(),
+            dims: dims.to_vec(),
+            ty,
+            offset,
+            size,
+        });
         Ok(size)
     }
 
@@ -281,7 +289,13 @@ impl GgufBuilder {
     /// Step 2: writes the header to `out` and returns the stream that takes the tensor data.
     pub fn start<W: Write>(self, mut out: W) -> io::Result<GgufStream<W>> {
         out.write_all(&self.header_bytes())?;
-        Ok(GgufStream { out, alignment: self.alignment, tensors: self.tensors, current: 0, written: 0 })
+        Ok(GgufStream {
+            out,
+            alignment: self.alignment,
+            tensors: self.tensors,
+            current: 0,
+            written: 0,
+        })
     }
 }
 
