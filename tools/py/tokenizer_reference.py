@@ -22,6 +22,10 @@ the separator ff ff ff ff. The Rust tests compute the same.
 Usage: python3 tools/py/tokenizer_reference.py [--data ../shared/data] [--out tests/fixtures/tokenizer]
        python3 tools/py/tokenizer_reference.py --show "some text"   (prints ids and tokens)
        python3 tools/py/tokenizer_reference.py --bench FILE         (encode throughput, one thread)
+       python3 tools/py/tokenizer_reference.py --gguf OUT.gguf [--index]
+           (GPT-2's tokenizer as a metadata-only GGUF written by the `gguf` package, as llama.cpp's
+           converter lays it out; --index adds the mote.tokenizer.* arrays, computed here
+           independently of mote, which checks them on load)
 """
 
 import argparse
@@ -159,6 +163,58 @@ def write_json(path, obj):
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
+def split_merge(m):
+    """A merge's (left, right) bytes: split at the first space after the first byte."""
+    b = m.encode("utf-8")
+    at = b.index(b" ", 1)
+    return b[:at], b[at + 1:]
+
+
+def record_offsets(strings):
+    offsets, at = [], 0
+    for s in strings:
+        offsets.append(at)
+        at += 8 + len(s.encode("utf-8"))
+    return offsets
+
+
+def write_gguf(data, out, with_index):
+    import gguf
+
+    d = data / "gpt2-tokenizer"
+    encoder = json.loads((d / "encoder.json").read_text(encoding="utf-8"))
+    tokens = [None] * len(encoder)
+    for t, i in encoder.items():
+        tokens[i] = t
+    merges = [l for l in (d / "vocab.bpe").read_text(encoding="utf-8").split("\n")
+              if l and not l.startswith("#version")]
+    w = gguf.GGUFWriter(str(out), arch="gpt2")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt-2")
+    w.add_token_list(tokens)
+    w.add_token_types([gguf.TokenType.CONTROL if t == SPECIAL else gguf.TokenType.NORMAL for t in tokens])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(encoder[SPECIAL])
+    w.add_eos_token_id(encoder[SPECIAL])
+    if with_index:
+        u32 = gguf.GGUFValueType.UINT32
+        arrays = [
+            ("mote.tokenizer.token_offsets", record_offsets(tokens)),
+            ("mote.tokenizer.token_order",
+             sorted(range(len(tokens)), key=lambda i: (tokens[i].encode("utf-8"), i))),
+            ("mote.tokenizer.merge_offsets", record_offsets(merges)),
+            ("mote.tokenizer.merge_order",
+             sorted(range(len(merges)), key=lambda i: (*split_merge(merges[i]), i))),
+        ]
+        for key, values in arrays:
+            w.add_key_value(key, values, gguf.GGUFValueType.ARRAY, sub_type=u32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(f"wrote {out}")
+
+
 def main():
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     root = Path(__file__).resolve().parents[2]
@@ -167,7 +223,12 @@ def main():
     ap.add_argument("--out", type=Path, default=root / "tests" / "fixtures" / "tokenizer")
     ap.add_argument("--show", help="print the ids and tokens of one string and exit")
     ap.add_argument("--bench", type=Path, help="time encoding FILE line by line and exit")
+    ap.add_argument("--gguf", type=Path, help="write GPT-2's tokenizer as a GGUF and exit")
+    ap.add_argument("--index", action="store_true", help="with --gguf: add the mote.tokenizer.* index")
     args = ap.parse_args()
+    if args.gguf is not None:
+        write_gguf(args.data, args.gguf, args.index)
+        return
     tok, special = gpt2_tokenizer(args.data)
 
     if args.show is not None:
@@ -175,16 +236,22 @@ def main():
         print(json.dumps({"ids": enc.ids, "tokens": enc.tokens}, ensure_ascii=False))
         return
     if args.bench is not None:
+        # One thread (TOKENIZERS_PARALLELISM=false, no encode_batch), best of 3, the whole file as
+        # one string (what `mote tokenize --file F --stats` does) and line by line.
         text = args.bench.read_bytes().decode("utf-8")
-        lines = text.split("\n")
-        best = None
-        for _ in range(3):
-            t0 = time.perf_counter()
-            n = sum(len(tok.encode(line).ids) for line in lines)
-            dt = time.perf_counter() - t0
-            best = dt if best is None else min(best, dt)
         mb = len(text.encode("utf-8")) / 1e6
-        print(f"{args.bench}: {mb:.3f} MB, {n} tokens, best of 3: {best:.3f} s, {mb / best:.2f} MB/s")
+        for mode, run in [
+            ("whole file", lambda: len(tok.encode(text).ids)),
+            ("line by line", lambda: sum(len(tok.encode(line).ids) for line in text.split("\n"))),
+        ]:
+            best = None
+            for _ in range(3):
+                t0 = time.perf_counter()
+                n = run()
+                dt = time.perf_counter() - t0
+                best = dt if best is None else min(best, dt)
+            print(f"{args.bench.name} ({mode}): {mb:.3f} MB, {n} ids, best of 3: {best:.3f} s, "
+                  f"{mb / best:.2f} MB/s")
         return
 
     args.out.mkdir(parents=True, exist_ok=True)
