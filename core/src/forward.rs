@@ -1,1 +1,103 @@
-//! Work in progress on the `inference` branch.
+//! One GPT-2 forward step: a token at a position in, next-token logits out, the KV cache extended.
+//!
+//! Letters: `V` vocabulary, `C` width, `F` MLP width, `L` layers. Exactly what Hugging Face's
+//! `GPT2LMHeadModel` computes, one position at a time.
+
+use core::fmt;
+
+use crate::model::{Model, ModelError};
+use crate::ops::{add, gelu, layer_norm, matvec};
+use crate::state::RunState;
+
+/// Why a forward step was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ForwardError {
+    /// A token id outside the vocabulary.
+    TokenOutOfRange {
+        /// The token id.
+        token: u32,
+        /// The vocabulary size.
+        n_vocab: usize,
+    },
+    /// A position at or past the context length.
+    PositionOutOfRange {
+        /// The position.
+        pos: usize,
+        /// The context length.
+        n_ctx: usize,
+    },
+    /// The run state was sized for other hyper-parameters than the model's.
+    StateMismatch,
+    /// A layer's tensors could not be found (cannot happen for a model from [`Model::load`]).
+    Model(ModelError),
+}
+
+impl From<ModelError> for ForwardError {
+    fn from(e: ModelError) -> Self {
+        Self::Model(e)
+    }
+}
+
+impl fmt::Display for ForwardError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TokenOutOfRange { token, n_vocab } => {
+                write!(f, "token id {token} is outside the vocabulary of {n_vocab} tokens")
+            }
+            Self::PositionOutOfRange { pos, n_ctx } => {
+                write!(f, "position {pos} is past the context length {n_ctx}")
+            }
+            Self::StateMismatch => write!(f, "the run state was sized for another model"),
+            Self::Model(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for ForwardError {}
+
+/// Runs `token` at `pos` through the model, extending the KV cache at `pos`, and returns the
+/// logits `(V)` for the next token. Positions `0..pos` must already be in the cache.
+pub fn forward<'s>(
+    model: &Model<'_>,
+    s: &'s mut RunState<'_>,
+    token: u32,
+    pos: usize,
+) -> Result<&'s [f32], ForwardError> {
+    let hp = model.hparams;
+    if *s.hparams() != hp {
+        return Err(ForwardError::StateMismatch);
+    }
+    if token as usize >= hp.n_vocab {
+        return Err(ForwardError::TokenOutOfRange { token, n_vocab: hp.n_vocab });
+    }
+    if pos >= hp.n_ctx {
+        return Err(ForwardError::PositionOutOfRange { pos, n_ctx: hp.n_ctx });
+    }
+
+    // x = wte[token] + wpe[pos]
+    model.wte.row_to_f32(s.x, token as usize);
+    model.wpe.row_to_f32(s.xb, pos);
+    add(s.x, s.xb);
+
+    for l in 0..hp.n_layer {
+        let w = model.layer(l)?;
+        // Attention: x += c_proj(attn(c_attn(ln_1(x))))
+        layer_norm(s.xb, s.x, w.ln_1.weight, w.ln_1.bias, hp.eps);
+        matvec(s.qkv, &w.c_attn.weight, Some(w.c_attn.bias), s.xb, s.xq);
+        s.store_kv(l, pos);
+        s.attend(l, pos);
+        matvec(s.xb2, &w.attn_c_proj.weight, Some(w.attn_c_proj.bias), s.xb, s.xq);
+        add(s.x, s.xb2);
+        // MLP: x += c_proj(gelu(c_fc(ln_2(x))))
+        layer_norm(s.xb, s.x, w.ln_2.weight, w.ln_2.bias, hp.eps);
+        matvec(s.hb, &w.c_fc.weight, Some(w.c_fc.bias), s.xb, s.xq);
+        gelu(s.hb);
+        matvec(s.xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), s.hb, s.xq);
+        add(s.x, s.xb2);
+    }
+
+    // logits = lm_head(ln_f(x))
+    layer_norm(s.xb, s.x, model.ln_f.weight, model.ln_f.bias, hp.eps);
+    matvec(s.logits, &model.lm_head, None, s.xb, s.xq);
+    Ok(s.logits)
+}
