@@ -101,3 +101,95 @@ pub fn forward<'s>(
     matvec(s.logits, &model.lm_head, None, s.xb, s.xq);
     Ok(s.logits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::Gguf;
+    use crate::model::test_model::Spec;
+    use crate::state::KvType;
+
+    fn logits_for(blob: &[u8], kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
+        let g = Gguf::parse(blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
+        let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
+        tokens
+            .iter()
+            .enumerate()
+            .map(|(p, &t)| forward(&m, &mut s, t, p).unwrap().to_vec())
+            .collect()
+    }
+
+    fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+        a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    const TOKENS: [u32; 6] = [3, 17, 0, 39, 8, 8];
+
+    #[test]
+    fn forward_is_bit_reproducible() {
+        let blob = Spec::gpt2(8).build();
+        let a = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let b = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        assert_eq!(a, b);
+        assert!(a.iter().flatten().all(|x| x.is_finite()));
+    }
+
+    #[test]
+    fn f16_and_q8_0_weights_track_f32_weights() {
+        let f = logits_for(&Spec::gpt2(0).build(), KvType::F32, &TOKENS);
+        let h = logits_for(&Spec::gpt2(1).build(), KvType::F32, &TOKENS);
+        let q = logits_for(&Spec::gpt2(8).build(), KvType::F32, &TOKENS);
+        // The synthetic weights are themselves rounded differently per type (f16: 2^-11 relative,
+        // Q8_0: 1/254 of a block's range), so only closeness is expected, not equality.
+        assert!(max_abs_diff(&f, &h) < 0.02, "f16 {}", max_abs_diff(&f, &h));
+        assert!(max_abs_diff(&f, &q) < 0.25, "q8_0 {}", max_abs_diff(&f, &q));
+    }
+
+    #[test]
+    fn kv_cache_types_track_f32_cache() {
+        let blob = Spec::gpt2(0).build();
+        let f = logits_for(&blob, KvType::F32, &TOKENS);
+        let h = logits_for(&blob, KvType::F16, &TOKENS);
+        let q = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        assert!(max_abs_diff(&f, &h) < 0.01, "f16 {}", max_abs_diff(&f, &h));
+        assert!(max_abs_diff(&f, &q) < 0.1, "q8_0 {}", max_abs_diff(&f, &q));
+        // The first position attends to itself only, with weight exactly 1, in every cache type
+        // the result differs only by the value's rounding.
+        assert_ne!(f, q);
+    }
+
+    #[test]
+    fn rejects_token_outside_vocabulary_and_position_past_context() {
+        let blob = Spec::gpt2(0).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+        let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+        assert_eq!(
+            forward(&m, &mut s, 40, 0).unwrap_err(),
+            ForwardError::TokenOutOfRange { token: 40, n_vocab: 40 }
+        );
+        assert_eq!(
+            forward(&m, &mut s, 1, 8).unwrap_err(),
+            ForwardError::PositionOutOfRange { pos: 8, n_ctx: 8 }
+        );
+        assert_eq!(
+            forward(&m, &mut s, u32::MAX, 0).unwrap_err().to_string(),
+            "token id 4294967295 is outside the vocabulary of 40 tokens"
+        );
+    }
+
+    #[test]
+    fn rejects_state_sized_for_another_model() {
+        let blob = Spec::gpt2(0).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let mut other = m.hparams;
+        other.n_ctx = 4;
+        let mut buf = vec![0u8; RunState::bytes_needed(&other, KvType::F32)];
+        let mut s = RunState::new(&other, KvType::F32, &mut buf).unwrap();
+        assert_eq!(forward(&m, &mut s, 1, 0).unwrap_err(), ForwardError::StateMismatch);
+    }
+}

@@ -465,3 +465,368 @@ impl<'a> Model<'a> {
         &self.gguf
     }
 }
+
+/// Synthetic GPT-2 GGUF files for the unit tests of this crate (the real writer lives in the host).
+#[cfg(test)]
+pub(crate) mod test_model {
+    use crate::quant::{quantize_block_q8_0, QK8_0};
+
+    /// A metadata value the builder can write.
+    pub enum Meta {
+        U32(u32),
+        F32(f32),
+        Str(&'static str),
+        Strs(Vec<String>),
+    }
+
+    /// One tensor: name, GGUF dims, ggml type number, data.
+    pub struct Tensor {
+        pub name: String,
+        pub dims: Vec<u64>,
+        pub ty: u32,
+        pub data: Vec<u8>,
+    }
+
+    /// A model description, edited by tests before `build`.
+    pub struct Spec {
+        pub meta: Vec<(String, Meta)>,
+        pub tensors: Vec<Tensor>,
+    }
+
+    /// Deterministic pseudo-random values in [-scale, scale).
+    fn values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    fn encode(v: &[f32], ty: u32, n_in: usize) -> Vec<u8> {
+        match ty {
+            0 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            1 => v.iter().flat_map(|&x| crate::quant::f32_to_f16_bits(x).to_le_bytes()).collect(),
+            _ => {
+                assert_eq!(n_in % QK8_0, 0);
+                v.chunks_exact(QK8_0)
+                    .flat_map(|c| quantize_block_q8_0(c.try_into().unwrap()).to_bytes())
+                    .collect()
+            }
+        }
+    }
+
+    impl Spec {
+        /// A GPT-2 with `V = 40, T = 8, C = 32, NH = 2, L = 2, F = 64`, matrices of ggml type
+        /// `ty` (0 F32, 1 F16, 8 Q8_0), vectors F32, tied output.
+        pub fn gpt2(ty: u32) -> Self {
+            let (v, t, c, nh, l, f) = (40usize, 8usize, 32usize, 2u32, 2usize, 64usize);
+            let meta = vec![
+                ("general.architecture".into(), Meta::Str("gpt2")),
+                ("gpt2.context_length".into(), Meta::U32(t as u32)),
+                ("gpt2.embedding_length".into(), Meta::U32(c as u32)),
+                ("gpt2.feed_forward_length".into(), Meta::U32(f as u32)),
+                ("gpt2.block_count".into(), Meta::U32(l as u32)),
+                ("gpt2.attention.head_count".into(), Meta::U32(nh)),
+                ("gpt2.attention.layer_norm_epsilon".into(), Meta::F32(1e-5)),
+                (
+                    "tokenizer.ggml.tokens".into(),
+                    Meta::Strs((0..v).map(|i| format!("t{i}")).collect()),
+                ),
+                ("tokenizer.ggml.eos_token_id".into(), Meta::U32(v as u32 - 1)),
+            ];
+            let mut spec = Spec { meta, tensors: Vec::new() };
+            let mut seed = 1;
+            let mut mat = |spec: &mut Spec, name: String, n_in: usize, n_out: usize, scale: f32| {
+                seed += 1;
+                let data = encode(&values(seed, n_in * n_out, scale), ty, n_in);
+                spec.tensors.push(Tensor { name, dims: vec![n_in as u64, n_out as u64], ty, data });
+            };
+            mat(&mut spec, "token_embd.weight".into(), c, v, 1.0);
+            mat(&mut spec, "position_embd.weight".into(), c, t, 0.5);
+            for i in 0..l {
+                mat(&mut spec, format!("blk.{i}.attn_qkv.weight"), c, 3 * c, 0.3);
+                mat(&mut spec, format!("blk.{i}.attn_output.weight"), c, c, 0.3);
+                mat(&mut spec, format!("blk.{i}.ffn_up.weight"), c, f, 0.3);
+                mat(&mut spec, format!("blk.{i}.ffn_down.weight"), f, c, 0.3);
+            }
+            let mut seed = 100;
+            let mut vec = |spec: &mut Spec, name: String, n: usize, base: f32| {
+                seed += 1;
+                let v: Vec<f32> = values(seed, n, 0.1).iter().map(|x| x + base).collect();
+                spec.tensors.push(Tensor {
+                    name,
+                    dims: vec![n as u64],
+                    ty: 0,
+                    data: encode(&v, 0, n),
+                });
+            };
+            for i in 0..l {
+                vec(&mut spec, format!("blk.{i}.attn_norm.weight"), c, 1.0);
+                vec(&mut spec, format!("blk.{i}.attn_norm.bias"), c, 0.0);
+                vec(&mut spec, format!("blk.{i}.attn_qkv.bias"), 3 * c, 0.0);
+                vec(&mut spec, format!("blk.{i}.attn_output.bias"), c, 0.0);
+                vec(&mut spec, format!("blk.{i}.ffn_norm.weight"), c, 1.0);
+                vec(&mut spec, format!("blk.{i}.ffn_norm.bias"), c, 0.0);
+                vec(&mut spec, format!("blk.{i}.ffn_up.bias"), f, 0.0);
+                vec(&mut spec, format!("blk.{i}.ffn_down.bias"), c, 0.0);
+            }
+            vec(&mut spec, "output_norm.weight".into(), c, 1.0);
+            vec(&mut spec, "output_norm.bias".into(), c, 0.0);
+            spec
+        }
+
+        /// Removes a tensor.
+        pub fn without(mut self, name: &str) -> Self {
+            self.tensors.retain(|t| t.name != name);
+            self
+        }
+
+        /// The tensor called `name`.
+        pub fn tensor(&mut self, name: &str) -> &mut Tensor {
+            self.tensors.iter_mut().find(|t| t.name == name).unwrap()
+        }
+
+        /// Sets (or adds) a metadata value.
+        pub fn set(mut self, key: &str, value: Meta) -> Self {
+            self.meta.retain(|(k, _)| k != key);
+            self.meta.push((key.into(), value));
+            self
+        }
+
+        /// The GGUF v3 bytes (alignment 32).
+        pub fn build(&self) -> Vec<u8> {
+            let mut b = Vec::new();
+            let str_ = |b: &mut Vec<u8>, s: &str| {
+                b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                b.extend_from_slice(s.as_bytes());
+            };
+            b.extend_from_slice(b"GGUF");
+            b.extend_from_slice(&3u32.to_le_bytes());
+            b.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+            b.extend_from_slice(&(self.meta.len() as u64).to_le_bytes());
+            for (k, v) in &self.meta {
+                str_(&mut b, k);
+                match v {
+                    Meta::U32(x) => {
+                        b.extend_from_slice(&4u32.to_le_bytes());
+                        b.extend_from_slice(&x.to_le_bytes());
+                    }
+                    Meta::F32(x) => {
+                        b.extend_from_slice(&6u32.to_le_bytes());
+                        b.extend_from_slice(&x.to_le_bytes());
+                    }
+                    Meta::Str(s) => {
+                        b.extend_from_slice(&8u32.to_le_bytes());
+                        str_(&mut b, s);
+                    }
+                    Meta::Strs(v) => {
+                        b.extend_from_slice(&9u32.to_le_bytes());
+                        b.extend_from_slice(&8u32.to_le_bytes());
+                        b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                        for s in v {
+                            str_(&mut b, s);
+                        }
+                    }
+                }
+            }
+            let mut offset = 0u64;
+            for t in &self.tensors {
+                str_(&mut b, &t.name);
+                b.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+                for d in &t.dims {
+                    b.extend_from_slice(&d.to_le_bytes());
+                }
+                b.extend_from_slice(&t.ty.to_le_bytes());
+                b.extend_from_slice(&offset.to_le_bytes());
+                offset += (t.data.len() as u64).div_ceil(32) * 32;
+            }
+            for t in &self.tensors {
+                while b.len() % 32 != 0 {
+                    b.push(0);
+                }
+                b.extend_from_slice(&t.data);
+            }
+            b
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_model::{Meta, Spec};
+    use super::*;
+
+    fn load(blob: &[u8]) -> Result<Model<'_>, ModelError> {
+        let g = Gguf::parse(blob).map_err(ModelError::Gguf)?;
+        Model::load(&g)
+    }
+
+    #[test]
+    fn loads_hparams_and_views_of_every_matrix_type() {
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+            let blob = Spec::gpt2(ty.to_u32()).build();
+            let m = load(&blob).unwrap();
+            let hp = m.hparams;
+            assert_eq!(
+                (hp.n_vocab, hp.n_ctx, hp.n_embd, hp.n_head, hp.n_layer, hp.n_ff, hp.eos_token),
+                (40, 8, 32, 2, 2, 64, Some(39))
+            );
+            assert_eq!(hp.head_dim(), 16);
+            assert_eq!(m.wte.ty, ty);
+            assert_eq!((m.wte.n_in, m.wte.n_out), (32, 40));
+            // Tied output: lm_head is wte itself, the same bytes.
+            assert_eq!(m.lm_head, m.wte);
+            let l1 = m.layer(1).unwrap();
+            assert_eq!((l1.c_attn.weight.n_in, l1.c_attn.weight.n_out), (32, 96));
+            assert_eq!((l1.mlp_c_proj.weight.n_in, l1.mlp_c_proj.weight.n_out), (64, 32));
+            assert_eq!(l1.c_fc.bias.len(), 64);
+            // Views point into the blob, not at copies.
+            let base = blob.as_ptr() as usize;
+            let p = m.wte.data.as_ptr() as usize;
+            assert!(p >= base && p < base + blob.len());
+        }
+    }
+
+    #[test]
+    fn dequantized_rows_match_across_types() {
+        let (f32_blob, q_blob) = (Spec::gpt2(0).build(), Spec::gpt2(8).build());
+        let (a, b) = (load(&f32_blob).unwrap(), load(&q_blob).unwrap());
+        let (mut ra, mut rb) = ([0.0f32; 32], [0.0f32; 32]);
+        assert!(a.wte.row_to_f32(&mut ra, 5));
+        assert!(b.wte.row_to_f32(&mut rb, 5));
+        for (x, y) in ra.iter().zip(&rb) {
+            assert!((x - y).abs() < 1.0 / 127.0 + 1e-3, "{x} vs {y}");
+        }
+        assert!(!a.wte.row_to_f32(&mut ra, 40));
+    }
+
+    #[test]
+    fn uses_output_weight_when_present() {
+        let mut spec = Spec::gpt2(0);
+        let wte = spec.tensor("token_embd.weight");
+        let (dims, data) = (wte.dims.clone(), wte.data.iter().map(|b| b ^ 1).collect());
+        spec.tensors.push(super::test_model::Tensor {
+            name: "output.weight".into(),
+            dims,
+            ty: 0,
+            data,
+        });
+        let blob = spec.build();
+        let m = load(&blob).unwrap();
+        assert_ne!(m.lm_head, m.wte);
+    }
+
+    #[test]
+    fn rejects_missing_tensor_by_name() {
+        let blob = Spec::gpt2(0).without("blk.1.ffn_up.bias").build();
+        match load(&blob) {
+            Err(ModelError::Gguf(GgufError::MissingTensor { name })) => {
+                assert_eq!(name.as_str(), "blk.1.ffn_up.bias")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_misshaped_tensor_naming_both_shapes() {
+        let mut spec = Spec::gpt2(0);
+        let t = spec.tensor("blk.0.attn_output.weight");
+        t.dims = vec![16, 64];
+        let blob = spec.build();
+        let err = load(&blob).unwrap_err();
+        assert_eq!(
+            err,
+            ModelError::BadShape {
+                name: name_of("blk.0.attn_output.weight"),
+                expected: [32, 32],
+                expected_dims: 2,
+                found: [16, 64, 1, 1]
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "tensor \"blk.0.attn_output.weight\" has shape [16, 64], expected [32, 32]"
+        );
+    }
+
+    #[test]
+    fn rejects_vocab_that_disagrees_with_token_embedding() {
+        let blob = Spec::gpt2(0)
+            .set("tokenizer.ggml.tokens", Meta::Strs((0..41).map(|i| format!("t{i}")).collect()))
+            .build();
+        assert!(matches!(
+            load(&blob),
+            Err(ModelError::BadShape { expected: [32, 41], found: [32, 40, 1, 1], .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_heads_that_do_not_divide_width() {
+        let blob = Spec::gpt2(0).set("gpt2.attention.head_count", Meta::U32(3)).build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::HeadsDoNotDivideWidth { n_embd: 32, n_head: 3 }
+        );
+    }
+
+    #[test]
+    fn rejects_zero_context_and_bad_epsilon() {
+        let blob = Spec::gpt2(0).set("gpt2.context_length", Meta::U32(0)).build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::BadHParam { key: "gpt2.context_length", value: 0 }
+        );
+        let blob = Spec::gpt2(0).set("gpt2.attention.layer_norm_epsilon", Meta::F32(-1.0)).build();
+        assert_eq!(load(&blob).unwrap_err(), ModelError::BadEpsilon { value: -1.0 });
+    }
+
+    #[test]
+    fn rejects_eos_outside_vocabulary() {
+        let blob = Spec::gpt2(0).set("tokenizer.ggml.eos_token_id", Meta::U32(40)).build();
+        assert_eq!(load(&blob).unwrap_err(), ModelError::EosOutOfRange { eos: 40, n_vocab: 40 });
+    }
+
+    #[test]
+    fn rejects_other_architectures() {
+        let blob = Spec::gpt2(0).set("general.architecture", Meta::Str("llama")).build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::WrongArchitecture { found: name_of("llama") }
+        );
+    }
+
+    #[test]
+    fn rejects_vectors_that_are_not_f32() {
+        let mut spec = Spec::gpt2(0);
+        let t = spec.tensor("output_norm.bias");
+        t.ty = 1;
+        t.data.truncate(64);
+        let blob = spec.build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::VectorNotF32 { name: name_of("output_norm.bias"), ty: GgmlType::F16 }
+        );
+    }
+
+    #[test]
+    fn rejects_unsupported_tensor_type() {
+        let mut spec = Spec::gpt2(0);
+        spec.tensor("blk.0.ffn_up.weight").ty = 2; // Q4_0
+        let blob = spec.build();
+        assert!(matches!(
+            load(&blob),
+            Err(ModelError::Gguf(GgufError::UnsupportedTensorType { ty: 2, .. }))
+        ));
+    }
+
+    #[test]
+    fn rejects_truncated_tensor_data() {
+        let mut blob = Spec::gpt2(0).build();
+        blob.truncate(blob.len() - 1);
+        assert!(matches!(load(&blob), Err(ModelError::Gguf(GgufError::DataOutOfBounds { .. }))));
+    }
+}

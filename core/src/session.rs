@@ -180,3 +180,106 @@ mod tests {
         assert_eq!(argmax(&[]), 0);
     }
 }
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use crate::gguf::Gguf;
+    use crate::model::test_model::{Meta, Spec};
+    use crate::state::KvType;
+
+    fn run(
+        spec: Spec,
+        prompt: &[u32],
+        max_tokens: usize,
+    ) -> (Result<Generated, SessionError>, Vec<u32>, Vec<u32>) {
+        let blob = spec.build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+        let s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+        let mut session = Session::new(&m, s);
+        let mut streamed = Vec::new();
+        let r = session.generate(prompt, max_tokens, |t| streamed.push(t));
+        let expected =
+            if r.is_ok() { greedy_by_steps(&m, prompt, streamed.len() + 1) } else { vec![] };
+        (r, streamed, expected)
+    }
+
+    /// What greedy decoding must give: the argmax after each fed token, by plain forward steps.
+    fn greedy_by_steps(m: &Model<'_>, prompt: &[u32], n: usize) -> Vec<u32> {
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+        let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+        let mut next = 0;
+        for (p, &t) in prompt.iter().enumerate() {
+            next = argmax(forward(m, &mut s, t, p).unwrap());
+        }
+        let mut out = vec![next];
+        let mut p = prompt.len();
+        while out.len() < n && p < m.hparams.n_ctx {
+            next = argmax(forward(m, &mut s, next, p).unwrap());
+            out.push(next);
+            p += 1;
+        }
+        out
+    }
+
+    fn without_eos(spec: Spec) -> Spec {
+        let mut spec = spec;
+        spec.meta.retain(|(k, _)| k != "tokenizer.ggml.eos_token_id");
+        spec
+    }
+
+    #[test]
+    fn stops_at_token_limit_streaming_greedy_tokens() {
+        let (r, streamed, expected) = run(without_eos(Spec::gpt2(0)), &[1, 2], 3);
+        assert_eq!(r, Ok(Generated { stop: StopReason::TokenLimit, n_generated: 3 }));
+        assert_eq!(streamed, expected[..3]);
+    }
+
+    #[test]
+    fn stops_cleanly_when_context_is_full() {
+        // T = 8: a prompt of 6 leaves positions 6 and 7, so the third new token cannot be fed.
+        let (r, streamed, expected) = run(without_eos(Spec::gpt2(0)), &[1, 2, 3, 4, 5, 6], 100);
+        assert_eq!(r, Ok(Generated { stop: StopReason::ContextFull, n_generated: 3 }));
+        assert_eq!(streamed, expected[..3]);
+        // A prompt that fills the context still yields the one token its last position predicts.
+        let (r, _, _) = run(without_eos(Spec::gpt2(0)), &[1; 8], 100);
+        assert_eq!(r, Ok(Generated { stop: StopReason::ContextFull, n_generated: 1 }));
+    }
+
+    #[test]
+    fn stops_at_end_of_text_without_streaming_it() {
+        let (_, _, expected) = run(without_eos(Spec::gpt2(0)), &[5], 2);
+        let eos = expected[1];
+        let spec = Spec::gpt2(0).set("tokenizer.ggml.eos_token_id", Meta::U32(eos));
+        let (r, streamed, _) = run(spec, &[5], 10);
+        if expected[0] == eos {
+            assert_eq!(r, Ok(Generated { stop: StopReason::EndOfText, n_generated: 0 }));
+        } else {
+            assert_eq!(r, Ok(Generated { stop: StopReason::EndOfText, n_generated: 1 }));
+            assert_eq!(streamed, [expected[0]]);
+        }
+    }
+
+    #[test]
+    fn rejects_empty_and_too_long_prompts_and_bad_tokens() {
+        let (r, ..) = run(Spec::gpt2(0), &[], 4);
+        assert_eq!(r, Err(SessionError::EmptyPrompt));
+        let (r, ..) = run(Spec::gpt2(0), &[1; 9], 4);
+        assert_eq!(r, Err(SessionError::PromptTooLong { len: 9, n_ctx: 8 }));
+        let (r, streamed, _) = run(Spec::gpt2(0), &[1, 40], 4);
+        assert_eq!(
+            r,
+            Err(SessionError::Forward(ForwardError::TokenOutOfRange { token: 40, n_vocab: 40 }))
+        );
+        assert!(streamed.is_empty());
+    }
+
+    #[test]
+    fn zero_max_tokens_generates_nothing() {
+        let (r, streamed, _) = run(Spec::gpt2(0), &[1], 0);
+        assert_eq!(r, Ok(Generated { stop: StopReason::TokenLimit, n_generated: 0 }));
+        assert!(streamed.is_empty());
+    }
+}
