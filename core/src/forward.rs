@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use crate::model::{Model, ModelError};
+use crate::model::Model;
 use crate::ops::{add, gelu, layer_norm, matvec};
 use crate::state::RunState;
 
@@ -28,14 +28,12 @@ pub enum ForwardError {
     },
     /// The run state was sized for other hyper-parameters than the model's.
     StateMismatch,
-    /// A layer's tensors could not be found (cannot happen for a model from [`Model::load`]).
-    Model(ModelError),
-}
-
-impl From<ModelError> for ForwardError {
-    fn from(e: ModelError) -> Self {
-        Self::Model(e)
-    }
+    /// A layer's tensors could not be found or checked (cannot happen for a model from
+    /// [`Model::load`], which checks every layer; [`Model::layer`] says which tensor).
+    BadLayer {
+        /// The layer.
+        layer: usize,
+    },
 }
 
 impl fmt::Display for ForwardError {
@@ -48,7 +46,7 @@ impl fmt::Display for ForwardError {
                 write!(f, "position {pos} is past the context length {n_ctx}")
             }
             Self::StateMismatch => write!(f, "the run state was sized for another model"),
-            Self::Model(e) => e.fmt(f),
+            Self::BadLayer { layer } => write!(f, "block {layer} of the model cannot be read"),
         }
     }
 }
@@ -80,7 +78,7 @@ pub fn forward<'s>(
     add(s.x, s.xb);
 
     for l in 0..hp.n_layer {
-        let w = model.layer(l)?;
+        let w = model.layer(l).map_err(|_| ForwardError::BadLayer { layer: l })?;
         // Attention: x += c_proj(attn(c_attn(ln_1(x))))
         layer_norm(s.xb, s.x, w.ln_1.weight, w.ln_1.bias, hp.eps);
         matvec(s.qkv, &w.c_attn.weight, Some(w.c_attn.bias), s.xb, s.xq);

@@ -46,10 +46,9 @@ pub struct HParams {
 impl HParams {
     /// `HS`: the head size, `C / NH` (0 if there are no heads; [`Model::load`] rejects that).
     pub const fn head_dim(&self) -> usize {
-        if self.n_head == 0 {
-            0
-        } else {
-            self.n_embd / self.n_head
+        match self.n_embd.checked_div(self.n_head) {
+            Some(hs) => hs,
+            None => 0,
         }
     }
 }
@@ -94,10 +93,8 @@ pub enum ModelError {
     BadShape {
         /// The tensor.
         name: Name,
-        /// The shape expected (`[n_in]` or `[n_in, n_out]`).
+        /// The shape expected, `[n_in, n_out]` (`n_out` is 1 for a vector).
         expected: [u64; 2],
-        /// Dimensions in use expected (1 for vectors, 2 for matrices).
-        expected_dims: usize,
         /// The shape in the file (unused dimensions are 1).
         found: [u64; 4],
     },
@@ -135,11 +132,11 @@ impl fmt::Display for ModelError {
             Self::EosOutOfRange { eos, n_vocab } => {
                 write!(f, "end-of-text token {eos} is outside the vocabulary of {n_vocab} tokens")
             }
-            Self::BadShape { name, expected, expected_dims, found } => write!(
+            Self::BadShape { name, expected, found } => write!(
                 f,
                 "tensor \"{name}\" has shape {:?}, expected {:?}",
                 trim_dims(found),
-                &expected[..(*expected_dims).min(2)]
+                trim_dims(&[expected[0], expected[1], 1, 1])
             ),
             Self::VectorNotF32 { name, ty } => {
                 write!(f, "tensor \"{name}\" has type {}, vectors must be F32", ty.name())
@@ -360,19 +357,12 @@ fn tensor_name(layer: Option<usize>, part: &str, suffix: &str) -> TensorName {
     s
 }
 
-fn check_shape(
-    t: &TensorInfo<'_>,
-    expected: [u64; 2],
-    expected_dims: usize,
-) -> Result<(), ModelError> {
-    let ok = match expected_dims {
-        1 => t.dims == [expected[0], 1, 1, 1],
-        _ => t.dims == [expected[0], expected[1], 1, 1],
-    };
-    if ok {
+/// A vector is expected as `[n, 1]`, which a 1-D GGUF tensor `[n]` is (unused dimensions are 1).
+fn check_shape(t: &TensorInfo<'_>, expected: [u64; 2]) -> Result<(), ModelError> {
+    if t.dims == [expected[0], expected[1], 1, 1] {
         Ok(())
     } else {
-        Err(ModelError::BadShape { name: name_of(t.name), expected, expected_dims, found: t.dims })
+        Err(ModelError::BadShape { name: name_of(t.name), expected, found: t.dims })
     }
 }
 
@@ -387,7 +377,7 @@ fn matrix<'a>(
 }
 
 fn matrix_of<'a>(t: &TensorInfo<'a>, n_in: usize, n_out: usize) -> Result<Matrix<'a>, ModelError> {
-    check_shape(t, [n_in as u64, n_out as u64], 2)?;
+    check_shape(t, [n_in as u64, n_out as u64])?;
     // The GGUF reader has checked that rows are whole blocks and that the data is exactly the
     // tensor's size, so every row of `row_bytes()` is inside `data`.
     Ok(Matrix { ty: t.ty, n_in, n_out, data: t.data })
@@ -395,7 +385,7 @@ fn matrix_of<'a>(t: &TensorInfo<'a>, n_in: usize, n_out: usize) -> Result<Matrix
 
 fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError> {
     let t = g.require_tensor(name)?;
-    check_shape(&t, [n as u64, 1], 1)?;
+    check_shape(&t, [n as u64, 1])?;
     if t.ty != GgmlType::F32 {
         return Err(ModelError::VectorNotF32 { name: name_of(t.name), ty: t.ty });
     }
@@ -452,7 +442,7 @@ impl<'a> Model<'a> {
         let HParams { n_embd: c, n_ff: f, .. } = self.hparams;
         Ok(Layer {
             ln_1: norm(g, Some(l), "attn_norm", c)?,
-            c_attn: linear(g, l, "attn_qkv", c, 3 * c)?,
+            c_attn: linear(g, l, "attn_qkv", c, c.saturating_mul(3))?,
             attn_c_proj: linear(g, l, "attn_output", c, c)?,
             ln_2: norm(g, Some(l), "ffn_norm", c)?,
             c_fc: linear(g, l, "ffn_up", c, f)?,
@@ -743,7 +733,6 @@ mod tests {
             ModelError::BadShape {
                 name: name_of("blk.0.attn_output.weight"),
                 expected: [32, 32],
-                expected_dims: 2,
                 found: [16, 64, 1, 1]
             }
         );

@@ -5,9 +5,10 @@ A random-init model has near-uniform logits, so a quantized copy "agreeing on th
 prove nothing; a model trained for a couple of minutes has peaked, meaningful distributions.
 
 Writes a Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer files) to
-tests/fixtures/inference/tiny-shakespeare/. Deterministic for a given torch build: seeded, one thread.
+tests/fixtures/inference/tiny-shakespeare/. Deterministic for a given torch build: seeded, one thread, a fixed number of steps (a few minutes
+of one core).
 
-    python3 tools/py/make_test_models.py [--seconds 420]
+    python3 tools/py/make_test_models.py [--steps 1500]
     python3 tools/py/make_test_models.py --bench-models /tmp/mote-bench   # random, not committed
 
 `--bench-models DIR` instead writes randomly initialised Q8_0 GGUF files for the speed benchmark:
@@ -18,6 +19,7 @@ out for `mote eval` (see reference.py).
 """
 import argparse
 import json
+import math
 import time
 import subprocess
 from pathlib import Path
@@ -49,7 +51,7 @@ N_VOCAB, N_CTX, N_EMBD, N_LAYER, N_HEAD = 512, 128, 64, 2, 4
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=420.0, help="training time budget")
+    ap.add_argument("--steps", type=int, default=1500, help="optimizer steps")
     ap.add_argument("--bench-models", type=Path, help="write random benchmark models here instead")
     args = ap.parse_args()
     if args.bench_models:
@@ -81,20 +83,23 @@ def main():
     model = GPT2LMHeadModel(config)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.01)
+    # Linear warm-up, then cosine decay to a tenth: a peaked, well-converged small model.
+    warmup = 50
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
+        0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))))
     batch = 16
     start = time.time()
-    step = 0
-    while time.time() - start < args.seconds:
+    for step in range(args.steps):
         ix = torch.randint(0, len(ids) - N_CTX - 1, (batch,))
         x = torch.stack([ids[i:i + N_CTX] for i in ix])
         loss = model(input_ids=x, labels=x).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         if step % 100 == 0:
             print(f"step {step} loss {loss.item():.3f} ({time.time() - start:.0f} s)", flush=True)
-        step += 1
-    print(f"final step {step} loss {loss.item():.3f}")
+    print(f"final step {args.steps} loss {loss.item():.3f}")
     model.eval()
     model.save_pretrained(OUT, safe_serialization=True)
 

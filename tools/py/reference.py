@@ -69,9 +69,10 @@ def write_gguf(path: Path, model: GPT2LMHeadModel, tokens, merges, eos_id: int, 
     w.add_layer_norm_eps(cfg.layer_norm_epsilon)
     w.add_tokenizer_model("gpt2")
     w.add_token_list(tokens)
-    w.add_token_types([gguf.TokenType.CONTROL if t == "<|endoftext|>" else gguf.TokenType.NORMAL
-                       for t in tokens])
-    w.add_token_merges(merges)
+    if merges:  # a complete tokenizer; without merges only the vocabulary, to keep the file small
+        w.add_token_types([gguf.TokenType.CONTROL if t == "<|endoftext|>" else gguf.TokenType.NORMAL
+                           for t in tokens])
+        w.add_token_merges(merges)
     w.add_bos_token_id(eos_id)
     w.add_eos_token_id(eos_id)
 
@@ -139,13 +140,13 @@ def top2_margin(logits: np.ndarray) -> float:
     return float((s[..., -1] - s[..., -2]).min())
 
 
-def reference_prompts(model, out_dir: Path, prompts, full_sequence: bool):
-    """Logits at every prompt position (and, if full_sequence, at every position of prompt + the
-    first 63 greedy tokens, so that top-1 agreement is measured over many positions)."""
+def reference_prompts(model, out_dir: Path, prompts, n_full: int):
+    """Logits at every prompt position; for the first n_full prompts at every position of the prompt
+    and the first 63 greedy tokens too (more positions, kept few to keep the fixtures small)."""
     entries = []
     for i, (text, ids) in enumerate(prompts):
         gen = greedy(model, ids, N_GREEDY)
-        seq = ids + gen[:-1] if full_sequence else ids
+        seq = ids + gen[:-1] if i < n_full else ids
         logits = logits_of(model, seq)
         fname = f"logits-{i}.f32"
         save_f32(out_dir / fname, logits)
@@ -207,7 +208,7 @@ def main():
         "hf_dir": "tiny-shakespeare",
         "gguf": {"f32": "tiny-shakespeare/model-f32.gguf", "q8_0": "tiny-shakespeare/model-q8_0.gguf"},
         "n_vocab": model.config.vocab_size, "n_ctx": model.config.n_positions, "eos": eos,
-        "prompts": reference_prompts(model, tiny_dir, prompts, full_sequence=True),
+        "prompts": reference_prompts(model, tiny_dir, prompts, n_full=1),
         "eval": {
             # The text is not copied into the repository: it is this slice of the shared file.
             "text": "tinyshakespeare/input.txt",
@@ -223,15 +224,17 @@ def main():
     fake_dir.mkdir(parents=True, exist_ok=True)
     model = GPT2LMHeadModel.from_pretrained(shared_data() / "hf-lmbuddy-fake-gpt2", attn_implementation="eager").eval()
     tokens, merges = gpt2_vocab(shared_data() / "gpt2-tokenizer/encoder.json", shared_data() / "gpt2-tokenizer/vocab.bpe")
-    write_gguf(fake_dir / "model-f32.gguf", model, tokens, merges, 50256, False, "hf-lmbuddy-fake-gpt2")
-    # "The quick brown" and a lone end-of-text, as GPT-2's tokenizer encodes them.
-    prompts = [("The quick brown", [464, 2068, 7586]), ("<|endoftext|>", [50256])]
+    # No merges: they are 1.4 MB, and inference needs only the vocabulary (the tokenizer is tested
+    # on the shared GPT-2 tokenizer files directly).
+    write_gguf(fake_dir / "model-f32.gguf", model, tokens, [], 50256, False, "hf-lmbuddy-fake-gpt2")
+    # "The quick brown", as GPT-2's tokenizer encodes it (each position's logits are 200 kB here).
+    prompts = [("The quick brown", [464, 2068, 7586])]
     index["models"].append({
         "name": "fake-gpt2",
         "hf_dir": "../shared/data/hf-lmbuddy-fake-gpt2",
         "gguf": {"f32": "fake-gpt2/model-f32.gguf"},
         "n_vocab": model.config.vocab_size, "n_ctx": model.config.n_positions, "eos": 50256,
-        "prompts": reference_prompts(model, fake_dir, prompts, full_sequence=False),
+        "prompts": reference_prompts(model, fake_dir, prompts, n_full=0),
     })
 
     (FIX / "index.json").write_text(json.dumps(index, indent=1) + "\n")
