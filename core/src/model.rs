@@ -1,1 +1,821 @@
-//! Work in progress on the `inference` branch.
+//! A GPT-2 model read from a GGUF blob: the hyper-parameters (plain `Copy` data, validated) and the
+//! weights (views into the blob, never copied).
+//!
+//! Letters: `V` vocabulary size, `T` context length, `C` width (`n_embd`), `F` MLP width
+//! (`n_ff`, 4C in GPT-2), `L` layers, `NH` heads, `HS = C / NH` head size.
+//!
+//! GGUF stores a matrix as `[n_in, n_out]`: `dims[0]` is the row length, each row is one output unit
+//! (the converter has already transposed GPT-2's `Conv1D` weights). Names follow llama.cpp's GPT-2
+//! graph: `token_embd` (wte), `position_embd` (wpe), `blk.N.attn_norm` (ln_1), `blk.N.attn_qkv`
+//! (c_attn), `blk.N.attn_output` (attn.c_proj), `blk.N.ffn_norm` (ln_2), `blk.N.ffn_up` (c_fc),
+//! `blk.N.ffn_down` (mlp.c_proj), `output_norm` (ln_f), optional `output` (lm_head, else tied to wte).
+//!
+//! Per-layer views are looked up on demand ([`Model::layer`]) rather than stored, so a model costs a
+//! few words of RAM whatever its depth; [`Model::load`] looks every one of them up once and checks
+//! its shape and type, so that the forward pass never meets a bad tensor.
+
+use core::fmt::{self, Write as _};
+
+use crate::gguf::{GgmlType, Gguf, GgufError, Name, TensorInfo, ERROR_NAME_LEN};
+use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
+
+/// The architecture mote runs (`general.architecture`).
+pub const ARCHITECTURE: &str = "gpt2";
+
+/// Hyper-parameters of a GPT-2 model, read from GGUF metadata and validated by [`Model::load`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HParams {
+    /// `V`: vocabulary size (the length of `tokenizer.ggml.tokens`).
+    pub n_vocab: usize,
+    /// `T`: context length (`gpt2.context_length`).
+    pub n_ctx: usize,
+    /// `C`: width (`gpt2.embedding_length`).
+    pub n_embd: usize,
+    /// `NH`: attention heads (`gpt2.attention.head_count`).
+    pub n_head: usize,
+    /// `L`: blocks (`gpt2.block_count`).
+    pub n_layer: usize,
+    /// `F`: MLP hidden width (`gpt2.feed_forward_length`).
+    pub n_ff: usize,
+    /// Layer norm epsilon (`gpt2.attention.layer_norm_epsilon`).
+    pub eps: f32,
+    /// End-of-text token (`tokenizer.ggml.eos_token_id`), if the file names one.
+    pub eos_token: Option<u32>,
+}
+
+impl HParams {
+    /// `HS`: the head size, `C / NH` (0 if there are no heads; [`Model::load`] rejects that).
+    pub const fn head_dim(&self) -> usize {
+        match self.n_embd.checked_div(self.n_head) {
+            Some(hs) => hs,
+            None => 0,
+        }
+    }
+}
+
+/// Why a GGUF blob is not a GPT-2 model mote can run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelError {
+    /// The blob is malformed, or a required key or tensor is missing or of the wrong kind.
+    Gguf(GgufError),
+    /// `general.architecture` is not `gpt2`.
+    WrongArchitecture {
+        /// The architecture in the file.
+        found: Name,
+    },
+    /// A hyper-parameter that is zero or does not fit in memory addresses.
+    BadHParam {
+        /// The metadata key.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The layer norm epsilon is not a positive finite number.
+    BadEpsilon {
+        /// The value in the file.
+        value: f32,
+    },
+    /// The head count does not divide the width.
+    HeadsDoNotDivideWidth {
+        /// `C`.
+        n_embd: usize,
+        /// `NH`.
+        n_head: usize,
+    },
+    /// The end-of-text token is not in the vocabulary.
+    EosOutOfRange {
+        /// The token id.
+        eos: u64,
+        /// The vocabulary size.
+        n_vocab: usize,
+    },
+    /// A tensor whose shape disagrees with the hyper-parameters.
+    BadShape {
+        /// The tensor.
+        name: Name,
+        /// The shape expected, `[n_in, n_out]` (`n_out` is 1 for a vector).
+        expected: [u64; 2],
+        /// The shape in the file (unused dimensions are 1).
+        found: [u64; 4],
+    },
+    /// A vector (bias or norm) stored as another type than F32.
+    VectorNotF32 {
+        /// The tensor.
+        name: Name,
+        /// Its type.
+        ty: GgmlType,
+    },
+}
+
+impl From<GgufError> for ModelError {
+    fn from(e: GgufError) -> Self {
+        Self::Gguf(e)
+    }
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gguf(e) => e.fmt(f),
+            Self::WrongArchitecture { found } => {
+                write!(f, "model architecture is \"{found}\"; mote runs \"{ARCHITECTURE}\" only")
+            }
+            Self::BadHParam { key, value } => {
+                write!(f, "hyper-parameter {key} = {value} is zero or too large")
+            }
+            Self::BadEpsilon { value } => {
+                write!(f, "layer norm epsilon {value} is not a positive finite number")
+            }
+            Self::HeadsDoNotDivideWidth { n_embd, n_head } => {
+                write!(f, "head count {n_head} does not divide the width {n_embd}")
+            }
+            Self::EosOutOfRange { eos, n_vocab } => {
+                write!(f, "end-of-text token {eos} is outside the vocabulary of {n_vocab} tokens")
+            }
+            Self::BadShape { name, expected, found } => write!(
+                f,
+                "tensor \"{name}\" has shape {:?}, expected {:?}",
+                trim_dims(found),
+                trim_dims(&[expected[0], expected[1], 1, 1])
+            ),
+            Self::VectorNotF32 { name, ty } => {
+                write!(f, "tensor \"{name}\" has type {}, vectors must be F32", ty.name())
+            }
+        }
+    }
+}
+
+impl core::error::Error for ModelError {}
+
+/// The dimensions of a shape up to the last one that is not 1 (at least one).
+fn trim_dims(d: &[u64; 4]) -> &[u64] {
+    let used = d.iter().rposition(|&x| x != 1).map_or(1, |i| i + 1);
+    &d[..used]
+}
+
+fn name_of(s: &str) -> Name {
+    let mut n = Name::new();
+    for c in s.chars() {
+        if n.push(c).is_err() {
+            break;
+        }
+    }
+    n
+}
+
+/// A matrix `W(n_out, n_in)` stored row by row in the blob: row `i` is output unit `i`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Matrix<'a> {
+    /// Element type of the rows.
+    pub ty: GgmlType,
+    /// Row length (input size, GGUF `dims[0]`).
+    pub n_in: usize,
+    /// Number of rows (output size, GGUF `dims[1]`).
+    pub n_out: usize,
+    /// The rows, `n_out * row_bytes()` bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> Matrix<'a> {
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> usize {
+        match self.ty {
+            GgmlType::F32 => self.n_in * 4,
+            GgmlType::F16 => self.n_in * 2,
+            GgmlType::Q8_0 => self.n_in / QK8_0 * Q8_0_BLOCK_BYTES,
+        }
+    }
+
+    /// Row `i`'s bytes, or `None` past the last row.
+    pub fn row(&self, i: usize) -> Option<&'a [u8]> {
+        let rb = self.row_bytes();
+        let start = i.checked_mul(rb)?;
+        self.data.get(start..start.checked_add(rb)?)
+    }
+
+    /// Row `i` as f32: `out(n_in) = W(i, :)`. Returns `false` (and leaves `out` alone) past the last
+    /// row.
+    pub fn row_to_f32(&self, out: &mut [f32], i: usize) -> bool {
+        let Some(row) = self.row(i) else {
+            return false;
+        };
+        match self.ty {
+            GgmlType::F32 => {
+                for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+            GgmlType::F16 => {
+                for (o, b) in out.iter_mut().zip(row.chunks_exact(2)) {
+                    *o = f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+            GgmlType::Q8_0 => crate::quant::dequantize_row_q8_0(out, row),
+        }
+        true
+    }
+}
+
+/// A vector of little-endian f32 in the blob (a bias, or a layer norm's gain or shift). The blob may
+/// sit at any alignment (flash, `include_bytes!`), so the values are read byte-wise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct F32s<'a> {
+    /// `4 * len` bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> F32s<'a> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.data.len() / 4
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.data.len() < 4
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
+        self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+}
+
+/// A layer norm's parameters: `y = (x - mean) / sqrt(var + eps) * weight + bias`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Norm<'a> {
+    /// Gain, `(C)`.
+    pub weight: F32s<'a>,
+    /// Shift, `(C)`.
+    pub bias: F32s<'a>,
+}
+
+/// A linear layer `y = W x + b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Linear<'a> {
+    /// `W(n_out, n_in)`.
+    pub weight: Matrix<'a>,
+    /// `b(n_out)`.
+    pub bias: F32s<'a>,
+}
+
+/// One transformer block's weights, GPT-2 names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layer<'a> {
+    /// Layer norm before attention (`blk.N.attn_norm`).
+    pub ln_1: Norm<'a>,
+    /// Query, key and value projection, `(3C, C)` (`blk.N.attn_qkv`).
+    pub c_attn: Linear<'a>,
+    /// Attention output projection, `(C, C)` (`blk.N.attn_output`).
+    pub attn_c_proj: Linear<'a>,
+    /// Layer norm before the MLP (`blk.N.ffn_norm`).
+    pub ln_2: Norm<'a>,
+    /// MLP up projection, `(F, C)` (`blk.N.ffn_up`).
+    pub c_fc: Linear<'a>,
+    /// MLP down projection, `(C, F)` (`blk.N.ffn_down`).
+    pub mlp_c_proj: Linear<'a>,
+}
+
+/// A GPT-2 model: hyper-parameters plus views into the GGUF blob.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    /// The validated hyper-parameters.
+    pub hparams: HParams,
+    /// Token embedding, `(V, C)` (`token_embd`).
+    pub wte: Matrix<'a>,
+    /// Position embedding, `(T, C)` (`position_embd`).
+    pub wpe: Matrix<'a>,
+    /// Final layer norm (`output_norm`).
+    pub ln_f: Norm<'a>,
+    /// Output projection, `(V, C)`: `output` if the file has it, else `wte` (tied).
+    pub lm_head: Matrix<'a>,
+    gguf: Gguf<'a>,
+}
+
+/// Reads a size hyper-parameter: present, an integer, non-zero, and fitting `usize`.
+fn size_param(g: &Gguf<'_>, key: &'static str) -> Result<usize, ModelError> {
+    let v = g.get_uint(key)?;
+    match usize::try_from(v) {
+        Ok(n) if n > 0 && n <= u32::MAX as usize => Ok(n),
+        _ => Err(ModelError::BadHParam { key, value: v }),
+    }
+}
+
+impl HParams {
+    /// Reads and validates the hyper-parameters of a GPT-2 GGUF file (the tensors are checked by
+    /// [`Model::load`]).
+    pub fn from_gguf(g: &Gguf<'_>) -> Result<Self, ModelError> {
+        let arch = g.get_str("general.architecture")?;
+        if arch != ARCHITECTURE {
+            return Err(ModelError::WrongArchitecture { found: name_of(arch) });
+        }
+        let n_ctx = size_param(g, "gpt2.context_length")?;
+        let n_embd = size_param(g, "gpt2.embedding_length")?;
+        let n_ff = size_param(g, "gpt2.feed_forward_length")?;
+        let n_layer = size_param(g, "gpt2.block_count")?;
+        let n_head = size_param(g, "gpt2.attention.head_count")?;
+        let eps = g.get_f32("gpt2.attention.layer_norm_epsilon")?;
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(ModelError::BadEpsilon { value: eps });
+        }
+        if n_embd % n_head != 0 {
+            return Err(ModelError::HeadsDoNotDivideWidth { n_embd, n_head });
+        }
+        let n_vocab = g.get_array("tokenizer.ggml.tokens")?.len();
+        if n_vocab == 0 || n_vocab > u32::MAX as usize {
+            return Err(ModelError::BadHParam {
+                key: "tokenizer.ggml.tokens",
+                value: n_vocab as u64,
+            });
+        }
+        let eos_token = match g.get("tokenizer.ggml.eos_token_id") {
+            None => None,
+            Some(_) => {
+                let eos = g.get_uint("tokenizer.ggml.eos_token_id")?;
+                if eos >= n_vocab as u64 {
+                    return Err(ModelError::EosOutOfRange { eos, n_vocab });
+                }
+                Some(eos as u32)
+            }
+        };
+        Ok(Self { n_vocab, n_ctx, n_embd, n_head, n_layer, n_ff, eps, eos_token })
+    }
+}
+
+/// A tensor name built without allocating (`blk.12.attn_qkv.weight`).
+type TensorName = heapless::String<ERROR_NAME_LEN>;
+
+/// `blk.{l}.{part}.{suffix}` for a block's tensor, `{part}.{suffix}` for a global one.
+fn tensor_name(layer: Option<usize>, part: &str, suffix: &str) -> TensorName {
+    let mut s = TensorName::new();
+    // The longest name built here is well under ERROR_NAME_LEN; a failed write would only make the
+    // look-up miss and report the (cut) name as missing.
+    let _ = match layer {
+        Some(l) => write!(s, "blk.{l}.{part}.{suffix}"),
+        None => write!(s, "{part}.{suffix}"),
+    };
+    s
+}
+
+/// A vector is expected as `[n, 1]`, which a 1-D GGUF tensor `[n]` is (unused dimensions are 1).
+fn check_shape(t: &TensorInfo<'_>, expected: [u64; 2]) -> Result<(), ModelError> {
+    if t.dims == [expected[0], expected[1], 1, 1] {
+        Ok(())
+    } else {
+        Err(ModelError::BadShape { name: name_of(t.name), expected, found: t.dims })
+    }
+}
+
+fn matrix<'a>(
+    g: &Gguf<'a>,
+    name: &str,
+    n_in: usize,
+    n_out: usize,
+) -> Result<Matrix<'a>, ModelError> {
+    let t = g.require_tensor(name)?;
+    matrix_of(&t, n_in, n_out)
+}
+
+fn matrix_of<'a>(t: &TensorInfo<'a>, n_in: usize, n_out: usize) -> Result<Matrix<'a>, ModelError> {
+    check_shape(t, [n_in as u64, n_out as u64])?;
+    // The GGUF reader has checked that rows are whole blocks and that the data is exactly the
+    // tensor's size, so every row of `row_bytes()` is inside `data`.
+    Ok(Matrix { ty: t.ty, n_in, n_out, data: t.data })
+}
+
+fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError> {
+    let t = g.require_tensor(name)?;
+    check_shape(&t, [n as u64, 1])?;
+    if t.ty != GgmlType::F32 {
+        return Err(ModelError::VectorNotF32 { name: name_of(t.name), ty: t.ty });
+    }
+    Ok(F32s { data: t.data })
+}
+
+fn norm<'a>(
+    g: &Gguf<'a>,
+    layer: Option<usize>,
+    part: &str,
+    n: usize,
+) -> Result<Norm<'a>, ModelError> {
+    Ok(Norm {
+        weight: vector(g, &tensor_name(layer, part, "weight"), n)?,
+        bias: vector(g, &tensor_name(layer, part, "bias"), n)?,
+    })
+}
+
+fn linear<'a>(
+    g: &Gguf<'a>,
+    layer: usize,
+    part: &str,
+    n_in: usize,
+    n_out: usize,
+) -> Result<Linear<'a>, ModelError> {
+    Ok(Linear {
+        weight: matrix(g, &tensor_name(Some(layer), part, "weight"), n_in, n_out)?,
+        bias: vector(g, &tensor_name(Some(layer), part, "bias"), n_out)?,
+    })
+}
+
+impl<'a> Model<'a> {
+    /// Reads the hyper-parameters and finds and checks every tensor of a GPT-2 GGUF file.
+    pub fn load(g: &Gguf<'a>) -> Result<Self, ModelError> {
+        let hp = HParams::from_gguf(g)?;
+        let (v, t, c) = (hp.n_vocab, hp.n_ctx, hp.n_embd);
+        let wte = matrix(g, "token_embd.weight", c, v)?;
+        let wpe = matrix(g, "position_embd.weight", c, t)?;
+        let ln_f = norm(g, None, "output_norm", c)?;
+        let lm_head = match g.tensor("output.weight") {
+            Some(out) => matrix_of(&out, c, v)?,
+            None => wte,
+        };
+        let model = Self { hparams: hp, wte, wpe, ln_f, lm_head, gguf: *g };
+        for l in 0..hp.n_layer {
+            model.layer(l)?;
+        }
+        Ok(model)
+    }
+
+    /// Block `l`'s weights (looked up in the blob; [`Model::load`] has checked every block).
+    pub fn layer(&self, l: usize) -> Result<Layer<'a>, ModelError> {
+        let g = &self.gguf;
+        let HParams { n_embd: c, n_ff: f, .. } = self.hparams;
+        Ok(Layer {
+            ln_1: norm(g, Some(l), "attn_norm", c)?,
+            c_attn: linear(g, l, "attn_qkv", c, c.saturating_mul(3))?,
+            attn_c_proj: linear(g, l, "attn_output", c, c)?,
+            ln_2: norm(g, Some(l), "ffn_norm", c)?,
+            c_fc: linear(g, l, "ffn_up", c, f)?,
+            mlp_c_proj: linear(g, l, "ffn_down", f, c)?,
+        })
+    }
+
+    /// The parsed GGUF file the weights point into.
+    pub fn gguf(&self) -> &Gguf<'a> {
+        &self.gguf
+    }
+}
+
+/// Synthetic GPT-2 GGUF files for the unit tests of this crate (the real writer lives in the host).
+#[cfg(test)]
+pub(crate) mod test_model {
+    use crate::quant::{quantize_block_q8_0, QK8_0};
+
+    /// A metadata value the builder can write.
+    pub enum Meta {
+        U32(u32),
+        F32(f32),
+        Str(&'static str),
+        Strs(Vec<String>),
+    }
+
+    /// One tensor: name, GGUF dims, ggml type number, data.
+    pub struct Tensor {
+        pub name: String,
+        pub dims: Vec<u64>,
+        pub ty: u32,
+        pub data: Vec<u8>,
+    }
+
+    /// A model description, edited by tests before `build`.
+    pub struct Spec {
+        pub meta: Vec<(String, Meta)>,
+        pub tensors: Vec<Tensor>,
+    }
+
+    /// Deterministic pseudo-random values in [-scale, scale).
+    fn values(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+            })
+            .collect()
+    }
+
+    fn encode(v: &[f32], ty: u32, n_in: usize) -> Vec<u8> {
+        match ty {
+            0 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            1 => v.iter().flat_map(|&x| crate::quant::f32_to_f16_bits(x).to_le_bytes()).collect(),
+            _ => {
+                assert_eq!(n_in % QK8_0, 0);
+                v.chunks_exact(QK8_0)
+                    .flat_map(|c| quantize_block_q8_0(c.try_into().unwrap()).to_bytes())
+                    .collect()
+            }
+        }
+    }
+
+    impl Spec {
+        /// A GPT-2 with `V = 40, T = 8, C = 32, NH = 2, L = 2, F = 64`, matrices of ggml type
+        /// `ty` (0 F32, 1 F16, 8 Q8_0), vectors F32, tied output.
+        pub fn gpt2(ty: u32) -> Self {
+            let (v, t, c, nh, l, f) = (40usize, 8usize, 32usize, 2u32, 2usize, 64usize);
+            let meta = vec![
+                ("general.architecture".into(), Meta::Str("gpt2")),
+                ("gpt2.context_length".into(), Meta::U32(t as u32)),
+                ("gpt2.embedding_length".into(), Meta::U32(c as u32)),
+                ("gpt2.feed_forward_length".into(), Meta::U32(f as u32)),
+                ("gpt2.block_count".into(), Meta::U32(l as u32)),
+                ("gpt2.attention.head_count".into(), Meta::U32(nh)),
+                ("gpt2.attention.layer_norm_epsilon".into(), Meta::F32(1e-5)),
+                (
+                    "tokenizer.ggml.tokens".into(),
+                    Meta::Strs((0..v).map(|i| format!("t{i}")).collect()),
+                ),
+                ("tokenizer.ggml.eos_token_id".into(), Meta::U32(v as u32 - 1)),
+            ];
+            let mut spec = Spec { meta, tensors: Vec::new() };
+            let mut seed = 1;
+            let mut mat = |spec: &mut Spec, name: String, n_in: usize, n_out: usize, scale: f32| {
+                seed += 1;
+                let data = encode(&values(seed, n_in * n_out, scale), ty, n_in);
+                spec.tensors.push(Tensor { name, dims: vec![n_in as u64, n_out as u64], ty, data });
+            };
+            mat(&mut spec, "token_embd.weight".into(), c, v, 1.0);
+            mat(&mut spec, "position_embd.weight".into(), c, t, 0.5);
+            for i in 0..l {
+                mat(&mut spec, format!("blk.{i}.attn_qkv.weight"), c, 3 * c, 0.3);
+                mat(&mut spec, format!("blk.{i}.attn_output.weight"), c, c, 0.3);
+                mat(&mut spec, format!("blk.{i}.ffn_up.weight"), c, f, 0.3);
+                mat(&mut spec, format!("blk.{i}.ffn_down.weight"), f, c, 0.3);
+            }
+            let mut seed = 100;
+            let mut vec = |spec: &mut Spec, name: String, n: usize, base: f32| {
+                seed += 1;
+                let v: Vec<f32> = values(seed, n, 0.1).iter().map(|x| x + base).collect();
+                spec.tensors.push(Tensor {
+                    name,
+                    dims: vec![n as u64],
+                    ty: 0,
+                    data: encode(&v, 0, n),
+                });
+            };
+            for i in 0..l {
+                vec(&mut spec, format!("blk.{i}.attn_norm.weight"), c, 1.0);
+                vec(&mut spec, format!("blk.{i}.attn_norm.bias"), c, 0.0);
+                vec(&mut spec, format!("blk.{i}.attn_qkv.bias"), 3 * c, 0.0);
+                vec(&mut spec, format!("blk.{i}.attn_output.bias"), c, 0.0);
+                vec(&mut spec, format!("blk.{i}.ffn_norm.weight"), c, 1.0);
+                vec(&mut spec, format!("blk.{i}.ffn_norm.bias"), c, 0.0);
+                vec(&mut spec, format!("blk.{i}.ffn_up.bias"), f, 0.0);
+                vec(&mut spec, format!("blk.{i}.ffn_down.bias"), c, 0.0);
+            }
+            vec(&mut spec, "output_norm.weight".into(), c, 1.0);
+            vec(&mut spec, "output_norm.bias".into(), c, 0.0);
+            spec
+        }
+
+        /// Removes a tensor.
+        pub fn without(mut self, name: &str) -> Self {
+            self.tensors.retain(|t| t.name != name);
+            self
+        }
+
+        /// The tensor called `name`.
+        pub fn tensor(&mut self, name: &str) -> &mut Tensor {
+            self.tensors.iter_mut().find(|t| t.name == name).unwrap()
+        }
+
+        /// Sets (or adds) a metadata value.
+        pub fn set(mut self, key: &str, value: Meta) -> Self {
+            self.meta.retain(|(k, _)| k != key);
+            self.meta.push((key.into(), value));
+            self
+        }
+
+        /// The GGUF v3 bytes (alignment 32).
+        pub fn build(&self) -> Vec<u8> {
+            let mut b = Vec::new();
+            let str_ = |b: &mut Vec<u8>, s: &str| {
+                b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                b.extend_from_slice(s.as_bytes());
+            };
+            b.extend_from_slice(b"GGUF");
+            b.extend_from_slice(&3u32.to_le_bytes());
+            b.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+            b.extend_from_slice(&(self.meta.len() as u64).to_le_bytes());
+            for (k, v) in &self.meta {
+                str_(&mut b, k);
+                match v {
+                    Meta::U32(x) => {
+                        b.extend_from_slice(&4u32.to_le_bytes());
+                        b.extend_from_slice(&x.to_le_bytes());
+                    }
+                    Meta::F32(x) => {
+                        b.extend_from_slice(&6u32.to_le_bytes());
+                        b.extend_from_slice(&x.to_le_bytes());
+                    }
+                    Meta::Str(s) => {
+                        b.extend_from_slice(&8u32.to_le_bytes());
+                        str_(&mut b, s);
+                    }
+                    Meta::Strs(v) => {
+                        b.extend_from_slice(&9u32.to_le_bytes());
+                        b.extend_from_slice(&8u32.to_le_bytes());
+                        b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                        for s in v {
+                            str_(&mut b, s);
+                        }
+                    }
+                }
+            }
+            let mut offset = 0u64;
+            for t in &self.tensors {
+                str_(&mut b, &t.name);
+                b.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+                for d in &t.dims {
+                    b.extend_from_slice(&d.to_le_bytes());
+                }
+                b.extend_from_slice(&t.ty.to_le_bytes());
+                b.extend_from_slice(&offset.to_le_bytes());
+                offset += (t.data.len() as u64).div_ceil(32) * 32;
+            }
+            for t in &self.tensors {
+                while b.len() % 32 != 0 {
+                    b.push(0);
+                }
+                b.extend_from_slice(&t.data);
+            }
+            b
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_model::{Meta, Spec};
+    use super::*;
+
+    fn load(blob: &[u8]) -> Result<Model<'_>, ModelError> {
+        let g = Gguf::parse(blob).map_err(ModelError::Gguf)?;
+        Model::load(&g)
+    }
+
+    #[test]
+    fn loads_hparams_and_views_of_every_matrix_type() {
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+            let blob = Spec::gpt2(ty.to_u32()).build();
+            let m = load(&blob).unwrap();
+            let hp = m.hparams;
+            assert_eq!(
+                (hp.n_vocab, hp.n_ctx, hp.n_embd, hp.n_head, hp.n_layer, hp.n_ff, hp.eos_token),
+                (40, 8, 32, 2, 2, 64, Some(39))
+            );
+            assert_eq!(hp.head_dim(), 16);
+            assert_eq!(m.wte.ty, ty);
+            assert_eq!((m.wte.n_in, m.wte.n_out), (32, 40));
+            // Tied output: lm_head is wte itself, the same bytes.
+            assert_eq!(m.lm_head, m.wte);
+            let l1 = m.layer(1).unwrap();
+            assert_eq!((l1.c_attn.weight.n_in, l1.c_attn.weight.n_out), (32, 96));
+            assert_eq!((l1.mlp_c_proj.weight.n_in, l1.mlp_c_proj.weight.n_out), (64, 32));
+            assert_eq!(l1.c_fc.bias.len(), 64);
+            // Views point into the blob, not at copies.
+            let base = blob.as_ptr() as usize;
+            let p = m.wte.data.as_ptr() as usize;
+            assert!(p >= base && p < base + blob.len());
+        }
+    }
+
+    #[test]
+    fn dequantized_rows_match_across_types() {
+        let (f32_blob, q_blob) = (Spec::gpt2(0).build(), Spec::gpt2(8).build());
+        let (a, b) = (load(&f32_blob).unwrap(), load(&q_blob).unwrap());
+        let (mut ra, mut rb) = ([0.0f32; 32], [0.0f32; 32]);
+        assert!(a.wte.row_to_f32(&mut ra, 5));
+        assert!(b.wte.row_to_f32(&mut rb, 5));
+        for (x, y) in ra.iter().zip(&rb) {
+            assert!((x - y).abs() < 1.0 / 127.0 + 1e-3, "{x} vs {y}");
+        }
+        assert!(!a.wte.row_to_f32(&mut ra, 40));
+    }
+
+    #[test]
+    fn uses_output_weight_when_present() {
+        let mut spec = Spec::gpt2(0);
+        let wte = spec.tensor("token_embd.weight");
+        let (dims, data) = (wte.dims.clone(), wte.data.iter().map(|b| b ^ 1).collect());
+        spec.tensors.push(super::test_model::Tensor {
+            name: "output.weight".into(),
+            dims,
+            ty: 0,
+            data,
+        });
+        let blob = spec.build();
+        let m = load(&blob).unwrap();
+        assert_ne!(m.lm_head, m.wte);
+    }
+
+    #[test]
+    fn rejects_missing_tensor_by_name() {
+        let blob = Spec::gpt2(0).without("blk.1.ffn_up.bias").build();
+        match load(&blob) {
+            Err(ModelError::Gguf(GgufError::MissingTensor { name })) => {
+                assert_eq!(name.as_str(), "blk.1.ffn_up.bias")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_misshaped_tensor_naming_both_shapes() {
+        let mut spec = Spec::gpt2(0);
+        let t = spec.tensor("blk.0.attn_output.weight");
+        t.dims = vec![16, 64];
+        let blob = spec.build();
+        let err = load(&blob).unwrap_err();
+        assert_eq!(
+            err,
+            ModelError::BadShape {
+                name: name_of("blk.0.attn_output.weight"),
+                expected: [32, 32],
+                found: [16, 64, 1, 1]
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "tensor \"blk.0.attn_output.weight\" has shape [16, 64], expected [32, 32]"
+        );
+    }
+
+    #[test]
+    fn rejects_vocab_that_disagrees_with_token_embedding() {
+        let blob = Spec::gpt2(0)
+            .set("tokenizer.ggml.tokens", Meta::Strs((0..41).map(|i| format!("t{i}")).collect()))
+            .build();
+        assert!(matches!(
+            load(&blob),
+            Err(ModelError::BadShape { expected: [32, 41], found: [32, 40, 1, 1], .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_heads_that_do_not_divide_width() {
+        let blob = Spec::gpt2(0).set("gpt2.attention.head_count", Meta::U32(3)).build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::HeadsDoNotDivideWidth { n_embd: 32, n_head: 3 }
+        );
+    }
+
+    #[test]
+    fn rejects_zero_context_and_bad_epsilon() {
+        let blob = Spec::gpt2(0).set("gpt2.context_length", Meta::U32(0)).build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::BadHParam { key: "gpt2.context_length", value: 0 }
+        );
+        let blob = Spec::gpt2(0).set("gpt2.attention.layer_norm_epsilon", Meta::F32(-1.0)).build();
+        assert_eq!(load(&blob).unwrap_err(), ModelError::BadEpsilon { value: -1.0 });
+    }
+
+    #[test]
+    fn rejects_eos_outside_vocabulary() {
+        let blob = Spec::gpt2(0).set("tokenizer.ggml.eos_token_id", Meta::U32(40)).build();
+        assert_eq!(load(&blob).unwrap_err(), ModelError::EosOutOfRange { eos: 40, n_vocab: 40 });
+    }
+
+    #[test]
+    fn rejects_other_architectures() {
+        let blob = Spec::gpt2(0).set("general.architecture", Meta::Str("llama")).build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::WrongArchitecture { found: name_of("llama") }
+        );
+    }
+
+    #[test]
+    fn rejects_vectors_that_are_not_f32() {
+        let mut spec = Spec::gpt2(0);
+        let t = spec.tensor("output_norm.bias");
+        t.ty = 1;
+        t.data.truncate(64);
+        let blob = spec.build();
+        assert_eq!(
+            load(&blob).unwrap_err(),
+            ModelError::VectorNotF32 { name: name_of("output_norm.bias"), ty: GgmlType::F16 }
+        );
+    }
+
+    #[test]
+    fn rejects_unsupported_tensor_type() {
+        let mut spec = Spec::gpt2(0);
+        spec.tensor("blk.0.ffn_up.weight").ty = 2; // Q4_0
+        let blob = spec.build();
+        assert!(matches!(
+            load(&blob),
+            Err(ModelError::Gguf(GgufError::UnsupportedTensorType { ty: 2, .. }))
+        ));
+    }
+
+    #[test]
+    fn rejects_truncated_tensor_data() {
+        let mut blob = Spec::gpt2(0).build();
+        blob.truncate(blob.len() - 1);
+        assert!(matches!(load(&blob), Err(ModelError::Gguf(GgufError::DataOutOfBounds { .. }))));
+    }
+}

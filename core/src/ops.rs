@@ -1,1 +1,318 @@
-//! Work in progress on the `inference` branch.
+//! The kernels: free functions on slices, output first, each with its formula.
+//!
+//! Letters: `n` input length, `d` output length.
+//!
+//! Determinism: every sum runs in one fixed order written out here (no reassociation, no fused
+//! multiply-add: Rust never contracts `a * b + c` on its own), and every transcendental function is
+//! `libm`'s, so the results are bit-identical on every target. These are the portable reference
+//! kernels; faster target-specific ones must reproduce them exactly.
+
+use crate::gguf::GgmlType;
+use crate::model::{F32s, Matrix};
+use crate::quant::{f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+
+/// `sqrt(2 / pi)`, GELU's tanh-form constant.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+/// Lanes of the f32 dot product: eight running sums, combined pairwise at the end. The order is
+/// fixed (so the result is the same everywhere) and lets the compiler use SIMD registers.
+const F32_LANES: usize = 8;
+
+/// `sum_i a(i) * b(i)` over the common length, in [`F32_LANES`] interleaved partial sums combined
+/// as `((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))`, then the tail in order.
+fn dot_lanes(a: &[f32], mut b: impl Iterator<Item = f32>) -> f32 {
+    let mut s = [0.0f32; F32_LANES];
+    let mut chunks = a.chunks_exact(F32_LANES);
+    for chunk in chunks.by_ref() {
+        for (acc, &x) in s.iter_mut().zip(chunk) {
+            *acc += x * b.next().unwrap_or(0.0);
+        }
+    }
+    let mut tail = 0.0f32;
+    for &x in chunks.remainder() {
+        tail += x * b.next().unwrap_or(0.0);
+    }
+    ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])) + tail
+}
+
+/// `sum_i x(i) * w(i)` for a row of little-endian f32 bytes.
+pub fn dot_f32(w_row: &[u8], x: &[f32]) -> f32 {
+    let mut s = [0.0f32; F32_LANES];
+    let mut xs = x.chunks_exact(F32_LANES);
+    let mut ws = w_row.chunks_exact(4 * F32_LANES);
+    for (xc, wc) in xs.by_ref().zip(ws.by_ref()) {
+        for ((acc, &xv), wb) in s.iter_mut().zip(xc).zip(wc.chunks_exact(4)) {
+            *acc += xv * f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]);
+        }
+    }
+    let mut tail = 0.0f32;
+    for (&xv, wb) in xs.remainder().iter().zip(ws.remainder().chunks_exact(4)) {
+        tail += xv * f32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]);
+    }
+    ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7])) + tail
+}
+
+/// `sum_i x(i) * w(i)` for a row of little-endian f16 bytes (each weight widened to f32, exactly).
+pub fn dot_f16(w_row: &[u8], x: &[f32]) -> f32 {
+    dot_lanes(x, w_row.chunks_exact(2).map(|b| f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
+}
+
+/// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 file bytes against a
+/// Q8_0 activation: each block's dot product is an exact `i32`, scaled and added in block order.
+pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
+    let mut sum = 0.0f32;
+    for (wb, xb) in w_row.chunks_exact(Q8_0_BLOCK_BYTES).zip(xq) {
+        let (d, qs) = wb.split_at(2);
+        let dw = f16_bits_to_f32(u16::from_le_bytes([d[0], d[1]]));
+        let mut isum = 0i32;
+        for (&w, &x) in qs.iter().zip(&xb.qs) {
+            isum += i32::from(w as i8) * i32::from(x);
+        }
+        sum += isum as f32 * (dw * xb.scale());
+    }
+    sum
+}
+
+/// `out(d) = W(d, n) . x(n) + bias(d)`, over F32, F16 or Q8_0 rows.
+///
+/// For Q8_0 rows `x` is first quantized to Q8_0 blocks in `xq` (at least `n / 32` blocks), as ggml
+/// does; F32 and F16 rows are multiplied in f32. Rows beyond `out`, or an `x` shorter than the rows,
+/// are not read: the caller sizes both from the same hyper-parameters.
+pub fn matvec(
+    out: &mut [f32],
+    w: &Matrix<'_>,
+    bias: Option<F32s<'_>>,
+    x: &[f32],
+    xq: &mut [BlockQ8_0],
+) {
+    let rb = w.row_bytes();
+    if rb == 0 {
+        return;
+    }
+    let rows = w.data.chunks_exact(rb);
+    match w.ty {
+        GgmlType::F32 => {
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot_f32(row, x);
+            }
+        }
+        GgmlType::F16 => {
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot_f16(row, x);
+            }
+        }
+        GgmlType::Q8_0 => {
+            let nb = w.n_in / QK8_0;
+            let xq = match xq.get_mut(..nb) {
+                Some(xq) => xq,
+                None => return,
+            };
+            quantize_row_q8_0(xq, x);
+            for (o, row) in out.iter_mut().zip(rows) {
+                *o = dot_q8_0(row, xq);
+            }
+        }
+    }
+    if let Some(b) = bias {
+        for (o, b) in out.iter_mut().zip(b.iter()) {
+            *o += b;
+        }
+    }
+}
+
+/// `out(n) = (x(n) - mean) / sqrt(var + eps) * weight(n) + bias(n)`, with `mean` and the biased
+/// `var` over `x` (as `torch.nn.LayerNorm`).
+pub fn layer_norm(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, eps: f32) {
+    if x.is_empty() {
+        return;
+    }
+    let n = x.len() as f32;
+    let mut sum = 0.0f32;
+    for &v in x {
+        sum += v;
+    }
+    let mean = sum / n;
+    let mut sq = 0.0f32;
+    for &v in x {
+        let dv = v - mean;
+        sq += dv * dv;
+    }
+    let var = sq / n;
+    let rstd = 1.0 / libm::sqrtf(var + eps);
+    for (((o, &v), w), b) in out.iter_mut().zip(x).zip(weight.iter()).zip(bias.iter()) {
+        *o = (v - mean) * rstd * w + b;
+    }
+}
+
+/// In place, `x = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`: GPT-2's `gelu_new`.
+pub fn gelu(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        let u = *v;
+        *v = 0.5 * u * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (u + 0.044715 * (u * u * u))));
+    }
+}
+
+/// In place, `x(i) = exp(x(i) - max(x)) / sum_j exp(x(j) - max(x))`.
+pub fn softmax(x: &mut [f32]) {
+    let mut max = f32::NEG_INFINITY;
+    for &v in x.iter() {
+        if v > max {
+            max = v;
+        }
+    }
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// In place, `x(n) += y(n)`.
+pub fn add(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{f32_to_f16_bits, quantize_block_q8_0};
+
+    fn f32_bytes(v: &[f32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol, "element {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn matvec_f32_known_answer_with_bias() {
+        // W = [[1, 2, 3], [-1, 0, 0.5]], x = [1, 1, 2], b = [0.5, -1].
+        let w = f32_bytes(&[1.0, 2.0, 3.0, -1.0, 0.0, 0.5]);
+        let b = f32_bytes(&[0.5, -1.0]);
+        let m = Matrix { ty: GgmlType::F32, n_in: 3, n_out: 2, data: &w };
+        let mut out = [0.0f32; 2];
+        matvec(&mut out, &m, Some(F32s { data: &b }), &[1.0, 1.0, 2.0], &mut []);
+        assert_eq!(out, [9.5, -1.0]);
+    }
+
+    #[test]
+    fn matvec_f32_long_rows_use_all_lanes_and_tail() {
+        // 19 = two full lane groups of 8 plus a tail of 3; x(i) = 1, w(i) = i.
+        let w: Vec<f32> = (0..19).map(|i| i as f32).collect();
+        let wb = f32_bytes(&w);
+        let m = Matrix { ty: GgmlType::F32, n_in: 19, n_out: 1, data: &wb };
+        let mut out = [0.0f32; 1];
+        matvec(&mut out, &m, None, &[1.0; 19], &mut []);
+        assert_eq!(out, [171.0]);
+    }
+
+    #[test]
+    fn matvec_f16_known_answer() {
+        let w: Vec<u8> = [0.5f32, -2.0, 0.25, 4.0]
+            .iter()
+            .flat_map(|&x| f32_to_f16_bits(x).to_le_bytes())
+            .collect();
+        let m = Matrix { ty: GgmlType::F16, n_in: 2, n_out: 2, data: &w };
+        let mut out = [0.0f32; 2];
+        matvec(&mut out, &m, None, &[2.0, 1.0], &mut []);
+        assert_eq!(out, [-1.0, 4.5]);
+    }
+
+    #[test]
+    fn matvec_q8_0_is_exact_integer_dot_times_scales() {
+        // Weights: one block, d = 1 (exact in f16), q_w(j) = j - 16. Activation: 127 at j = 0, 1
+        // elsewhere, so amax = 127 gives an activation scale of exactly 1 and q_x = x.
+        let mut wq = [0i8; QK8_0];
+        for (j, q) in wq.iter_mut().enumerate() {
+            *q = j as i8 - 16;
+        }
+        let mut row = vec![0u8; Q8_0_BLOCK_BYTES];
+        row[..2].copy_from_slice(&f32_to_f16_bits(1.0).to_le_bytes());
+        for (b, &q) in row[2..].iter_mut().zip(&wq) {
+            *b = q as u8;
+        }
+        let mut x = [1.0f32; QK8_0];
+        x[0] = 127.0;
+        let m = Matrix { ty: GgmlType::Q8_0, n_in: QK8_0, n_out: 1, data: &row };
+        let mut xq = [BlockQ8_0::ZERO; 1];
+        let mut out = [0.0f32; 1];
+        matvec(&mut out, &m, None, &x, &mut xq);
+        // sum_j q_w(j) * q_x(j) = -16 * 127 + sum_{j=1..31} (j - 16) = -2032 + 0.
+        let expected: i32 = -16 * 127 + (1..32).map(|j| j - 16).sum::<i32>();
+        assert_eq!(expected, -2032);
+        assert_eq!(out, [expected as f32]);
+        assert_eq!(xq[0], quantize_block_q8_0(&x));
+    }
+
+    #[test]
+    fn matvec_q8_0_is_close_to_float_product() {
+        let n = 64;
+        let w: Vec<f32> = (0..2 * n).map(|i| libm::sinf(i as f32 * 0.37)).collect();
+        let x: Vec<f32> = (0..n).map(|i| libm::cosf(i as f32 * 0.11)).collect();
+        let mut bytes = Vec::new();
+        for chunk in w.chunks_exact(QK8_0) {
+            bytes.extend_from_slice(&quantize_block_q8_0(chunk.try_into().unwrap()).to_bytes());
+        }
+        let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: 2, data: &bytes };
+        let mut xq = [BlockQ8_0::ZERO; 2];
+        let mut out = [0.0f32; 2];
+        matvec(&mut out, &m, None, &x, &mut xq);
+        let exact: Vec<f32> =
+            w.chunks_exact(n).map(|r| r.iter().zip(&x).map(|(a, b)| a * b).sum()).collect();
+        assert_close(&out, &exact, 0.05);
+    }
+
+    #[test]
+    fn matvec_ignores_rows_beyond_out_and_short_inputs() {
+        let w = f32_bytes(&[1.0, 1.0, 1.0, 1.0]);
+        let m = Matrix { ty: GgmlType::F32, n_in: 2, n_out: 2, data: &w };
+        let mut out = [0.0f32; 1];
+        matvec(&mut out, &m, None, &[3.0], &mut []);
+        assert_eq!(out, [3.0]);
+    }
+
+    #[test]
+    fn layer_norm_known_answer() {
+        // x = [1, 2, 3, 4]: mean 2.5, var 1.25.
+        let w = f32_bytes(&[1.0, 1.0, 2.0, 1.0]);
+        let b = f32_bytes(&[0.0, 0.0, 0.0, 1.0]);
+        let mut out = [0.0f32; 4];
+        layer_norm(&mut out, &[1.0, 2.0, 3.0, 4.0], F32s { data: &w }, F32s { data: &b }, 0.0);
+        let s = 1.0 / 1.25f32.sqrt();
+        assert_close(&out, &[-1.5 * s, -0.5 * s, 2.0 * 0.5 * s, 1.5 * s + 1.0], 1e-6);
+    }
+
+    #[test]
+    fn gelu_known_answers() {
+        // torch.nn.functional.gelu(x, approximate="tanh") at -3, -1, 0, 0.5, 1, 3.
+        let mut x = [-3.0f32, -1.0, 0.0, 0.5, 1.0, 3.0];
+        gelu(&mut x);
+        assert_close(&x, &[-0.003_637_392, -0.158_808, 0.0, 0.345_714, 0.841_192, 2.996_363], 1e-6);
+    }
+
+    #[test]
+    fn softmax_known_answer_and_large_inputs() {
+        let mut x = [1.0f32, 2.0, 3.0];
+        softmax(&mut x);
+        assert_close(&x, &[0.090_030_57, 0.244_728_48, 0.665_240_94], 1e-7);
+        let mut big = [1000.0f32, 1000.0];
+        softmax(&mut big);
+        assert_eq!(big, [0.5, 0.5]);
+    }
+
+    #[test]
+    fn add_is_elementwise() {
+        let mut x = [1.0f32, 2.0];
+        add(&mut x, &[0.5, -2.0]);
+        assert_eq!(x, [1.5, 0.0]);
+    }
+}

@@ -20,7 +20,7 @@ pub const Q8_0_BLOCK_BYTES: usize = 2 + QK8_0;
 /// The scale is kept as little-endian f16 bits so the block has alignment 1 and size 34, the layout of
 /// ggml's `block_q8_0`, and can be read from any byte offset of a file.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct BlockQ8_0 {
     /// The scale `d`, f16 bits, little-endian.
     pub d: [u8; 2],

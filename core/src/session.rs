@@ -1,1 +1,285 @@
-//! Work in progress on the `inference` branch.
+//! Generation: prefill the prompt one position at a time, then decode greedily, streaming each new
+//! token to a callback, until a stop rule fires.
+//!
+//! Stop rules, checked after each new token is chosen:
+//! 1. the token is the end-of-text token: stop with [`StopReason::EndOfText`] (the token is not
+//!    streamed);
+//! 2. `max_tokens` tokens have been streamed: [`StopReason::TokenLimit`];
+//! 3. the context is full, so the token just streamed cannot be fed back: [`StopReason::ContextFull`].
+//!    This is a deliberate, clean stop: mote does not slide or shift the window, since that would
+//!    silently change what the model sees.
+
+use core::fmt;
+
+use crate::forward::{forward, ForwardError};
+use crate::model::Model;
+use crate::state::RunState;
+
+/// Why generation stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StopReason {
+    /// The model produced the end-of-text token.
+    EndOfText,
+    /// The requested number of tokens was produced.
+    TokenLimit,
+    /// Every position of the context is used.
+    ContextFull,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::EndOfText => "end of text",
+            Self::TokenLimit => "token limit",
+            Self::ContextFull => "context full",
+        })
+    }
+}
+
+/// Why a generation was refused or failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionError {
+    /// The prompt has no tokens (the model needs at least one to predict from).
+    EmptyPrompt,
+    /// The prompt does not fit in the context.
+    PromptTooLong {
+        /// Prompt tokens.
+        len: usize,
+        /// Context length.
+        n_ctx: usize,
+    },
+    /// A forward step failed (a token id outside the vocabulary, a mismatched run state).
+    Forward(ForwardError),
+}
+
+impl From<ForwardError> for SessionError {
+    fn from(e: ForwardError) -> Self {
+        Self::Forward(e)
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::EmptyPrompt => write!(f, "the prompt is empty; give at least one token"),
+            Self::PromptTooLong { len, n_ctx } => {
+                write!(f, "the prompt has {len} tokens, more than the context length {n_ctx}")
+            }
+            Self::Forward(e) => e.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for SessionError {}
+
+/// What a generation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// Why it stopped.
+    pub stop: StopReason,
+    /// Tokens streamed to the callback.
+    pub n_generated: usize,
+}
+
+/// The next token: the index of the largest logit, the first one on ties (as `torch.argmax`); NaNs
+/// are never chosen unless every logit is NaN (then 0). Sampling strategies replace this one place.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best as u32
+}
+
+/// A model and a run state: one conversation with the model, position by position.
+pub struct Session<'m, 'b, 's> {
+    model: &'m Model<'b>,
+    state: RunState<'s>,
+    pos: usize,
+}
+
+impl<'m, 'b, 's> Session<'m, 'b, 's> {
+    /// A session at position 0. The state must have been sized for `model`'s hyper-parameters
+    /// (checked at the first step).
+    pub fn new(model: &'m Model<'b>, state: RunState<'s>) -> Self {
+        Self { model, state, pos: 0 }
+    }
+
+    /// Positions used so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Forgets everything: the next token goes to position 0.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Feeds one token at the next position and returns the logits for the token after it.
+    pub fn step(&mut self, token: u32) -> Result<&[f32], ForwardError> {
+        let logits = forward(self.model, &mut self.state, token, self.pos)?;
+        self.pos += 1;
+        Ok(logits)
+    }
+
+    /// Starts from position 0, feeds `prompt`, then greedily produces up to `max_tokens` tokens,
+    /// calling `on_token` with each as soon as it is chosen. See the module docs for the stop rules.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        mut on_token: impl FnMut(u32),
+    ) -> Result<Generated, SessionError> {
+        let n_ctx = self.model.hparams.n_ctx;
+        if prompt.is_empty() {
+            return Err(SessionError::EmptyPrompt);
+        }
+        if prompt.len() > n_ctx {
+            return Err(SessionError::PromptTooLong { len: prompt.len(), n_ctx });
+        }
+        self.reset();
+        let mut next = 0;
+        for &t in prompt {
+            next = argmax(self.step(t)?);
+        }
+        let mut n_generated = 0;
+        if max_tokens == 0 {
+            return Ok(Generated { stop: StopReason::TokenLimit, n_generated });
+        }
+        loop {
+            if Some(next) == self.model.hparams.eos_token {
+                return Ok(Generated { stop: StopReason::EndOfText, n_generated });
+            }
+            on_token(next);
+            n_generated += 1;
+            if n_generated >= max_tokens {
+                return Ok(Generated { stop: StopReason::TokenLimit, n_generated });
+            }
+            if self.pos >= n_ctx {
+                return Ok(Generated { stop: StopReason::ContextFull, n_generated });
+            }
+            next = argmax(self.step(next)?);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_first_of_ties_and_skips_nan() {
+        assert_eq!(argmax(&[0.0, 2.0, 2.0, 1.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, -1.0, -3.0]), 1);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
+        assert_eq!(argmax(&[]), 0);
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use crate::gguf::Gguf;
+    use crate::model::test_model::{Meta, Spec};
+    use crate::state::KvType;
+
+    fn run(
+        spec: Spec,
+        prompt: &[u32],
+        max_tokens: usize,
+    ) -> (Result<Generated, SessionError>, Vec<u32>, Vec<u32>) {
+        let blob = spec.build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+        let s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+        let mut session = Session::new(&m, s);
+        let mut streamed = Vec::new();
+        let r = session.generate(prompt, max_tokens, |t| streamed.push(t));
+        let expected =
+            if r.is_ok() { greedy_by_steps(&m, prompt, streamed.len() + 1) } else { vec![] };
+        (r, streamed, expected)
+    }
+
+    /// What greedy decoding must give: the argmax after each fed token, by plain forward steps.
+    fn greedy_by_steps(m: &Model<'_>, prompt: &[u32], n: usize) -> Vec<u32> {
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+        let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+        let mut next = 0;
+        for (p, &t) in prompt.iter().enumerate() {
+            next = argmax(forward(m, &mut s, t, p).unwrap());
+        }
+        let mut out = vec![next];
+        let mut p = prompt.len();
+        while out.len() < n && p < m.hparams.n_ctx {
+            next = argmax(forward(m, &mut s, next, p).unwrap());
+            out.push(next);
+            p += 1;
+        }
+        out
+    }
+
+    fn without_eos(spec: Spec) -> Spec {
+        let mut spec = spec;
+        spec.meta.retain(|(k, _)| k != "tokenizer.ggml.eos_token_id");
+        spec
+    }
+
+    #[test]
+    fn stops_at_token_limit_streaming_greedy_tokens() {
+        let (r, streamed, expected) = run(without_eos(Spec::gpt2(0)), &[1, 2], 3);
+        assert_eq!(r, Ok(Generated { stop: StopReason::TokenLimit, n_generated: 3 }));
+        assert_eq!(streamed, expected[..3]);
+    }
+
+    #[test]
+    fn stops_cleanly_when_context_is_full() {
+        // T = 8: a prompt of 6 leaves positions 6 and 7, so the third new token cannot be fed.
+        let (r, streamed, expected) = run(without_eos(Spec::gpt2(0)), &[1, 2, 3, 4, 5, 6], 100);
+        assert_eq!(r, Ok(Generated { stop: StopReason::ContextFull, n_generated: 3 }));
+        assert_eq!(streamed, expected[..3]);
+        // A prompt that fills the context still yields the one token its last position predicts.
+        let (r, _, _) = run(without_eos(Spec::gpt2(0)), &[1; 8], 100);
+        assert_eq!(r, Ok(Generated { stop: StopReason::ContextFull, n_generated: 1 }));
+    }
+
+    #[test]
+    fn stops_at_end_of_text_without_streaming_it() {
+        let (_, _, expected) = run(without_eos(Spec::gpt2(0)), &[5], 2);
+        let eos = expected[1];
+        let spec = Spec::gpt2(0).set("tokenizer.ggml.eos_token_id", Meta::U32(eos));
+        let (r, streamed, _) = run(spec, &[5], 10);
+        if expected[0] == eos {
+            assert_eq!(r, Ok(Generated { stop: StopReason::EndOfText, n_generated: 0 }));
+        } else {
+            assert_eq!(r, Ok(Generated { stop: StopReason::EndOfText, n_generated: 1 }));
+            assert_eq!(streamed, [expected[0]]);
+        }
+    }
+
+    #[test]
+    fn rejects_empty_and_too_long_prompts_and_bad_tokens() {
+        let (r, ..) = run(Spec::gpt2(0), &[], 4);
+        assert_eq!(r, Err(SessionError::EmptyPrompt));
+        let (r, ..) = run(Spec::gpt2(0), &[1; 9], 4);
+        assert_eq!(r, Err(SessionError::PromptTooLong { len: 9, n_ctx: 8 }));
+        let (r, streamed, _) = run(Spec::gpt2(0), &[1, 40], 4);
+        assert_eq!(
+            r,
+            Err(SessionError::Forward(ForwardError::TokenOutOfRange { token: 40, n_vocab: 40 }))
+        );
+        assert!(streamed.is_empty());
+    }
+
+    #[test]
+    fn zero_max_tokens_generates_nothing() {
+        let (r, streamed, _) = run(Spec::gpt2(0), &[1], 0);
+        assert_eq!(r, Ok(Generated { stop: StopReason::TokenLimit, n_generated: 0 }));
+        assert!(streamed.is_empty());
+    }
+}

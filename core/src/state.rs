@@ -1,1 +1,520 @@
-//! Work in progress on the `inference` branch.
+//! The run state: KV cache, activations and logits, carved out of storage the caller provides.
+//!
+//! Letters: `V` vocabulary, `T` context, `C` width, `F` MLP width, `L` layers.
+//!
+//! The size is known before anything runs: [`RunState::bytes_needed`] is a `const fn` of the
+//! hyper-parameters and the KV element type, so the firmware can size a `static` at build time and
+//! the desktop can allocate exactly that. The storage may start at any address: up to
+//! [`ALIGN_SLACK`] bytes at its start are skipped to align the f32 buffers, and are counted in
+//! [`RunState::bytes_needed`].
+
+use core::fmt;
+
+use crate::model::HParams;
+use crate::quant::{
+    f16_bits_to_f32, f32_to_f16_bits, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0,
+};
+
+/// Bytes that may be skipped at the start of the storage to align the f32 buffers.
+pub const ALIGN_SLACK: usize = core::mem::align_of::<f32>() - 1;
+
+/// Element type of the KV cache, chosen per session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KvType {
+    /// Q8_0 blocks along each position's `C` values (needs `C` a multiple of 32): 34 bytes per 32.
+    Q8_0,
+    /// IEEE half: 2 bytes per value.
+    F16,
+    /// f32: 4 bytes per value.
+    F32,
+}
+
+impl KvType {
+    /// Bytes to store one position's keys (or values) for one layer, `C` values.
+    pub const fn row_bytes(self, n_embd: usize) -> usize {
+        match self {
+            Self::Q8_0 => n_embd / QK8_0 * Q8_0_BLOCK_BYTES,
+            Self::F16 => n_embd.saturating_mul(2),
+            Self::F32 => n_embd.saturating_mul(4),
+        }
+    }
+
+    /// The name used on the command line (`q8_0`, `f16`, `f32`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Q8_0 => "q8_0",
+            Self::F16 => "f16",
+            Self::F32 => "f32",
+        }
+    }
+}
+
+/// Why a run state cannot be built in the storage given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StateError {
+    /// The storage is smaller than [`RunState::bytes_needed`].
+    TooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        available: usize,
+    },
+    /// A Q8_0 KV cache needs the width to be a whole number of 32-value blocks.
+    KvWidthNotBlocks {
+        /// The width `C`.
+        n_embd: usize,
+    },
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooSmall { needed, available } => write!(
+                f,
+                "run state needs {needed} bytes of storage, only {available} given"
+            ),
+            Self::KvWidthNotBlocks { n_embd } => write!(
+                f,
+                "a q8_0 KV cache needs the width to be a multiple of {QK8_0}, the model's is {n_embd}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for StateError {}
+
+/// Sizes of the f32 buffers, in values, in storage order.
+const fn f32_lens(hp: &HParams) -> [usize; 7] {
+    let c = hp.n_embd;
+    [
+        c,                   // x
+        c,                   // xb
+        c,                   // xb2
+        c.saturating_mul(3), // qkv
+        hp.n_ff,             // hb
+        hp.n_ctx,            // att
+        hp.n_vocab,          // logits
+    ]
+}
+
+/// Q8_0 blocks for quantizing the widest matrix input (`C` or `F`).
+const fn xq_blocks(hp: &HParams) -> usize {
+    let widest = if hp.n_ff > hp.n_embd { hp.n_ff } else { hp.n_embd };
+    widest / QK8_0
+}
+
+/// Values of one KV cache (keys or values): `(L, T, C)`.
+const fn kv_rows(hp: &HParams) -> usize {
+    hp.n_layer.saturating_mul(hp.n_ctx)
+}
+
+/// One cache (keys or values), `(L, T, C)` of the chosen element type.
+enum KvCache<'s> {
+    Q8_0(&'s mut [BlockQ8_0]),
+    F16(&'s mut [u16]),
+    F32(&'s mut [f32]),
+}
+
+impl KvCache<'_> {
+    /// Stores `x(C)` as row `row` (`layer * T + pos`).
+    fn store(&mut self, row: usize, c: usize, x: &[f32]) {
+        match self {
+            Self::Q8_0(b) => {
+                let nb = c / QK8_0;
+                if let Some(dst) = b.get_mut(row * nb..(row + 1) * nb) {
+                    quantize_row_q8_0(dst, x);
+                }
+            }
+            Self::F16(h) => {
+                if let Some(dst) = h.get_mut(row * c..(row + 1) * c) {
+                    for (d, &v) in dst.iter_mut().zip(x) {
+                        *d = f32_to_f16_bits(v);
+                    }
+                }
+            }
+            Self::F32(f) => {
+                if let Some(dst) = f.get_mut(row * c..(row + 1) * c) {
+                    for (d, &v) in dst.iter_mut().zip(x) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `sum_i q(i) * kv(row, off + i)`, in order.
+    fn dot(&self, row: usize, c: usize, off: usize, q: &[f32]) -> f32 {
+        let mut s = 0.0f32;
+        match self {
+            Self::Q8_0(b) => {
+                let nb = c / QK8_0;
+                let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return 0.0 };
+                for (i, &qi) in q.iter().enumerate() {
+                    let e = off + i;
+                    if let Some(blk) = blocks.get(e / QK8_0) {
+                        s += qi * (f32::from(blk.qs[e % QK8_0]) * blk.scale());
+                    }
+                }
+            }
+            Self::F16(h) => {
+                if let Some(src) = h.get(row * c + off..) {
+                    for (&qi, &k) in q.iter().zip(src) {
+                        s += qi * f16_bits_to_f32(k);
+                    }
+                }
+            }
+            Self::F32(f) => {
+                if let Some(src) = f.get(row * c + off..) {
+                    for (&qi, &k) in q.iter().zip(src) {
+                        s += qi * k;
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// `out(i) += a * kv(row, off + i)`.
+    fn axpy(&self, out: &mut [f32], a: f32, row: usize, c: usize, off: usize) {
+        match self {
+            Self::Q8_0(b) => {
+                let nb = c / QK8_0;
+                let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return };
+                for (i, o) in out.iter_mut().enumerate() {
+                    let e = off + i;
+                    if let Some(blk) = blocks.get(e / QK8_0) {
+                        *o += a * (f32::from(blk.qs[e % QK8_0]) * blk.scale());
+                    }
+                }
+            }
+            Self::F16(h) => {
+                if let Some(src) = h.get(row * c + off..) {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o += a * f16_bits_to_f32(v);
+                    }
+                }
+            }
+            Self::F32(f) => {
+                if let Some(src) = f.get(row * c + off..) {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o += a * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The mutable state of one generation: activations of the current position, logits, and the KV
+/// cache of every position so far, all in storage borrowed from the caller.
+pub struct RunState<'s> {
+    /// The hyper-parameters the state was sized for.
+    hparams: HParams,
+    /// KV element type.
+    kv: KvType,
+    /// Residual stream, `(C)`.
+    pub(crate) x: &'s mut [f32],
+    /// Layer norm output, then attention output, `(C)`.
+    pub(crate) xb: &'s mut [f32],
+    /// Projection output added to the residual, `(C)`.
+    pub(crate) xb2: &'s mut [f32],
+    /// Query, key, value of the current position, `(3C)`.
+    pub(crate) qkv: &'s mut [f32],
+    /// MLP hidden activation, `(F)`.
+    pub(crate) hb: &'s mut [f32],
+    /// Attention scores of one head over the positions so far, `(T)`.
+    pub(crate) att: &'s mut [f32],
+    /// Output logits, `(V)`.
+    pub(crate) logits: &'s mut [f32],
+    /// Q8_0 copy of a matrix input, `(max(C, F) / 32)` blocks.
+    pub(crate) xq: &'s mut [BlockQ8_0],
+    /// Keys, `(L, T, C)`.
+    k_cache: KvCache<'s>,
+    /// Values, `(L, T, C)`.
+    v_cache: KvCache<'s>,
+}
+
+/// Splits `n` items of `size` bytes off the front of `rest`.
+fn take<'s>(rest: &mut &'s mut [u8], n: usize, size: usize) -> &'s mut [u8] {
+    let all = core::mem::take(rest);
+    let at = n.saturating_mul(size).min(all.len());
+    let (head, tail) = all.split_at_mut(at);
+    *rest = tail;
+    head
+}
+
+impl<'s> RunState<'s> {
+    /// Exact bytes of storage a run state needs for `hp` with a KV cache of `kv`, including
+    /// [`ALIGN_SLACK`]. Saturates at `usize::MAX` rather than overflowing.
+    pub const fn bytes_needed(hp: &HParams, kv: KvType) -> usize {
+        let lens = f32_lens(hp);
+        let mut f32s = 0usize;
+        let mut i = 0;
+        while i < lens.len() {
+            f32s = f32s.saturating_add(lens[i]);
+            i += 1;
+        }
+        let kv_bytes = kv_rows(hp).saturating_mul(kv.row_bytes(hp.n_embd)).saturating_mul(2);
+        ALIGN_SLACK
+            .saturating_add(f32s.saturating_mul(4))
+            .saturating_add(kv_bytes)
+            .saturating_add(xq_blocks(hp).saturating_mul(Q8_0_BLOCK_BYTES))
+    }
+
+    /// Carves a run state for `hp` with a `kv` cache out of `storage`, which must hold at least
+    /// [`RunState::bytes_needed`] bytes. The state starts empty (position 0).
+    pub fn new(hp: &HParams, kv: KvType, storage: &'s mut [u8]) -> Result<Self, StateError> {
+        if kv == KvType::Q8_0 && hp.n_embd % QK8_0 != 0 {
+            return Err(StateError::KvWidthNotBlocks { n_embd: hp.n_embd });
+        }
+        let needed = Self::bytes_needed(hp, kv);
+        if storage.len() < needed {
+            return Err(StateError::TooSmall { needed, available: storage.len() });
+        }
+        let skip = storage.as_ptr().align_offset(core::mem::align_of::<f32>()).min(ALIGN_SLACK);
+        let mut rest = &mut storage[skip..];
+
+        let lens = f32_lens(hp);
+        let too_small = StateError::TooSmall { needed, available: 0 };
+        let f32_buf = |rest: &mut &'s mut [u8], n: usize| -> Result<&'s mut [f32], StateError> {
+            let bytes = take(rest, n, 4);
+            bytemuck::try_cast_slice_mut(bytes).map_err(|_| too_small)
+        };
+        let x = f32_buf(&mut rest, lens[0])?;
+        let xb = f32_buf(&mut rest, lens[1])?;
+        let xb2 = f32_buf(&mut rest, lens[2])?;
+        let qkv = f32_buf(&mut rest, lens[3])?;
+        let hb = f32_buf(&mut rest, lens[4])?;
+        let att = f32_buf(&mut rest, lens[5])?;
+        let logits = f32_buf(&mut rest, lens[6])?;
+        let rows = kv_rows(hp);
+        let cache = |rest: &mut &'s mut [u8]| -> Result<KvCache<'s>, StateError> {
+            let values = rows.saturating_mul(hp.n_embd);
+            Ok(match kv {
+                KvType::F32 => KvCache::F32(f32_buf(rest, values)?),
+                KvType::F16 => KvCache::F16(
+                    bytemuck::try_cast_slice_mut(take(rest, values, 2)).map_err(|_| too_small)?,
+                ),
+                KvType::Q8_0 => KvCache::Q8_0(
+                    bytemuck::try_cast_slice_mut(take(rest, values / QK8_0, Q8_0_BLOCK_BYTES))
+                        .map_err(|_| too_small)?,
+                ),
+            })
+        };
+        let k_cache = cache(&mut rest)?;
+        let v_cache = cache(&mut rest)?;
+        let xq = bytemuck::try_cast_slice_mut(take(&mut rest, xq_blocks(hp), Q8_0_BLOCK_BYTES))
+            .map_err(|_| too_small)?;
+        let mut state =
+            Self { hparams: *hp, kv, x, xb, xb2, qkv, hb, att, logits, xq, k_cache, v_cache };
+        state.clear();
+        Ok(state)
+    }
+
+    /// Zeroes every buffer (a fresh state; caches are only read at positions already written, so
+    /// this is for reproducibility of the bytes, not correctness).
+    pub fn clear(&mut self) {
+        for buf in [
+            &mut *self.x,
+            &mut *self.xb,
+            &mut *self.xb2,
+            &mut *self.qkv,
+            &mut *self.hb,
+            &mut *self.att,
+            &mut *self.logits,
+        ] {
+            buf.fill(0.0);
+        }
+        self.xq.fill(BlockQ8_0::ZERO);
+        for cache in [&mut self.k_cache, &mut self.v_cache] {
+            match cache {
+                KvCache::Q8_0(b) => b.fill(BlockQ8_0::ZERO),
+                KvCache::F16(h) => h.fill(0),
+                KvCache::F32(f) => f.fill(0.0),
+            }
+        }
+    }
+
+    /// The hyper-parameters this state was sized for.
+    pub fn hparams(&self) -> &HParams {
+        &self.hparams
+    }
+
+    /// The KV cache element type.
+    pub fn kv_type(&self) -> KvType {
+        self.kv
+    }
+
+    /// The logits of the last forward step, `(V)`.
+    pub fn logits(&self) -> &[f32] {
+        self.logits
+    }
+
+    /// Stores the current position's keys and values (from `qkv`) for `layer` at `pos`.
+    pub(crate) fn store_kv(&mut self, layer: usize, pos: usize) {
+        let c = self.hparams.n_embd;
+        let row = layer * self.hparams.n_ctx + pos;
+        let (k, v) = match self.qkv.get(c..3 * c) {
+            Some(kv) => kv.split_at(c),
+            None => return,
+        };
+        self.k_cache.store(row, c, k);
+        self.v_cache.store(row, c, v);
+    }
+
+    /// Causal attention of the current query (in `qkv`) over positions `0..=pos` of `layer`, one
+    /// head at a time, into `xb`:
+    /// `att(t) = softmax_t(q_h . k_h(t) / sqrt(HS))`, `xb_h = sum_t att(t) * v_h(t)`.
+    pub(crate) fn attend(&mut self, layer: usize, pos: usize) {
+        let HParams { n_embd: c, n_head, n_ctx, .. } = self.hparams;
+        let hs = self.hparams.head_dim();
+        let scale = 1.0 / libm::sqrtf(hs as f32);
+        let base = layer * n_ctx;
+        let att = match self.att.get_mut(..=pos) {
+            Some(a) => a,
+            None => return,
+        };
+        for h in 0..n_head {
+            let off = h * hs;
+            let Some(q) = self.qkv.get(off..off + hs) else { return };
+            for (t, a) in att.iter_mut().enumerate() {
+                *a = self.k_cache.dot(base + t, c, off, q) * scale;
+            }
+            crate::ops::softmax(att);
+            let Some(out) = self.xb.get_mut(off..off + hs) else { return };
+            out.fill(0.0);
+            for (t, &a) in att.iter().enumerate() {
+                self.v_cache.axpy(out, a, base + t, c, off);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(n_embd: usize) -> HParams {
+        HParams {
+            n_vocab: 10,
+            n_ctx: 4,
+            n_embd,
+            n_head: 2,
+            n_layer: 2,
+            n_ff: 4 * n_embd,
+            eps: 1e-5,
+            eos_token: None,
+        }
+    }
+
+    #[test]
+    fn bytes_needed_adds_up_every_buffer() {
+        let h = hp(32);
+        // f32: x, xb, xb2 (3 * 32), qkv 96, hb 128, att 4, logits 10 = 334 values.
+        let f32s = 334 * 4;
+        let xq = (128 / 32) * 34;
+        let kv_rows = 2 * 4;
+        assert_eq!(RunState::bytes_needed(&h, KvType::F32), 3 + f32s + xq + 2 * kv_rows * 32 * 4);
+        assert_eq!(RunState::bytes_needed(&h, KvType::F16), 3 + f32s + xq + 2 * kv_rows * 32 * 2);
+        assert_eq!(RunState::bytes_needed(&h, KvType::Q8_0), 3 + f32s + xq + 2 * kv_rows * 34);
+    }
+
+    #[test]
+    fn bytes_needed_is_usable_in_const_context() {
+        const H: HParams = HParams {
+            n_vocab: 512,
+            n_ctx: 128,
+            n_embd: 64,
+            n_head: 4,
+            n_layer: 2,
+            n_ff: 256,
+            eps: 1e-5,
+            eos_token: Some(0),
+        };
+        const N: usize = RunState::bytes_needed(&H, KvType::Q8_0);
+        static STORAGE: [u8; N] = [0; N];
+        assert_eq!(STORAGE.len(), N);
+    }
+
+    #[test]
+    fn rejects_storage_smaller_than_needed_naming_both_sizes() {
+        let h = hp(32);
+        let needed = RunState::bytes_needed(&h, KvType::F32);
+        let mut buf = vec![0u8; needed - 1];
+        let err = RunState::new(&h, KvType::F32, &mut buf).err();
+        assert_eq!(err, Some(StateError::TooSmall { needed, available: needed - 1 }));
+        let msg = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains(&needed.to_string()) && msg.contains(&(needed - 1).to_string()));
+    }
+
+    #[test]
+    fn accepts_exact_storage_at_any_alignment() {
+        let h = hp(32);
+        for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
+            let needed = RunState::bytes_needed(&h, kv);
+            let mut buf = vec![0u8; needed + 3];
+            for start in 0..4 {
+                assert!(
+                    RunState::new(&h, kv, &mut buf[start..start + needed]).is_ok(),
+                    "{kv:?} {start}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_q8_0_kv_when_width_is_not_blocks() {
+        let h = hp(2);
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(
+            RunState::new(&h, KvType::Q8_0, &mut buf).err(),
+            Some(StateError::KvWidthNotBlocks { n_embd: 2 })
+        );
+        assert!(RunState::new(&h, KvType::F32, &mut buf).is_ok());
+    }
+
+    #[test]
+    fn attention_over_one_position_returns_its_value() {
+        // With a single position the softmax weight is 1, so each head's output is v itself.
+        let h = hp(32);
+        for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
+            let mut buf = vec![0u8; RunState::bytes_needed(&h, kv)];
+            let mut s = RunState::new(&h, kv, &mut buf).unwrap();
+            for (i, v) in s.qkv.iter_mut().enumerate() {
+                *v = (i % 32) as f32 * 0.25 - 4.0;
+            }
+            s.store_kv(1, 0);
+            s.attend(1, 0);
+            let v: Vec<f32> = s.qkv[64..96].to_vec();
+            let tol = if kv == KvType::Q8_0 { 4.0 / 127.0 } else { 0.0 };
+            for (a, b) in s.xb.iter().zip(&v) {
+                assert!((a - b).abs() <= tol, "{kv:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn attention_weights_follow_scaled_dot_products() {
+        // C = 32, two heads of 16. Position 0: k = 0, v = 1; position 1: k = e_0 * 4 (head 0 only),
+        // v = 3. Query of head 0 = e_0: scores 0 and 4/sqrt(16) = 1; head 1 scores 0 and 0.
+        let h = hp(32);
+        let mut buf = vec![0u8; RunState::bytes_needed(&h, KvType::F32)];
+        let mut s = RunState::new(&h, KvType::F32, &mut buf).unwrap();
+        s.qkv.fill(0.0);
+        s.qkv[64..96].fill(1.0);
+        s.store_kv(0, 0);
+        s.qkv.fill(0.0);
+        s.qkv[32] = 4.0;
+        s.qkv[64..96].fill(3.0);
+        s.store_kv(0, 1);
+        s.qkv[..32].fill(0.0);
+        s.qkv[0] = 1.0;
+        s.attend(0, 1);
+        let w1 = libm::expf(1.0) / (1.0 + libm::expf(1.0));
+        let head0 = (1.0 - w1) * 1.0 + w1 * 3.0;
+        assert!((s.xb[0] - head0).abs() < 1e-6, "{}", s.xb[0]);
+        assert!((s.xb[16] - 2.0).abs() < 1e-6, "{}", s.xb[16]);
+    }
+}

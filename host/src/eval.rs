@@ -1,10 +1,151 @@
-//! `mote eval` (work in progress on its own branch).
+//! `mote eval`: perplexity of a model on a text, so that a quantized file can be judged against its
+//! float original.
+//!
+//! Teacher forcing over non-overlapping windows of the context length: the tokens are cut into
+//! windows of `T` tokens; in each window the model, starting from an empty cache, predicts tokens
+//! `1..` from the ones before them (a window's first token is context only). Mean negative
+//! log-likelihood is over all predicted tokens, in f64; perplexity is `exp` of it. This is what
+//! `tools/py/reference.py` computes with transformers.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use mote_core::model::Model;
+use mote_core::session::{argmax, Session};
+use mote_core::state::{KvType, RunState};
+
+use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile};
 
 /// Arguments of `mote eval`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// GGUF model file.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Text file to evaluate on, encoded with the model's tokenizer.
+    #[arg(long, conflicts_with = "token_ids", required_unless_present = "token_ids")]
+    pub text: Option<PathBuf>,
+    /// File of token ids (decimal, separated by commas or whitespace) to evaluate on instead of text.
+    #[arg(long)]
+    pub token_ids: Option<PathBuf>,
+    /// Element type of the KV cache.
+    #[arg(long, value_enum, default_value_t = KvArg::F32)]
+    pub kv: KvArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The result of an evaluation.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Perplexity {
+    /// Tokens in the text.
+    pub n_tokens: usize,
+    /// Tokens predicted (all but the first of each window).
+    pub n_predicted: usize,
+    /// Mean negative log-likelihood per predicted token, in nats.
+    pub mean_nll: f64,
+    /// `exp(mean_nll)`.
+    pub perplexity: f64,
+    /// The model's top token at each predicted position (for agreement checks).
+    #[serde(skip)]
+    pub top1: Vec<u32>,
+}
+
+/// `-log softmax(logits)[target]`, in f64.
+fn nll(logits: &[f32], target: u32) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    let lt = logits.get(target as usize).map_or(f64::NEG_INFINITY, |&l| l as f64);
+    (sum.ln() + max) - lt
+}
+
+/// Evaluates `tokens` (see the module docs for the windows).
+pub fn evaluate(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> anyhow::Result<Perplexity> {
+    let n_ctx = model.hparams.n_ctx;
+    let mut storage = state_storage(model, kv);
+    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let mut session = Session::new(model, state);
+    let (mut total, mut n_predicted, mut top1) = (0.0f64, 0usize, Vec::new());
+    for window in tokens.chunks(n_ctx) {
+        if window.len() < 2 {
+            break;
+        }
+        session.reset();
+        for (i, &t) in window.iter().enumerate() {
+            let logits = session.step(t)?;
+            if let Some(&next) = window.get(i + 1) {
+                total += nll(logits, next);
+                top1.push(argmax(logits));
+                n_predicted += 1;
+            }
+        }
+    }
+    if n_predicted == 0 {
+        bail!("the text has {} tokens; evaluation needs at least 2", tokens.len());
+    }
+    let mean_nll = total / n_predicted as f64;
+    Ok(Perplexity {
+        n_tokens: tokens.len(),
+        n_predicted,
+        mean_nll,
+        perplexity: mean_nll.exp(),
+        top1,
+    })
+}
+
+/// Parses decimal token ids separated by commas or whitespace.
+pub fn parse_token_ids(s: &str) -> anyhow::Result<Vec<u32>> {
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse::<u32>().with_context(|| format!("\"{w}\" is not a token id")))
+        .collect()
+}
 
 /// Runs `mote eval`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("mote eval is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let file = ModelFile::open_arg(args.model.as_deref())?;
+    let gguf = file.gguf()?;
+    let path = args.model.clone().unwrap_or_default();
+    let model = load_model(&gguf, &path)?;
+    let tokens = match (&args.token_ids, &args.text) {
+        (Some(p), _) => {
+            let s = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read token ids from {}", p.display()))?;
+            parse_token_ids(&s).with_context(|| format!("in {}", p.display()))?
+        }
+        (None, Some(p)) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read text from {}", p.display()))?;
+            prompt_tokens(&gguf, Some(&text), None)?
+        }
+        (None, None) => bail!("give --text FILE or --token-ids FILE"),
+    };
+    let r = evaluate(&model, args.kv.into(), &tokens)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "tokens {}  predicted {}  mean NLL {:.6}  perplexity {:.4}",
+            r.n_tokens, r.n_predicted, r.mean_nll, r.perplexity
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nll_of_uniform_logits_is_log_vocab() {
+        let l = [0.5f32; 4];
+        assert!((nll(&l, 2) - 4f64.ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn parses_ids_separated_by_commas_and_whitespace() {
+        assert_eq!(parse_token_ids("1, 2\n3\t4,").unwrap(), vec![1, 2, 3, 4]);
+        assert!(parse_token_ids("1 x").is_err());
+    }
 }

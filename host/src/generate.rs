@@ -1,10 +1,280 @@
-//! `mote generate` (work in progress on its own branch).
+//! `mote generate`: greedy text generation on the desktop, with the same `mote-core` code the
+//! firmware runs. The model file is memory-mapped and read in place; the run state is one
+//! allocation of exactly [`RunState::bytes_needed`] bytes.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context as _};
+use mote_core::gguf::Gguf;
+use mote_core::model::Model;
+use mote_core::session::{Generated, Session};
+use mote_core::state::{KvType, RunState};
 
 /// Arguments of `mote generate`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// GGUF model file (from `mote convert`). Defaults to the bundled model once mote ships one.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Prompt text, encoded with the model's own tokenizer.
+    #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+    pub prompt: Option<String>,
+    /// Prompt as token ids, comma-separated (`--tokens 464,2068,7586`).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub tokens: Option<Vec<u32>>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Element type of the KV cache.
+    #[arg(long, value_enum, default_value_t = KvArg::F32)]
+    pub kv: KvArg,
+    /// Print one JSON object (prompt ids, generated ids, text, tokens/s) instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--kv` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum KvArg {
+    /// Q8_0 blocks (needs a width that is a multiple of 32).
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// IEEE half.
+    F16,
+    /// f32.
+    F32,
+}
+
+impl From<KvArg> for KvType {
+    fn from(k: KvArg) -> Self {
+        match k {
+            KvArg::Q8_0 => KvType::Q8_0,
+            KvArg::F16 => KvType::F16,
+            KvArg::F32 => KvType::F32,
+        }
+    }
+}
+
+/// A memory-mapped model file.
+pub struct ModelFile {
+    map: memmap2::Mmap,
+    path: PathBuf,
+}
+
+impl ModelFile {
+    /// Maps `path` read-only.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot open model {}; check the path", path.display()))?;
+        let map = map_readonly(&file)
+            .with_context(|| format!("cannot memory-map model {}", path.display()))?;
+        Ok(Self { map, path: path.to_path_buf() })
+    }
+
+    /// Maps `--model`, or explains that there is no default model yet.
+    pub fn open_arg(model: Option<&Path>) -> anyhow::Result<Self> {
+        match model {
+            Some(p) => Self::open(p),
+            None => bail!(
+                "no --model given and mote has no bundled default model yet; \
+                 pass --model M.gguf (make one with `mote convert CHECKPOINT_DIR -o M.gguf`)"
+            ),
+        }
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Parses the GGUF header.
+    pub fn gguf(&self) -> anyhow::Result<Gguf<'_>> {
+        Gguf::parse(self.bytes())
+            .with_context(|| format!("{} is not a GGUF file mote can read", self.path.display()))
+    }
+}
+
+#[allow(unsafe_code)]
+fn map_readonly(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the mapping is read-only and every read of it is bounds-checked by mote-core; the
+    // only hazard is the file being truncated by another process while mapped, as for any mmap.
+    unsafe { memmap2::Mmap::map(file) }
+}
+
+/// Loads the model from a parsed file, with a message that says what to do.
+pub fn load_model<'a>(gguf: &Gguf<'a>, path: &Path) -> anyhow::Result<Model<'a>> {
+    Model::load(gguf).with_context(|| {
+        format!(
+            "{} is not a GPT-2 model mote can run (convert Hugging Face GPT-2 checkpoints with `mote convert`)",
+            path.display()
+        )
+    })
+}
+
+/// Storage for a run state of `model` with a `kv` cache, exactly [`RunState::bytes_needed`] bytes.
+pub fn state_storage(model: &Model<'_>, kv: KvType) -> Vec<u8> {
+    vec![0u8; RunState::bytes_needed(&model.hparams, kv)]
+}
+
+/// The prompt's token ids: `--tokens` as given, or `--prompt` through the model's tokenizer.
+pub fn prompt_tokens(
+    _gguf: &Gguf<'_>,
+    prompt: Option<&str>,
+    tokens: Option<&[u32]>,
+) -> anyhow::Result<Vec<u32>> {
+    match (tokens, prompt) {
+        (Some(t), _) => Ok(t.to_vec()),
+        // Integration point: once `mote_core::tokenizer` (branch `tokenizer`) can encode from the
+        // GGUF vocabulary, `--prompt` text goes through it here.
+        (None, Some(_)) => bail!(
+            "--prompt needs mote's tokenizer, which is not built yet; pass token ids with --tokens 1,2,3 \
+             (for example from Hugging Face `tokenizers`)"
+        ),
+        (None, None) => bail!("give a prompt with --prompt TEXT or --tokens 1,2,3"),
+    }
+}
+
+/// GPT-2 byte-level decoding: each token's string in `tokenizer.ggml.tokens` spells bytes through
+/// GPT-2's printable byte alphabet (`bytes_to_unicode`), which this maps back.
+pub struct Detokenizer<'a> {
+    tokens: mote_core::gguf::Array<'a>,
+}
+
+impl<'a> Detokenizer<'a> {
+    /// Reads the vocabulary from the model file.
+    pub fn new(gguf: &Gguf<'a>) -> anyhow::Result<Self> {
+        let tokens =
+            gguf.get_array("tokenizer.ggml.tokens").context("the model has no vocabulary")?;
+        if tokens.strings().is_none() {
+            bail!("tokenizer.ggml.tokens is not an array of strings");
+        }
+        Ok(Self { tokens })
+    }
+
+    /// The bytes of token `id` (empty for an unknown id).
+    pub fn bytes(&self, id: u32) -> Vec<u8> {
+        let Some(mote_core::gguf::Value::Str(s)) = self.tokens.get(id as usize) else {
+            return Vec::new();
+        };
+        if s.starts_with("<|") && s.ends_with("|>") {
+            // Special tokens (`<|endoftext|>`) are control tokens, not text.
+            return Vec::new();
+        }
+        s.chars().filter_map(unicode_to_byte).collect()
+    }
+}
+
+/// Inverse of GPT-2's `bytes_to_unicode`: printable Latin-1 bytes map to themselves, the other 68
+/// bytes to U+0100 onwards in byte order.
+fn unicode_to_byte(c: char) -> Option<u8> {
+    let printable = |b: u32| {
+        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
+    };
+    let u = c as u32;
+    if u < 0x100 {
+        return printable(u).then_some(u as u8);
+    }
+    let k = u - 0x100;
+    (0u32..=255).filter(|&b| !printable(b)).nth(k as usize).map(|b| b as u8)
+}
+
+/// What one `mote generate` run produced.
+#[derive(Debug, serde::Serialize)]
+pub struct Output {
+    /// Prompt token ids.
+    pub prompt_ids: Vec<u32>,
+    /// Generated token ids.
+    pub generated_ids: Vec<u32>,
+    /// The generated text (invalid UTF-8 replaced).
+    pub text: String,
+    /// Why generation stopped (`end of text`, `token limit`, `context full`).
+    pub stop: String,
+    /// KV cache type.
+    pub kv: &'static str,
+    /// Prefill time in seconds (the whole prompt, up to the first new token).
+    pub prefill_seconds: f64,
+    /// Decode speed: tokens per second after the first new token (0 with fewer than two tokens).
+    pub tokens_per_second: f64,
+}
+
+/// Runs greedy generation and calls `on_bytes` with each new token's bytes as it is produced.
+pub fn generate(
+    model: &Model<'_>,
+    detok: &Detokenizer<'_>,
+    prompt: &[u32],
+    max_tokens: usize,
+    kv: KvType,
+    mut on_bytes: impl FnMut(&[u8]),
+) -> anyhow::Result<Output> {
+    let mut storage = state_storage(model, kv);
+    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let mut session = Session::new(model, state);
+    let mut generated = Vec::new();
+    let mut text = Vec::new();
+    let start = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut last = start;
+    let Generated { stop, .. } = session.generate(prompt, max_tokens, |t| {
+        let now = Instant::now();
+        first.get_or_insert(now);
+        last = now;
+        generated.push(t);
+        let b = detok.bytes(t);
+        on_bytes(&b);
+        text.extend_from_slice(&b);
+    })?;
+    let prefill_seconds = first.unwrap_or(last).duration_since(start).as_secs_f64();
+    let decode = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
+    let tokens_per_second = if generated.len() >= 2 && decode > 0.0 {
+        (generated.len() - 1) as f64 / decode
+    } else {
+        0.0
+    };
+    Ok(Output {
+        prompt_ids: prompt.to_vec(),
+        generated_ids: generated,
+        text: String::from_utf8_lossy(&text).into_owned(),
+        stop: stop.to_string(),
+        kv: kv.name(),
+        prefill_seconds,
+        tokens_per_second,
+    })
+}
 
 /// Runs `mote generate`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("mote generate is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let file = ModelFile::open_arg(args.model.as_deref())?;
+    let gguf = file.gguf()?;
+    let model = load_model(&gguf, &file.path)?;
+    let prompt = prompt_tokens(&gguf, args.prompt.as_deref(), args.tokens.as_deref())?;
+    let detok = Detokenizer::new(&gguf)?;
+    let kv = KvType::from(args.kv);
+    let json = args.json;
+    let mut stdout = std::io::stdout().lock();
+    let out = generate(&model, &detok, &prompt, args.max_tokens, kv, |b| {
+        if !json {
+            // Streaming is best effort: a closed pipe must not abort the generation's summary.
+            let _ = stdout.write_all(b);
+            let _ = stdout.flush();
+        }
+    })
+    .context("generation failed")?;
+    if json {
+        serde_json::to_writer(&mut stdout, &out)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout)?;
+        eprintln!(
+            "[{} prompt tokens, {} generated, stop: {}, kv {}, prefill {:.3} s, {:.2} tokens/s]",
+            out.prompt_ids.len(),
+            out.generated_ids.len(),
+            out.stop,
+            out.kv,
+            out.prefill_seconds,
+            out.tokens_per_second
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,97 @@
+//! `mote eval` against transformers' perplexity on held-out text, and the Q8_0 file against the
+//! F32 one (issue 4: within 1%).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use mote::eval::evaluate;
+use mote::generate::ModelFile;
+use mote_core::model::Model;
+use mote_core::state::KvType;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inference")
+}
+
+fn tiny() -> Value {
+    let idx: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("index.json")).unwrap())
+            .unwrap();
+    idx["models"].as_array().unwrap().iter().find(|m| m["eval"].is_object()).unwrap().clone()
+}
+
+fn eval_tokens(m: &Value) -> Vec<u32> {
+    let b = std::fs::read(fixtures().join(m["eval"]["tokens"].as_str().unwrap())).unwrap();
+    b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn perplexity(file: &str, kv: KvType, tokens: &[u32]) -> mote::eval::Perplexity {
+    let f = ModelFile::open(&fixtures().join(file)).unwrap();
+    let g = f.gguf().unwrap();
+    let model = Model::load(&g).unwrap();
+    evaluate(&model, kv, tokens).unwrap()
+}
+
+#[test]
+fn f32_perplexity_matches_transformers() {
+    let m = tiny();
+    let tokens = eval_tokens(&m);
+    let r = perplexity(m["gguf"]["f32"].as_str().unwrap(), KvType::F32, &tokens);
+    let want_nll = m["eval"]["mean_nll"].as_f64().unwrap();
+    assert_eq!(r.n_tokens as u64, m["eval"]["n_tokens"].as_u64().unwrap());
+    assert_eq!(r.n_predicted as u64, m["eval"]["n_predicted"].as_u64().unwrap());
+    println!("F32: mean NLL {} (transformers {want_nll}), perplexity {}", r.mean_nll, r.perplexity);
+    // Logits agree to 1e-4, so the mean NLL agrees to about that too.
+    assert!((r.mean_nll - want_nll).abs() < 1e-4, "{} vs {want_nll}", r.mean_nll);
+}
+
+#[test]
+fn q8_0_perplexity_is_within_one_percent_of_f32() {
+    let m = tiny();
+    let tokens = eval_tokens(&m);
+    let f = perplexity(m["gguf"]["f32"].as_str().unwrap(), KvType::F32, &tokens);
+    for kv in [KvType::Q8_0, KvType::F16, KvType::F32] {
+        let q = perplexity(m["gguf"]["q8_0"].as_str().unwrap(), kv, &tokens);
+        let rel = (q.perplexity - f.perplexity).abs() / f.perplexity;
+        println!(
+            "Q8_0 weights, {} KV: perplexity {:.4} vs F32 {:.4} ({:+.3}%)",
+            kv.name(),
+            q.perplexity,
+            f.perplexity,
+            100.0 * (q.perplexity / f.perplexity - 1.0)
+        );
+        assert!(rel <= 0.01, "{kv:?}: {} vs {}", q.perplexity, f.perplexity);
+    }
+}
+
+#[test]
+fn cli_prints_perplexity_as_json_from_token_ids() {
+    let m = tiny();
+    let tokens = eval_tokens(&m);
+    let dir = tempfile::tempdir().unwrap();
+    let ids = dir.path().join("ids.txt");
+    let text: Vec<String> = tokens.iter().map(u32::to_string).collect();
+    std::fs::write(&ids, text.join(" ")).unwrap();
+    let model = fixtures().join(m["gguf"]["q8_0"].as_str().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_mote"))
+        .args(["eval", "--model", model.to_str().unwrap(), "--token-ids", ids.to_str().unwrap()])
+        .args(["--kv", "q8_0", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["n_tokens"].as_u64().unwrap() as usize, tokens.len());
+    let want = perplexity(m["gguf"]["q8_0"].as_str().unwrap(), KvType::Q8_0, &tokens);
+    assert_eq!(j["perplexity"].as_f64().unwrap(), want.perplexity);
+}
+
+#[test]
+fn rejects_text_too_short_to_predict() {
+    let m = tiny();
+    let f = ModelFile::open(&fixtures().join(m["gguf"]["f32"].as_str().unwrap())).unwrap();
+    let g = f.gguf().unwrap();
+    let model = Model::load(&g).unwrap();
+    let err = evaluate(&model, KvType::F32, &[1]).unwrap_err().to_string();
+    assert!(err.contains("needs at least 2"), "{err}");
+}

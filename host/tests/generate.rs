@@ -1,0 +1,135 @@
+//! `mote generate` end to end: the binary, on GGUF files written by the `gguf` Python package, gives
+//! the greedy tokens transformers gives (fixtures from `tools/py/reference.py`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inference")
+}
+
+fn index() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("index.json")).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+fn mote(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().expect("run mote")
+}
+
+fn csv(v: &[u64]) -> String {
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn json_output_has_the_reference_greedy_tokens_for_every_kv_type() {
+    let idx = index();
+    let m = &idx["models"][0];
+    let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
+    let p = &m["prompts"][0];
+    let (prompt, greedy) = (ids(&p["prompt"]), ids(&p["greedy"]));
+    let eos = m["eos"].as_u64().unwrap();
+    let want: Vec<u64> = greedy.iter().copied().take_while(|&t| t != eos).collect();
+    let out = mote(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        &csv(&prompt),
+        "--max-tokens",
+        "64",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(ids(&j["prompt_ids"]), prompt);
+    assert_eq!(ids(&j["generated_ids"]), want);
+    assert!(j["text"].is_string() && j["tokens_per_second"].is_number());
+    assert_eq!(j["kv"], "f32");
+
+    // The other KV types run too; f16 and q8_0 caches may drift from the float reference, so only
+    // the first token (which sees the prompt only through the cache) is pinned.
+    for kv in ["f16", "q8_0"] {
+        let out = mote(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--tokens",
+            &csv(&prompt),
+            "--max-tokens",
+            "4",
+            "--kv",
+            kv,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{kv}: {}", String::from_utf8_lossy(&out.stderr));
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(j["kv"], kv);
+        assert_eq!(ids(&j["generated_ids"]).len(), 4);
+    }
+}
+
+#[test]
+fn streams_decoded_text_to_stdout() {
+    let idx = index();
+    let m = &idx["models"][0];
+    let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
+    let p = &m["prompts"][0];
+    let out = mote(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        &csv(&ids(&p["prompt"])),
+        "--max-tokens",
+        "16",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Greedy continuation of the reference, decoded with the tokenizer that trained the model.
+    let json = mote(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--tokens",
+        &csv(&ids(&p["prompt"])),
+        "--max-tokens",
+        "16",
+        "--json",
+    ]);
+    let j: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.trim_end_matches('\n'), j["text"].as_str().unwrap().trim_end_matches('\n'));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("generated"));
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let idx = index();
+    let model = fixtures().join(idx["models"][0]["gguf"]["f32"].as_str().unwrap());
+    let model = model.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["generate", "--tokens", "1"], "no bundled default model"),
+        (
+            &["generate", "--model", model, "--tokens", "512"],
+            "token id 512 is outside the vocabulary of 512",
+        ),
+        (&["generate", "--model", "/nonexistent.gguf", "--tokens", "1"], "cannot open model"),
+        (&["generate", "--model", model, "--prompt", "hello"], "--tokens"),
+        (&["generate", "--model", env!("CARGO_MANIFEST_DIR"), "--tokens", "1"], "error"),
+    ];
+    for (args, expect) in cases {
+        let out = mote(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+    let long: Vec<u64> = vec![1; 129];
+    let out = mote(&["generate", "--model", model, "--tokens", &csv(&long)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("129 tokens, more than the context length 128"), "{err}");
+}
