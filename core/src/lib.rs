@@ -19,6 +19,7 @@
 //!   known before running.
 //! - [`forward`]: one GPT-2 forward step, reading like the math.
 //! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
+//! - [`sampler`]: greedy, or transformers' sampling controls with a seeded generator.
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
@@ -29,6 +30,7 @@ pub mod gguf;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod sampler;
 pub mod session;
 pub mod state;
 pub mod tokenizer;

@@ -1,0 +1,85 @@
+//! mote's sampler against transformers' logits processors (fixtures written by
+//! `tools/py/sampler_reference.py`): the same processed scores for greedy settings, the same final
+//! distribution for sampling settings.
+
+use mote_core::sampler::{Sampler, SamplerConfig};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fixture {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    temperature: f32,
+    top_k: Option<u32>,
+    top_p: f32,
+    repetition_penalty: f32,
+    no_repeat_ngram_size: u32,
+    logits: Vec<f32>,
+    history: Vec<u32>,
+    /// Greedy settings: transformers' processed scores (`None` = `-inf`) and their argmax.
+    scores: Option<Vec<Option<f32>>>,
+    argmax: Option<u32>,
+    /// Sampling settings: softmax of transformers' processed scores.
+    probs: Option<Vec<f32>>,
+}
+
+fn fixture() -> Fixture {
+    let path = mote_tests::repo_root().join("tests/fixtures/sampler/cases.json");
+    let text = std::fs::read_to_string(&path).expect("fixture present");
+    serde_json::from_str(&text).expect("fixture parses")
+}
+
+fn config(c: &Case) -> SamplerConfig {
+    SamplerConfig {
+        temperature: c.temperature,
+        top_k: c.top_k,
+        top_p: c.top_p,
+        repetition_penalty: c.repetition_penalty,
+        no_repeat_ngram_size: c.no_repeat_ngram_size,
+        seed: 7,
+    }
+}
+
+#[test]
+fn greedy_processors_match_transformers() {
+    let cases = fixture().cases;
+    let mut n = 0;
+    for c in cases.iter().filter(|c| c.scores.is_some()) {
+        let mut logits = c.logits.clone();
+        let token = Sampler::new(config(c), 1024).unwrap().sample(&mut logits, &c.history);
+        assert_eq!(Some(token), c.argmax, "{}: argmax", c.name);
+        for (i, (ours, theirs)) in logits.iter().zip(c.scores.as_ref().unwrap()).enumerate() {
+            match theirs {
+                None => assert_eq!(*ours, f32::NEG_INFINITY, "{}: token {i} not banned", c.name),
+                Some(t) => assert!((ours - t).abs() <= 1e-6 * t.abs().max(1.0), "{}: {i}", c.name),
+            }
+        }
+        n += 1;
+    }
+    assert!(n >= 9, "only {n} greedy cases");
+}
+
+#[test]
+fn sampling_distribution_matches_transformers() {
+    let cases = fixture().cases;
+    let mut n = 0;
+    for c in cases.iter().filter(|c| c.probs.is_some()) {
+        let mut p = c.logits.clone();
+        let token = Sampler::new(config(c), 1024).unwrap().sample(&mut p, &c.history);
+        let total: f32 = p.iter().sum();
+        let theirs = c.probs.as_ref().unwrap();
+        for (i, (ours, theirs)) in p.iter().zip(theirs).enumerate() {
+            let ours = ours / total;
+            assert!((ours - theirs).abs() <= 2e-6, "{}: token {i}: {ours} vs {theirs}", c.name);
+            // Exactly the same support: what transformers removed, mote removed.
+            assert_eq!(ours == 0.0, *theirs == 0.0, "{}: token {i} support", c.name);
+        }
+        assert!(theirs[token as usize] > 0.0, "{}: drew a removed token", c.name);
+        n += 1;
+    }
+    assert!(n >= 21, "only {n} sampling cases");
+}
