@@ -74,8 +74,7 @@ fn gpt2_gguf(with_index: bool) -> Vec<u8> {
     key(&mut kv, "tokenizer.ggml.merges", 9);
     strings(&mut kv, &merges);
     key(&mut kv, "tokenizer.ggml.token_type", 9);
-    let types: Vec<u32> =
-        tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
+    let types: Vec<u32> = tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
     words(&mut kv, 5, &types);
     if with_index {
         for (k, v) in mote::tokenizer_index::build(&tokens, &merges) {
@@ -155,9 +154,10 @@ fn detokenize_reverses_tokenize() {
 fn detokenize_raw_writes_exact_bytes_of_a_split_character() {
     // "😀" is three GPT-2 tokens; the first alone is an incomplete UTF-8 sequence.
     let out = stdout(&run(&["tokenize", "--model", model(), "😀", "--json"]));
-    let ids: Vec<u32> =
-        serde_json::from_value(serde_json::from_str::<serde_json::Value>(&out).unwrap()["ids"].clone())
-            .unwrap();
+    let ids: Vec<u32> = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["ids"].clone(),
+    )
+    .unwrap();
     assert!(ids.len() > 1);
     let first = ids[0].to_string();
     let raw = run(&["detokenize", "--model", model(), "--raw", &first]);

@@ -99,26 +99,23 @@ impl GgufBytes {
 }
 
 /// Index arrays computed with `mote_core::tokenizer::index`, as `mote convert` writes them.
-fn index_arrays(tokens: &[String], merges: &[String]) -> [(&'static str, Vec<u32>); 4] {
-    let mut a = vec![0; tokens.len()];
-    let mut b = vec![0; tokens.len()];
-    let mut c = vec![0; merges.len()];
-    let mut d = vec![0; merges.len()];
-    index::string_offsets(tokens, &mut a).unwrap();
-    index::token_order(tokens, &mut b).unwrap();
-    index::string_offsets(merges, &mut c).unwrap();
-    index::merge_order(merges, &mut d).unwrap();
+fn index_arrays(tokens: &[String], merges: &[String]) -> [(&'static str, Vec<u32>); 3] {
+    let mut offsets = vec![0; tokens.len()];
+    let mut order = vec![0; tokens.len()];
+    let mut rows = vec![[0u32; 4]; merges.len()];
+    index::string_offsets(tokens, &mut offsets).unwrap();
+    index::token_order(tokens, &mut order).unwrap();
+    index::merge_pairs(tokens, merges, &order, &mut rows).unwrap();
     [
-        (index::TOKEN_OFFSETS, a),
-        (index::TOKEN_ORDER, b),
-        (index::MERGE_OFFSETS, c),
-        (index::MERGE_ORDER, d),
+        (index::TOKEN_OFFSETS, offsets),
+        (index::TOKEN_ORDER, order),
+        (index::MERGE_PAIRS, rows.concat()),
     ]
 }
 
 /// GPT-2's tokenizer as a GGUF, as llama.cpp's converter writes it (`<|endoftext|>` a control
 /// token, bos = eos = 50256), plus `extra` arrays.
-fn gpt2_gguf(with_index: bool, extra: &[(&str, Vec<u32>)]) -> Vec<u8> {
+fn gpt2_gguf(with_index: bool, extra: &[(&'static str, Vec<u32>)]) -> Vec<u8> {
     let (tokens, merges) = gpt2_files();
     let mut g = GgufBytes::default();
     g.string("general.architecture", "gpt2");
@@ -357,17 +354,39 @@ fn stream_decoding_emits_each_character_as_soon_as_it_is_complete() {
     }
 }
 
+fn check_rejects(arrays: [(&'static str, Vec<u32>); 3], key: &str, at: usize) {
+    let blob = gpt2_gguf(false, &arrays);
+    let gguf = Gguf::parse(&blob).unwrap();
+    match Tokenizer::from_gguf(&gguf) {
+        Err(TokenizerError::BadIndex { key: k, at: a }) if k == key && a == at => {}
+        other => panic!("expected BadIndex {key} at {at}, got {:?}", other.map(|_| ())),
+    }
+}
+
 #[test]
 fn rejects_a_corrupt_index() {
     let (tokens, merges) = gpt2_files();
-    let [offsets, mut order, merge_offsets, merge_order] = index_arrays(&tokens, &merges);
-    order.1.swap(10, 11);
-    let blob = gpt2_gguf(false, &[offsets, order, merge_offsets, merge_order]);
-    let gguf = Gguf::parse(&blob).unwrap();
-    assert!(matches!(
-        Tokenizer::from_gguf(&gguf),
-        Err(TokenizerError::BadIndex { key: "mote.tokenizer.token_order", at: 11 })
-    ));
+    let good = index_arrays(&tokens, &merges);
+    // Two token ids swapped in the sorted order.
+    let mut a = good.clone();
+    a[1].1.swap(10, 11);
+    check_rejects(a, "mote.tokenizer.token_order", 11);
+    // A token offset that points into the middle of a record.
+    let mut a = good.clone();
+    a[0].1[7] += 1;
+    check_rejects(a, "mote.tokenizer.token_offsets", 7);
+    // A merge row with the wrong merged id: found when merge rank 0 ("Ġ t") is checked.
+    let mut a = good.clone();
+    let rows = &mut a[2].1;
+    let row = rows.chunks(4).position(|r| r[2] == 0).unwrap();
+    rows[4 * row + 3] += 1;
+    check_rejects(a, "mote.tokenizer.merge_pairs", 0);
+    // Rows out of order.
+    let mut a = good;
+    for k in 0..4 {
+        a[2].1.swap(k, 4 + k);
+    }
+    check_rejects(a, "mote.tokenizer.merge_pairs", 1);
 }
 
 #[test]

@@ -191,7 +191,7 @@ pub enum Special {
 }
 
 /// GPT-2's tokenizer over a GGUF's vocabulary and merges.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Tokenizer<'a> {
     vocab: Vocab<'a>,
     bos: Option<u32>,
@@ -415,18 +415,14 @@ mod tests {
         if with_index {
             let mut a = vec![0; tokens.len()];
             let mut b = vec![0; tokens.len()];
-            let mut c = vec![0; merges.len()];
-            let mut d = vec![0; merges.len()];
+            let mut rows = vec![[0u32; 4]; merges.len()];
             index::string_offsets(tokens, &mut a).unwrap();
             index::token_order(tokens, &mut b).unwrap();
-            index::string_offsets(merges, &mut c).unwrap();
-            index::merge_order(merges, &mut d).unwrap();
-            for (k, v) in [
-                (index::TOKEN_OFFSETS, a),
-                (index::TOKEN_ORDER, b),
-                (index::MERGE_OFFSETS, c),
-                (index::MERGE_ORDER, d),
-            ] {
+            index::merge_pairs(tokens, merges, &b, &mut rows).unwrap();
+            let c: Vec<u32> = rows.concat();
+            for (k, v) in
+                [(index::TOKEN_OFFSETS, a), (index::TOKEN_ORDER, b), (index::MERGE_PAIRS, c)]
+            {
                 key(&mut kv, k, 9);
                 words(&mut kv, 4, &v);
             }
