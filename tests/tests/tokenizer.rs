@@ -208,14 +208,14 @@ fn check_hard_strings(tok: &Tokenizer<'_>) {
 fn matches_hugging_face_on_hard_strings_with_the_index() {
     let tok = indexed();
     assert!(tok.vocab().has_index());
-    check_hard_strings(&tok);
+    check_hard_strings(tok);
 }
 
 #[test]
 fn matches_hugging_face_on_hard_strings_without_the_index() {
     let tok = plain();
     assert!(!tok.vocab().has_index());
-    check_hard_strings(&tok);
+    check_hard_strings(tok);
 }
 
 /// FNV-1a 64 over each line's ids (4 bytes LE each) then ff ff ff ff, as the fixture script does.
@@ -267,7 +267,7 @@ fn matches_hugging_face_on_every_line_of_tinystories_and_tinyshakespeare() {
         let lines: Vec<&str> = text.split('\n').collect();
         assert_eq!(lines.len(), f.lines, "{}", f.path);
         let ids: Vec<Vec<u32>> =
-            lines.iter().map(|l| encode(&tok, l, Special::AsText).unwrap()).collect();
+            lines.iter().map(|l| encode(tok, l, Special::AsText).unwrap()).collect();
         for s in &f.samples {
             assert_eq!(ids[s.line], s.ids, "{} line {}: {:?}", f.path, s.line, lines[s.line]);
         }
@@ -286,7 +286,7 @@ fn matches_hugging_face_on_every_line_of_tinystories_and_tinyshakespeare() {
         assert_eq!(ids.iter().map(Vec::len).sum::<usize>(), f.ids, "{}", f.path);
         // Whole lines decode back to themselves.
         for (l, i) in lines.iter().zip(&ids).step_by(97) {
-            assert_eq!(decode(&tok, i), l.as_bytes());
+            assert_eq!(decode(tok, i), l.as_bytes());
         }
     }
 }
@@ -299,7 +299,7 @@ fn scans_without_the_index_agree_with_hugging_face_on_a_corpus_sample() {
         let text = std::fs::read_to_string(shared_data().join(&f.path)).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         for s in f.samples.iter().step_by(8) {
-            assert_eq!(encode(&tok, lines[s.line], Special::AsText).unwrap(), s.ids);
+            assert_eq!(encode(tok, lines[s.line], Special::AsText).unwrap(), s.ids);
         }
     }
 }
@@ -327,7 +327,7 @@ fn matches_hugging_face_on_every_unicode_character() {
         for c in (b.start..b.start + sweep.block).filter_map(char::from_u32) {
             text.extend(['a', c, ' ', c, '1', c, 'x', ' ', c, c]);
         }
-        let ids = encode(&tok, &text, Special::AsText).unwrap();
+        let ids = encode(tok, &text, Special::AsText).unwrap();
         if format!("{:016x}", hash_lines(&[ids])) != b.hash {
             mismatched.push(format!("U+{:04X}..U+{:04X}", b.start, b.start + sweep.block - 1));
         }
@@ -403,7 +403,7 @@ fn rejects_a_word_longer_than_the_scratch_and_a_full_output() {
     let tok = indexed();
     let long = "a".repeat(mote_core::tokenizer::MAX_PRETOKEN_BYTES + 1);
     assert_eq!(
-        encode(&tok, &long, Special::AsText),
+        encode(tok, &long, Special::AsText),
         Err(TokenizerError::PretokenTooLong { len: long.len(), max: 512 })
     );
     let mut out = [0u32; 2];
@@ -425,15 +425,15 @@ proptest! {
     #[test]
     fn decode_of_encode_is_the_text(text in "\\PC{0,40}|[ \\t\\n'a-zA-Z0-9.,!?]{0,60}|.{0,20}") {
         let tok = indexed();
-        let ids = encode(&tok, &text, Special::AsText).unwrap();
-        prop_assert_eq!(decode(&tok, &ids), text.as_bytes());
+        let ids = encode(tok, &text, Special::AsText).unwrap();
+        prop_assert_eq!(decode(tok, &ids), text.as_bytes());
     }
 
     #[test]
     fn decode_of_encode_is_the_text_for_any_string(text in any::<String>()) {
         let tok = indexed();
-        let ids = encode(&tok, &text, Special::AsText).unwrap();
-        prop_assert_eq!(decode(&tok, &ids), text.as_bytes());
+        let ids = encode(tok, &text, Special::AsText).unwrap();
+        prop_assert_eq!(decode(tok, &ids), text.as_bytes());
     }
 
     #[test]
