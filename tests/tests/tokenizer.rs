@@ -437,6 +437,14 @@ proptest! {
     }
 
     #[test]
+    fn scans_and_index_give_the_same_ids(text in "\\PC{0,12}|[ a-z'.]{0,16}") {
+        prop_assert_eq!(
+            encode(plain(), &text, Special::Recognize).unwrap(),
+            encode(indexed(), &text, Special::Recognize).unwrap()
+        );
+    }
+
+    #[test]
     fn stream_decoder_output_is_the_lossy_text_of_any_bytes(
         bytes in proptest::collection::vec(any::<u8>(), 0..64),
         cuts in proptest::collection::vec(0usize..64, 0..6),

@@ -308,10 +308,7 @@ impl<'a> Tokenizer<'a> {
             if s.is_empty() {
                 return true;
             }
-            let limit = best.map_or(text.len(), |(at, _, _)| at + 1);
-            if let Some(at) =
-                text.get(..(limit + s.len() - 1).min(text.len())).and_then(|t| t.find(s))
-            {
+            if let Some(at) = text.find(s) {
                 let better = match best {
                     None => true,
                     Some((b_at, b_len, _)) => at < b_at || (at == b_at && s.len() > b_len),
@@ -467,6 +464,14 @@ mod tests {
             ids(&blob, "a<|end|>b", Special::AsText),
             Err(TokenizerError::NoToken { .. })
         ));
+    }
+
+    #[test]
+    fn finds_the_leftmost_special_token_among_multibyte_text() {
+        let tokens = ["a", "b", "<|end|>", "<|e", "Ã", "©"];
+        let blob = toy_gguf("gpt2", &tokens, &[], &[1, 1, 3, 3, 1, 1], true);
+        // "é" is two bytes, mapped to "Ã©"; the longer special wins at the same position.
+        assert_eq!(ids(&blob, "é<|end|>é<|e", Special::Recognize), Ok(vec![4, 5, 2, 4, 5, 3]));
     }
 
     #[test]
