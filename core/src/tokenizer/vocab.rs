@@ -352,3 +352,47 @@ impl<'a> Vocab<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(s: &[u8]) -> Vec<u8> {
+        let mut r = (s.len() as u64).to_le_bytes().to_vec();
+        r.extend_from_slice(s);
+        r
+    }
+
+    #[test]
+    fn reads_records_and_stops_at_a_truncated_one() {
+        let mut data = record(b"ab");
+        data.extend(record(b""));
+        data.extend(record(b"xyz"));
+        let all: Vec<&[u8]> = records(&data).collect();
+        assert_eq!(all, [&b"ab"[..], b"", b"xyz"]);
+        assert_eq!(record_at(&data, 10), Some(&b""[..]));
+        data.truncate(data.len() - 1);
+        assert_eq!(records(&data).count(), 2);
+        assert_eq!(record_at(&data, 18), None);
+        assert_eq!(record_at(&data, usize::MAX - 3), None);
+    }
+
+    #[test]
+    fn reads_u32s_and_rows_only_inside_the_data() {
+        let raw: Vec<u8> = [1u32, 2, 3, 4, 5].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(u32_at(&raw, 4), Some(5));
+        assert_eq!(u32_at(&raw, 5), None);
+        assert_eq!(u32_at(&raw, usize::MAX), None);
+        assert_eq!(pair_row(&raw, 0), Some([1, 2, 3, 4]));
+        assert_eq!(pair_row(&raw, 1), None);
+    }
+
+    #[test]
+    fn binary_search_finds_the_first_row_not_before_the_key() {
+        let rows = [[0u32, 1, 5, 9], [0, 2, 1, 9], [3, 0, 0, 9]];
+        let raw: Vec<u8> = rows.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(partition(&raw, 3, |r| r < [0, 2, 0, 0]), 1);
+        assert_eq!(partition(&raw, 3, |r| r < [9, 0, 0, 0]), 3);
+        assert_eq!(partition(&raw, 3, |r| r < [0, 0, 0, 0]), 0);
+    }
+}
