@@ -12,7 +12,7 @@
 //! emitting a broken UTF-8 sequence.
 //!
 //! Memory: the vocabulary and merges are never copied; encoding uses a caller-provided
-//! [`BpeScratch`] (about 4 KB) and writes ids into a caller-provided slice or callback. A word longer
+//! [`BpeScratch`] (about 6 KB) and writes ids into a caller-provided slice or callback. A word longer
 //! than [`MAX_PRETOKEN_BYTES`] or more ids than the output holds is a typed error, never a
 //! truncation.
 //!
