@@ -74,8 +74,7 @@ fn gpt2_gguf(with_index: bool) -> Vec<u8> {
     key(&mut kv, "tokenizer.ggml.merges", 9);
     strings(&mut kv, &merges);
     key(&mut kv, "tokenizer.ggml.token_type", 9);
-    let types: Vec<u32> =
-        tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
+    let types: Vec<u32> = tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
     words(&mut kv, 5, &types);
     if with_index {
         for (k, v) in mote::tokenizer_index::build(&tokens, &merges) {
@@ -155,9 +154,10 @@ fn detokenize_reverses_tokenize() {
 fn detokenize_raw_writes_exact_bytes_of_a_split_character() {
     // "😀" is three GPT-2 tokens; the first alone is an incomplete UTF-8 sequence.
     let out = stdout(&run(&["tokenize", "--model", model(), "😀", "--json"]));
-    let ids: Vec<u32> =
-        serde_json::from_value(serde_json::from_str::<serde_json::Value>(&out).unwrap()["ids"].clone())
-            .unwrap();
+    let ids: Vec<u32> = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["ids"].clone(),
+    )
+    .unwrap();
     assert!(ids.len() > 1);
     let first = ids[0].to_string();
     let raw = run(&["detokenize", "--model", model(), "--raw", &first]);
@@ -208,4 +208,80 @@ fn index_built_for_the_converter_gives_the_ids_of_the_scans() {
     let ids = mote::tokenize::encode(&a, text, Special::AsText).unwrap();
     assert_eq!(ids, mote::tokenize::encode(&b, text, Special::AsText).unwrap());
     assert_eq!(mote::tokenize::decode(&a, &ids).unwrap(), text.as_bytes());
+}
+
+/// The GGUF that `mote convert` makes of `../shared/data/hf-lmbuddy-fake-gpt2` with GPT-2's
+/// tokenizer files: a real checkpoint written by other software, converted by mote.
+fn converted() -> &'static [u8] {
+    static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
+    BLOB.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("fake-gpt2.gguf");
+        let data = shared_data();
+        let o = Command::new(env!("CARGO_BIN_EXE_mote"))
+            .arg("convert")
+            .arg(data.join("hf-lmbuddy-fake-gpt2"))
+            .arg("--tokenizer")
+            .arg(data.join("gpt2-tokenizer"))
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mote convert failed: {}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(&out).unwrap()
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct HardCase {
+    text: String,
+    ids: Vec<u32>,
+    ids_special: Vec<u32>,
+}
+
+#[test]
+fn converted_model_tokenizes_like_hugging_face() {
+    let blob = converted();
+    let tok = Tokenizer::from_gguf(&Gguf::parse(blob).unwrap()).unwrap();
+    assert!(tok.vocab().has_index(), "mote convert writes the mote.tokenizer.* index");
+    assert_eq!((tok.n_vocab(), tok.eos()), (50257, Some(50256)));
+    let fixture = repo_root().join("tests/fixtures/tokenizer/gpt2_hard.json");
+    let hard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let cases: Vec<HardCase> = serde_json::from_value(hard["cases"].clone()).unwrap();
+    for c in &cases {
+        assert_eq!(
+            mote::tokenize::encode(&tok, &c.text, Special::AsText).unwrap(),
+            c.ids,
+            "{:?}",
+            c.text
+        );
+        assert_eq!(
+            mote::tokenize::encode(&tok, &c.text, Special::Recognize).unwrap(),
+            c.ids_special,
+            "{:?} with special tokens",
+            c.text
+        );
+        assert_eq!(mote::tokenize::decode(&tok, &c.ids).unwrap(), c.text.as_bytes());
+    }
+    // And on the corpus samples (full ids of every 500th line of each file).
+    let corpus: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("tests/fixtures/tokenizer/gpt2_corpus.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for f in corpus["files"].as_array().unwrap() {
+        let text =
+            std::fs::read_to_string(shared_data().join(f["path"].as_str().unwrap())).unwrap();
+        let lines: Vec<&str> = text.split('\n').collect();
+        for s in f["samples"].as_array().unwrap() {
+            let line = lines[s["line"].as_u64().unwrap() as usize];
+            let want: Vec<u32> = serde_json::from_value(s["ids"].clone()).unwrap();
+            assert_eq!(
+                mote::tokenize::encode(&tok, line, Special::AsText).unwrap(),
+                want,
+                "{line:?}"
+            );
+        }
+    }
 }

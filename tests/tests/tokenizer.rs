@@ -99,26 +99,23 @@ impl GgufBytes {
 }
 
 /// Index arrays computed with `mote_core::tokenizer::index`, as `mote convert` writes them.
-fn index_arrays(tokens: &[String], merges: &[String]) -> [(&'static str, Vec<u32>); 4] {
-    let mut a = vec![0; tokens.len()];
-    let mut b = vec![0; tokens.len()];
-    let mut c = vec![0; merges.len()];
-    let mut d = vec![0; merges.len()];
-    index::string_offsets(tokens, &mut a).unwrap();
-    index::token_order(tokens, &mut b).unwrap();
-    index::string_offsets(merges, &mut c).unwrap();
-    index::merge_order(merges, &mut d).unwrap();
+fn index_arrays(tokens: &[String], merges: &[String]) -> [(&'static str, Vec<u32>); 3] {
+    let mut offsets = vec![0; tokens.len()];
+    let mut order = vec![0; tokens.len()];
+    let mut rows = vec![[0u32; 4]; merges.len()];
+    index::string_offsets(tokens, &mut offsets).unwrap();
+    index::token_order(tokens, &mut order).unwrap();
+    index::merge_pairs(tokens, merges, &order, &mut rows).unwrap();
     [
-        (index::TOKEN_OFFSETS, a),
-        (index::TOKEN_ORDER, b),
-        (index::MERGE_OFFSETS, c),
-        (index::MERGE_ORDER, d),
+        (index::TOKEN_OFFSETS, offsets),
+        (index::TOKEN_ORDER, order),
+        (index::MERGE_PAIRS, rows.concat()),
     ]
 }
 
 /// GPT-2's tokenizer as a GGUF, as llama.cpp's converter writes it (`<|endoftext|>` a control
 /// token, bos = eos = 50256), plus `extra` arrays.
-fn gpt2_gguf(with_index: bool, extra: &[(&str, Vec<u32>)]) -> Vec<u8> {
+fn gpt2_gguf(with_index: bool, extra: &[(&'static str, Vec<u32>)]) -> Vec<u8> {
     let (tokens, merges) = gpt2_files();
     let mut g = GgufBytes::default();
     g.string("general.architecture", "gpt2");
@@ -211,14 +208,14 @@ fn check_hard_strings(tok: &Tokenizer<'_>) {
 fn matches_hugging_face_on_hard_strings_with_the_index() {
     let tok = indexed();
     assert!(tok.vocab().has_index());
-    check_hard_strings(&tok);
+    check_hard_strings(tok);
 }
 
 #[test]
 fn matches_hugging_face_on_hard_strings_without_the_index() {
     let tok = plain();
     assert!(!tok.vocab().has_index());
-    check_hard_strings(&tok);
+    check_hard_strings(tok);
 }
 
 /// FNV-1a 64 over each line's ids (4 bytes LE each) then ff ff ff ff, as the fixture script does.
@@ -270,7 +267,7 @@ fn matches_hugging_face_on_every_line_of_tinystories_and_tinyshakespeare() {
         let lines: Vec<&str> = text.split('\n').collect();
         assert_eq!(lines.len(), f.lines, "{}", f.path);
         let ids: Vec<Vec<u32>> =
-            lines.iter().map(|l| encode(&tok, l, Special::AsText).unwrap()).collect();
+            lines.iter().map(|l| encode(tok, l, Special::AsText).unwrap()).collect();
         for s in &f.samples {
             assert_eq!(ids[s.line], s.ids, "{} line {}: {:?}", f.path, s.line, lines[s.line]);
         }
@@ -289,7 +286,7 @@ fn matches_hugging_face_on_every_line_of_tinystories_and_tinyshakespeare() {
         assert_eq!(ids.iter().map(Vec::len).sum::<usize>(), f.ids, "{}", f.path);
         // Whole lines decode back to themselves.
         for (l, i) in lines.iter().zip(&ids).step_by(97) {
-            assert_eq!(decode(&tok, i), l.as_bytes());
+            assert_eq!(decode(tok, i), l.as_bytes());
         }
     }
 }
@@ -302,7 +299,7 @@ fn scans_without_the_index_agree_with_hugging_face_on_a_corpus_sample() {
         let text = std::fs::read_to_string(shared_data().join(&f.path)).unwrap();
         let lines: Vec<&str> = text.split('\n').collect();
         for s in f.samples.iter().step_by(8) {
-            assert_eq!(encode(&tok, lines[s.line], Special::AsText).unwrap(), s.ids);
+            assert_eq!(encode(tok, lines[s.line], Special::AsText).unwrap(), s.ids);
         }
     }
 }
@@ -330,7 +327,7 @@ fn matches_hugging_face_on_every_unicode_character() {
         for c in (b.start..b.start + sweep.block).filter_map(char::from_u32) {
             text.extend(['a', c, ' ', c, '1', c, 'x', ' ', c, c]);
         }
-        let ids = encode(&tok, &text, Special::AsText).unwrap();
+        let ids = encode(tok, &text, Special::AsText).unwrap();
         if format!("{:016x}", hash_lines(&[ids])) != b.hash {
             mismatched.push(format!("U+{:04X}..U+{:04X}", b.start, b.start + sweep.block - 1));
         }
@@ -357,17 +354,39 @@ fn stream_decoding_emits_each_character_as_soon_as_it_is_complete() {
     }
 }
 
+fn check_rejects(arrays: [(&'static str, Vec<u32>); 3], key: &str, at: usize) {
+    let blob = gpt2_gguf(false, &arrays);
+    let gguf = Gguf::parse(&blob).unwrap();
+    match Tokenizer::from_gguf(&gguf) {
+        Err(TokenizerError::BadIndex { key: k, at: a }) if k == key && a == at => {}
+        other => panic!("expected BadIndex {key} at {at}, got {:?}", other.map(|_| ())),
+    }
+}
+
 #[test]
 fn rejects_a_corrupt_index() {
     let (tokens, merges) = gpt2_files();
-    let [offsets, mut order, merge_offsets, merge_order] = index_arrays(&tokens, &merges);
-    order.1.swap(10, 11);
-    let blob = gpt2_gguf(false, &[offsets, order, merge_offsets, merge_order]);
-    let gguf = Gguf::parse(&blob).unwrap();
-    assert!(matches!(
-        Tokenizer::from_gguf(&gguf),
-        Err(TokenizerError::BadIndex { key: "mote.tokenizer.token_order", at: 11 })
-    ));
+    let good = index_arrays(&tokens, &merges);
+    // Two token ids swapped in the sorted order.
+    let mut a = good.clone();
+    a[1].1.swap(10, 11);
+    check_rejects(a, "mote.tokenizer.token_order", 11);
+    // A token offset that points into the middle of a record.
+    let mut a = good.clone();
+    a[0].1[7] += 1;
+    check_rejects(a, "mote.tokenizer.token_offsets", 7);
+    // A merge row with the wrong merged id: found when merge rank 0 ("Ġ t") is checked.
+    let mut a = good.clone();
+    let rows = &mut a[2].1;
+    let row = rows.chunks(4).position(|r| r[2] == 0).unwrap();
+    rows[4 * row + 3] += 1;
+    check_rejects(a, "mote.tokenizer.merge_pairs", 0);
+    // Rows out of order.
+    let mut a = good;
+    for k in 0..4 {
+        a[2].1.swap(k, 4 + k);
+    }
+    check_rejects(a, "mote.tokenizer.merge_pairs", 1);
 }
 
 #[test]
@@ -384,7 +403,7 @@ fn rejects_a_word_longer_than_the_scratch_and_a_full_output() {
     let tok = indexed();
     let long = "a".repeat(mote_core::tokenizer::MAX_PRETOKEN_BYTES + 1);
     assert_eq!(
-        encode(&tok, &long, Special::AsText),
+        encode(tok, &long, Special::AsText),
         Err(TokenizerError::PretokenTooLong { len: long.len(), max: 512 })
     );
     let mut out = [0u32; 2];
@@ -406,15 +425,23 @@ proptest! {
     #[test]
     fn decode_of_encode_is_the_text(text in "\\PC{0,40}|[ \\t\\n'a-zA-Z0-9.,!?]{0,60}|.{0,20}") {
         let tok = indexed();
-        let ids = encode(&tok, &text, Special::AsText).unwrap();
-        prop_assert_eq!(decode(&tok, &ids), text.as_bytes());
+        let ids = encode(tok, &text, Special::AsText).unwrap();
+        prop_assert_eq!(decode(tok, &ids), text.as_bytes());
     }
 
     #[test]
     fn decode_of_encode_is_the_text_for_any_string(text in any::<String>()) {
         let tok = indexed();
-        let ids = encode(&tok, &text, Special::AsText).unwrap();
-        prop_assert_eq!(decode(&tok, &ids), text.as_bytes());
+        let ids = encode(tok, &text, Special::AsText).unwrap();
+        prop_assert_eq!(decode(tok, &ids), text.as_bytes());
+    }
+
+    #[test]
+    fn scans_and_index_give_the_same_ids(text in "\\PC{0,12}|[ a-z'.]{0,16}") {
+        prop_assert_eq!(
+            encode(plain(), &text, Special::Recognize).unwrap(),
+            encode(indexed(), &text, Special::Recognize).unwrap()
+        );
     }
 
     #[test]

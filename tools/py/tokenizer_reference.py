@@ -202,10 +202,16 @@ def write_gguf(data, out, with_index):
             ("mote.tokenizer.token_offsets", record_offsets(tokens)),
             ("mote.tokenizer.token_order",
              sorted(range(len(tokens)), key=lambda i: (tokens[i].encode("utf-8"), i))),
-            ("mote.tokenizer.merge_offsets", record_offsets(merges)),
-            ("mote.tokenizer.merge_order",
-             sorted(range(len(merges)), key=lambda i: (*split_merge(merges[i]), i))),
         ]
+        lowest = {}
+        for i, t in enumerate(tokens):
+            lowest.setdefault(t, i)
+        rows = []
+        for rank, m in enumerate(merges):
+            left, right = split_merge(m)
+            l, r = left.decode("utf-8"), right.decode("utf-8")
+            rows.append((lowest[l], lowest[r], rank, lowest[l + r]))
+        arrays.append(("mote.tokenizer.merge_pairs", [x for row in sorted(rows) for x in row]))
         for key, values in arrays:
             w.add_key_value(key, values, gguf.GGUFValueType.ARRAY, sub_type=u32)
     w.write_header_to_file()

@@ -12,7 +12,7 @@
 //! emitting a broken UTF-8 sequence.
 //!
 //! Memory: the vocabulary and merges are never copied; encoding uses a caller-provided
-//! [`BpeScratch`] (about 4 KB) and writes ids into a caller-provided slice or callback. A word longer
+//! [`BpeScratch`] (about 6 KB) and writes ids into a caller-provided slice or callback. A word longer
 //! than [`MAX_PRETOKEN_BYTES`] or more ids than the output holds is a typed error, never a
 //! truncation.
 //!
@@ -191,7 +191,7 @@ pub enum Special {
 }
 
 /// GPT-2's tokenizer over a GGUF's vocabulary and merges.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Tokenizer<'a> {
     vocab: Vocab<'a>,
     bos: Option<u32>,
@@ -308,10 +308,7 @@ impl<'a> Tokenizer<'a> {
             if s.is_empty() {
                 return true;
             }
-            let limit = best.map_or(text.len(), |(at, _, _)| at + 1);
-            if let Some(at) =
-                text.get(..(limit + s.len() - 1).min(text.len())).and_then(|t| t.find(s))
-            {
+            if let Some(at) = text.find(s) {
                 let better = match best {
                     None => true,
                     Some((b_at, b_len, _)) => at < b_at || (at == b_at && s.len() > b_len),
@@ -415,18 +412,14 @@ mod tests {
         if with_index {
             let mut a = vec![0; tokens.len()];
             let mut b = vec![0; tokens.len()];
-            let mut c = vec![0; merges.len()];
-            let mut d = vec![0; merges.len()];
+            let mut rows = vec![[0u32; 4]; merges.len()];
             index::string_offsets(tokens, &mut a).unwrap();
             index::token_order(tokens, &mut b).unwrap();
-            index::string_offsets(merges, &mut c).unwrap();
-            index::merge_order(merges, &mut d).unwrap();
-            for (k, v) in [
-                (index::TOKEN_OFFSETS, a),
-                (index::TOKEN_ORDER, b),
-                (index::MERGE_OFFSETS, c),
-                (index::MERGE_ORDER, d),
-            ] {
+            index::merge_pairs(tokens, merges, &b, &mut rows).unwrap();
+            let c: Vec<u32> = rows.concat();
+            for (k, v) in
+                [(index::TOKEN_OFFSETS, a), (index::TOKEN_ORDER, b), (index::MERGE_PAIRS, c)]
+            {
                 key(&mut kv, k, 9);
                 words(&mut kv, 4, &v);
             }
@@ -471,6 +464,14 @@ mod tests {
             ids(&blob, "a<|end|>b", Special::AsText),
             Err(TokenizerError::NoToken { .. })
         ));
+    }
+
+    #[test]
+    fn finds_the_leftmost_special_token_among_multibyte_text() {
+        let tokens = ["a", "b", "<|end|>", "<|e", "Ã", "©"];
+        let blob = toy_gguf("gpt2", &tokens, &[], &[1, 1, 3, 3, 1, 1], true);
+        // "é" is two bytes, mapped to "Ã©"; the longer special wins at the same position.
+        assert_eq!(ids(&blob, "é<|end|>é<|e", Special::Recognize), Ok(vec![4, 5, 2, 4, 5, 3]));
     }
 
     #[test]
