@@ -171,13 +171,16 @@ pub fn convert(args: &Args) -> Result<Report> {
     };
     let out_name =
         args.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{out_name}."))
-        .suffix(".partial")
-        .tempfile_in(&out_dir)
-        .with_context(|| {
-            format!("cannot create a file in {}; choose a writable output path", out_dir.display())
-        })?;
+    let prefix = format!(".{out_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".partial");
+    // A temporary file is private (0600); the model is an ordinary file, so ask for 0666 and let
+    // the umask decide, as any other file creation would.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let tmp = builder.tempfile_in(&out_dir).with_context(|| {
+        format!("cannot create a file in {}; choose a writable output path", out_dir.display())
+    })?;
     let total = b.file_size();
     let progress = progress_bar(total);
     let mut stream = b.start(BufWriter::with_capacity(1 << 20, tmp.as_file()))?;

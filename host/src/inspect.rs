@@ -1,10 +1,181 @@
-//! `mote inspect` (work in progress on its own branch).
+//! `mote inspect`: what a GGUF model holds (metadata, tensors, totals) and what it costs a device:
+//! flash for the file, RAM for the run state.
+//!
+//! The file is memory-mapped and read with `mote_core::gguf`, the reader the device uses, so a file
+//! that inspects cleanly parses on the device too.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use mote_core::gguf::{Gguf, Value};
+use serde_json::{json, Value as Json};
+
+/// Arrays longer than this are summarised (length, element type, first few elements).
+const ARRAY_PREVIEW: usize = 5;
 
 /// Arguments of `mote inspect`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// The GGUF model file.
+    pub model: PathBuf,
+    /// Check the model against a board's flash and RAM (see boards.toml).
+    #[arg(long)]
+    pub board: Option<String>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Runs `mote inspect`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("mote inspect is not built yet")
+pub fn run(args: Args) -> Result<()> {
+    let file = File::open(&args.model).with_context(|| {
+        format!("cannot open {}; pass the path of a .gguf model", args.model.display())
+    })?;
+    // SAFETY: read-only map of a file we do not modify; nobody is expected to truncate it meanwhile.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("cannot memory-map {}", args.model.display()))?;
+    let g = Gguf::parse(&map).with_context(|| {
+        format!(
+            "{} is not a GGUF model mote can read; convert it again with mote convert",
+            args.model.display()
+        )
+    })?;
+    let report = report(&g);
+    if let Some(board) = &args.board {
+        // The board table (boards.toml) and RunState::bytes_needed are wired in by their owners;
+        // until then say so plainly instead of guessing.
+        anyhow::bail!(
+            "--board {board}: board data (boards.toml) is not wired into mote inspect yet; run without --board"
+        );
+    }
+    let text =
+        if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { text(&report) };
+    match std::io::stdout().write_all(text.as_bytes()) {
+        // `mote inspect | head` closes the pipe early: not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+/// Everything `mote inspect` reports, as JSON (the `--json` output; the text output prints the same).
+pub fn report(g: &Gguf<'_>) -> Json {
+    let metadata: Vec<Json> = g
+        .metadata()
+        .map(|(key, value)| json!({"key": key, "type": type_name(&value), "value": value_json(&value)}))
+        .collect();
+    let mut tensors = Vec::new();
+    let (mut params, mut bytes) = (0u64, 0u64);
+    let mut by_type: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for t in g.tensors() {
+        let n = t.n_elements();
+        params += n;
+        bytes += t.data.len() as u64;
+        let e = by_type.entry(t.ty.name()).or_default();
+        e.0 += 1;
+        e.1 += t.data.len() as u64;
+        tensors
+            .push(json!({"name": t.name, "type": t.ty.name(), "shape": t.shape(), "elements": n,
+                            "bytes": t.data.len()}));
+    }
+    let types: Vec<Json> =
+        by_type.iter().map(|(ty, (n, b))| json!({"type": ty, "tensors": n, "bytes": b})).collect();
+    json!({
+        "metadata": metadata,
+        "tensors": tensors,
+        "totals": {"tensors": g.n_tensors(), "parameters": params, "tensor_bytes": bytes, "by_type": types},
+        "memory": {
+            // The whole file is flashed: header and tokenizer are read in place like the weights.
+            "flash_bytes": g.blob().len(),
+            // RAM for the run state at full context per KV-cache type: filled in once
+            // mote_core::state::RunState::bytes_needed exists (inference engineer's module).
+            "ram_bytes": Json::Null,
+        },
+    })
+}
+
+fn type_name(v: &Value<'_>) -> String {
+    match v {
+        Value::Array(a) => format!("[{:?}; {}]", a.elem_type(), a.len()),
+        other => format!("{:?}", other.value_type()),
+    }
+}
+
+fn scalar_json(v: &Value<'_>) -> Json {
+    match *v {
+        Value::U8(x) => json!(x),
+        Value::I8(x) => json!(x),
+        Value::U16(x) => json!(x),
+        Value::I16(x) => json!(x),
+        Value::U32(x) => json!(x),
+        Value::I32(x) => json!(x),
+        Value::F32(x) => json!(x),
+        Value::Bool(x) => json!(x),
+        Value::Str(s) => json!(s),
+        Value::U64(x) => json!(x),
+        Value::I64(x) => json!(x),
+        Value::F64(x) => json!(x),
+        Value::Array(a) => json!(format!("[{:?}; {}]", a.elem_type(), a.len())),
+    }
+}
+
+/// Short arrays in full; long ones as their length and first elements.
+fn value_json(v: &Value<'_>) -> Json {
+    match v {
+        Value::Array(a) => {
+            let head: Vec<Json> = a.iter().take(ARRAY_PREVIEW).map(|x| scalar_json(&x)).collect();
+            if a.len() <= ARRAY_PREVIEW {
+                Json::Array(head)
+            } else {
+                json!({"len": a.len(), "first": head})
+            }
+        }
+        other => scalar_json(other),
+    }
+}
+
+fn text(r: &Json) -> String {
+    let mut out = String::new();
+    macro_rules! println {
+        ($($a:tt)*) => {{ let _ = writeln!(out, $($a)*); }};
+    }
+    println!("metadata:");
+    for m in r["metadata"].as_array().into_iter().flatten() {
+        println!(
+            "  {:40} {:18} {}",
+            m["key"].as_str().unwrap_or(""),
+            m["type"].as_str().unwrap_or(""),
+            m["value"]
+        );
+    }
+    println!("\ntensors:");
+    println!("  {:32} {:5} {:>16} {:>12}", "name", "type", "shape", "bytes");
+    for t in r["tensors"].as_array().into_iter().flatten() {
+        println!(
+            "  {:32} {:5} {:>16} {:>12}",
+            t["name"].as_str().unwrap_or(""),
+            t["type"].as_str().unwrap_or(""),
+            t["shape"].to_string(),
+            t["bytes"]
+        );
+    }
+    let tot = &r["totals"];
+    println!(
+        "\ntotals: {} tensors, {} parameters, {} tensor bytes",
+        tot["tensors"], tot["parameters"], tot["tensor_bytes"]
+    );
+    for ty in tot["by_type"].as_array().into_iter().flatten() {
+        println!(
+            "  {:5} {} tensors, {} bytes",
+            ty["type"].as_str().unwrap_or(""),
+            ty["tensors"],
+            ty["bytes"]
+        );
+    }
+    println!("\nmemory: flash {} bytes (the whole file)", r["memory"]["flash_bytes"]);
+    println!("        RAM for the run state: not computed yet (needs RunState::bytes_needed)");
+    out
 }

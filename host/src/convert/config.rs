@@ -89,6 +89,12 @@ pub fn parse(v: &Value) -> Result<HfConfig> {
         Some(n) => n,
         None => n_positions,
     };
+    if n_ctx > n_positions {
+        bail!(
+            "config.json: n_ctx {n_ctx} is larger than n_positions {n_positions}, the rows of the \
+             position embedding; a model cannot attend past them"
+        );
+    }
     let n_ff = match uint("n_inner")? {
         Some(0) => bail!("config.json field n_inner is 0"),
         Some(n) => n,
@@ -161,6 +167,9 @@ mod tests {
         let mut v = base();
         v["n_head"] = json!(5);
         assert!(parse(&v).is_err());
+        let mut v = base();
+        v["n_ctx"] = json!(129);
+        assert!(parse(&v).unwrap_err().to_string().contains("n_positions 128"));
         let mut v = base();
         v["activation_function"] = json!("relu");
         assert!(parse(&v).unwrap_err().to_string().contains("relu"));

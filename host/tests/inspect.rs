@@ -1,0 +1,90 @@
+//! `mote inspect` on a model converted from the shared fake GPT-2, and on a damaged file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `shared/data` beside the repository (CI), or beside a parent folder (a git worktree).
+fn shared_data() -> PathBuf {
+    repo_root()
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/data"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| repo_root().join("../shared/data"))
+}
+
+fn mote(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().unwrap()
+}
+
+fn converted_fake_gpt2(dir: &Path) -> PathBuf {
+    let out = dir.join("fake.gguf");
+    let data = shared_data();
+    let o = mote(&[
+        "convert".as_ref(),
+        data.join("hf-lmbuddy-fake-gpt2").as_os_str(),
+        "--tokenizer".as_ref(),
+        data.join("gpt2-tokenizer").as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn json_report_lists_metadata_tensors_totals_and_flash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let size = std::fs::metadata(&model).unwrap().len();
+    assert_eq!(r["memory"]["flash_bytes"], size);
+    assert_eq!(r["totals"]["tensors"], 16);
+    // 102,640 parameters, as the checkpoint's PROVENANCE says.
+    assert_eq!(r["totals"]["parameters"], 102_640);
+    let tokens = r["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "tokenizer.ggml.tokens")
+        .unwrap();
+    assert_eq!(tokens["value"]["len"], 50257, "long arrays are summarised");
+    let wte =
+        r["tensors"].as_array().unwrap().iter().find(|t| t["name"] == "token_embd.weight").unwrap();
+    assert_eq!((wte["type"].as_str(), wte["bytes"].as_u64()), (Some("F16"), Some(50257 * 2 * 2)));
+    assert_eq!(wte["shape"], serde_json::json!([2, 50257]));
+}
+
+#[test]
+fn text_report_has_a_tensor_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    let o = mote(&["inspect".as_ref(), model.as_os_str()]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    for needle in ["gpt2.block_count", "blk.0.attn_qkv.weight", "position_embd.weight", "flash"] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+}
+
+#[test]
+fn rejects_a_truncated_model_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    let blob = std::fs::read(&model).unwrap();
+    let cut = tmp.path().join("cut.gguf");
+    std::fs::write(&cut, &blob[..blob.len() - 100]).unwrap();
+    let o = mote(&["inspect".as_ref(), cut.as_os_str()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("cut.gguf") && err.contains("past the end") && !err.contains("panicked"),
+        "{err}"
+    );
+}
