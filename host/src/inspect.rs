@@ -11,6 +11,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mote_core::gguf::{Gguf, Value};
+use mote_core::model::HParams;
+use mote_core::state::{KvType, RunState};
+
+use crate::boards::{Fit, Plan, CODE_FLASH_BUDGET, RAM_RESERVE};
 use serde_json::{json, Value as Json};
 
 /// Arrays longer than this are summarised (length, element type, first few elements).
@@ -44,21 +48,42 @@ pub fn run(args: Args) -> Result<()> {
             args.model.display()
         )
     })?;
-    let report = report(&g);
-    if let Some(board) = &args.board {
-        // The board table (boards.toml) and RunState::bytes_needed are wired in by their owners;
-        // until then say so plainly instead of guessing.
-        anyhow::bail!(
-            "--board {board}: board data (boards.toml) is not wired into mote inspect yet; run without --board"
-        );
+    let mut report = report(&g);
+    if let Some(name) = &args.board {
+        let board = crate::boards::find(name)?;
+        let hp = HParams::from_gguf(&g).with_context(|| {
+            format!("{} is not a GPT-2 model, so it has no device plan", args.model.display())
+        })?;
+        let plan = Plan::new(g.blob().len() as u64, &hp);
+        let fit = Fit::new(&plan, &board);
+        report["board"] = json!({
+            "name": board.name,
+            "flash_bytes": board.flash.size,
+            "ram_bytes": board.ram.size,
+            "flash_margin": fit.flash_margin,
+            "ram_margin": fit.ram_margin,
+            "fits": fit.fits(),
+        });
     }
     let text =
         if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { text(&report) };
     match std::io::stdout().write_all(text.as_bytes()) {
         // `mote inspect | head` closes the pipe early: not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.context("cannot write to stdout"),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("cannot write to stdout")?,
     }
+    // A model that does not fit its board is a failure a script can see.
+    let b = &report["board"];
+    if b["fits"] == false {
+        anyhow::bail!(
+            "{} does not fit board {}: flash margin {} bytes, RAM margin {} bytes",
+            args.model.display(),
+            b["name"].as_str().unwrap_or(""),
+            b["flash_margin"],
+            b["ram_margin"]
+        );
+    }
+    Ok(())
 }
 
 /// Everything `mote inspect` reports, as JSON (the `--json` output; the text output prints the same).
@@ -90,9 +115,34 @@ pub fn report(g: &Gguf<'_>) -> Json {
         "memory": {
             // The whole file is flashed: header and tokenizer are read in place like the weights.
             "flash_bytes": g.blob().len(),
-            // RAM for the run state at full context per KV-cache type: filled in once
-            // mote_core::state::RunState::bytes_needed exists (inference engineer's module).
-            "ram_bytes": Json::Null,
+            "ram": ram_plan(g),
+        },
+    })
+}
+
+/// RAM for the run state at full context per KV type, and the whole device plan (run state with
+/// the device's KV type, tokenizer scratch, stack and statics); `null` for a file that is not a
+/// GPT-2 model mote can run.
+fn ram_plan(g: &Gguf<'_>) -> Json {
+    let Ok(hp) = HParams::from_gguf(g) else { return Json::Null };
+    let mut run_state = serde_json::Map::new();
+    for kv in [KvType::Q8_0, KvType::F16, KvType::F32] {
+        let fits_kv = kv != KvType::Q8_0 || hp.n_embd % 32 == 0;
+        let bytes = fits_kv.then(|| RunState::bytes_needed(&hp, kv));
+        run_state.insert(kv.name().to_string(), json!(bytes));
+    }
+    let plan = Plan::new(g.blob().len() as u64, &hp);
+    json!({
+        "n_ctx": hp.n_ctx,
+        "run_state_bytes": run_state,
+        "device": {
+            "kv": plan.kv.name(),
+            "run_state_bytes": plan.run_state,
+            "tokenizer_scratch_bytes": plan.tokenizer_scratch,
+            "reserve_bytes": RAM_RESERVE,
+            "ram_bytes": plan.ram,
+            "flash_bytes": plan.flash,
+            "code_flash_budget_bytes": CODE_FLASH_BUDGET,
         },
     })
 }
@@ -175,7 +225,41 @@ fn text(r: &Json) -> String {
             ty["bytes"]
         );
     }
-    println!("\nmemory: flash {} bytes (the whole file)", r["memory"]["flash_bytes"]);
-    println!("        RAM for the run state: not computed yet (needs RunState::bytes_needed)");
+    let mem = &r["memory"];
+    println!("\nmemory: flash {} bytes (the whole file)", mem["flash_bytes"]);
+    let ram = &mem["ram"];
+    if ram.is_null() {
+        println!("        no RAM plan: not a GPT-2 model mote can run");
+    } else {
+        println!("        run state at full context ({} positions), by KV type:", ram["n_ctx"]);
+        for (kv, bytes) in ram["run_state_bytes"].as_object().into_iter().flatten() {
+            println!("          {kv:5} {bytes} bytes");
+        }
+        let d = &ram["device"];
+        println!(
+            "        on a device: RAM {} bytes = run state ({} KV) {} + tokenizer {} + stack and statics {}",
+            d["ram_bytes"],
+            d["kv"].as_str().unwrap_or(""),
+            d["run_state_bytes"],
+            d["tokenizer_scratch_bytes"],
+            d["reserve_bytes"]
+        );
+        println!(
+            "                     flash {} bytes = model + code budget {}",
+            d["flash_bytes"], d["code_flash_budget_bytes"]
+        );
+    }
+    let b = &r["board"];
+    if !b.is_null() {
+        let verdict = if b["fits"] == true { "fits" } else { "does NOT fit" };
+        println!(
+            "\nboard {}: {verdict}; flash {} bytes, margin {}; RAM {} bytes, margin {}",
+            b["name"].as_str().unwrap_or(""),
+            b["flash_bytes"],
+            b["flash_margin"],
+            b["ram_bytes"],
+            b["ram_margin"]
+        );
+    }
     out
 }

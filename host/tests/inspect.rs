@@ -88,3 +88,60 @@ fn rejects_a_truncated_model_with_a_message() {
         "{err}"
     );
 }
+
+#[test]
+fn ram_plan_is_the_run_state_the_core_sizes_for_each_kv_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ram = &r["memory"]["ram"];
+    // Width 2 is not whole Q8_0 blocks: no Q8_0 cache, the device plan falls back to F16.
+    assert!(ram["run_state_bytes"]["q8_0"].is_null());
+    let blob = std::fs::read(&model).unwrap();
+    let g = mote_core::gguf::Gguf::parse(&blob).unwrap();
+    let hp = mote_core::model::HParams::from_gguf(&g).unwrap();
+    use mote_core::state::{KvType, RunState};
+    assert_eq!(ram["run_state_bytes"]["f16"], RunState::bytes_needed(&hp, KvType::F16));
+    assert_eq!(ram["run_state_bytes"]["f32"], RunState::bytes_needed(&hp, KvType::F32));
+    assert_eq!(ram["device"]["kv"], "f16");
+    assert_eq!(ram["n_ctx"], 1024);
+}
+
+#[test]
+fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    // 50,257 tokens of vocabulary and index: far more than the ITCM of mps3-an547 (512 KB) holds,
+    // well within the 4 MB of mps2-an386.
+    let o = mote(&[
+        "inspect".as_ref(),
+        model.as_os_str(),
+        "--json".as_ref(),
+        "--board".as_ref(),
+        "mps2-an386".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let size = std::fs::metadata(&model).unwrap().len() as i64;
+    assert_eq!(r["board"]["fits"], true);
+    assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - 48 * 1024);
+
+    let o =
+        mote(&["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "mps3-an547".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("does not fit board mps3-an547"), "{err}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("does NOT fit"), "{text}");
+}
+
+#[test]
+fn unknown_board_lists_the_known_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "esp32".as_ref()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("unknown board \"esp32\"") && err.contains("nrf52840-dk"), "{err}");
+}
