@@ -101,12 +101,12 @@ pub fn debian_missing(link: bool, job: Job) -> Vec<Missing> {
         Some(v) if v >= DEBIAN_MIN_RUSTC => {}
         Some((major, minor)) => missing.push(Missing {
             what: format!(
-                "{DEBIAN_RUSTC} is {major}.{minor}, older than {}.{}",
+                "a {DEBIAN_RUSTC} of {}.{} or newer (it is {major}.{minor})",
                 DEBIAN_MIN_RUSTC.0, DEBIAN_MIN_RUSTC.1
             ),
             package: "rustc-web",
         }),
-        None => missing.push(Missing { what: format!("no {DEBIAN_RUSTC}"), package: "rustc-web" }),
+        None => missing.push(Missing { what: DEBIAN_RUSTC.to_string(), package: "rustc-web" }),
     }
     let files: [(&str, &'static str, bool); 3] = [
         (DEBIAN_CARGO, "cargo-web", true),
@@ -115,11 +115,11 @@ pub fn debian_missing(link: bool, job: Job) -> Vec<Missing> {
     ];
     for (path, package, needed) in files {
         if needed && !Path::new(path).exists() {
-            missing.push(Missing { what: format!("no {path}"), package });
+            missing.push(Missing { what: path.to_string(), package });
         }
     }
     if link && shell::which(DEBIAN_LINKER).is_none() {
-        missing.push(Missing { what: format!("no {DEBIAN_LINKER} on PATH"), package: "lld-19" });
+        missing.push(Missing { what: format!("{DEBIAN_LINKER} (on PATH)"), package: "lld-19" });
     }
     missing
 }
@@ -152,8 +152,8 @@ impl Toolchain {
                 packages.dedup();
                 bail!(
                     "cannot build for {target}: rustup has no such target installed (`rustup \
-                     target add {target}` where rustup can download), and the Debian route lacks \
-                     {}: install the Debian package{} {} (`cargo xtask setup` does it as root)",
+                     target add {target}` where rustup can download), and the Debian route is \
+                     missing {}: install the Debian package{} {} (`cargo xtask setup` does it as root)",
                     what.join(", "),
                     if packages.len() > 1 { "s" } else { "" },
                     packages.join(" ")
