@@ -1,10 +1,516 @@
-//! `mote convert` (work in progress on its own branch).
+//! `mote convert`: a Hugging Face GPT-2 checkpoint directory to one GGUF file, written the way
+//! llama.cpp's `convert_hf_to_gguf.py` writes GPT-2 (same metadata keys, tensor names, Conv1D
+//! transposes, and byte-identical Q8_0 blocks), so the file runs in mote and in llama.cpp.
+//!
+//! Streaming: the safetensors file is memory-mapped and each tensor is converted and written in row
+//! tiles, so memory stays close to the mapped input plus a few rows. The output goes to a temporary
+//! file beside the target, is `fsync`ed, then renamed: the output path never holds a partial file.
+//!
+//! Tensor types per llama.cpp 0c1e570 (`conversion/base.py`, `prepare_tensors`): 1-D tensors
+//! (norms, biases) are F32; `position_embd` is always F32; every other 2-D weight (including
+//! `token_embd` and `output`) takes the requested type, and a matrix whose rows are not whole Q8_0
+//! blocks falls back to F16.
+//!
+//! Shapes: the checkpoint stores Conv1D weights (`c_attn`, `c_proj`, `c_fc`) as `[n_in, n_out]`; the
+//! GGUF matrix has one row per output unit, so they are transposed and GGUF's `ne` is
+//! `[n_in, n_out]`.
+
+pub mod config;
+pub mod tokenizer;
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use mote_core::gguf::GgmlType;
+use mote_core::quant::{f32_to_f16_bits, quantize_block_q8_0, QK8_0};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+
+use crate::gguf_writer::{GgufBuilder, GgufStream, MetaArray, MetaValue};
+use config::HfConfig;
+use tokenizer::Vocab;
 
 /// Arguments of `mote convert`.
-#[derive(clap::Args)]
-pub struct Args {}
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Hugging Face checkpoint directory (config.json, model.safetensors).
+    pub hf_dir: PathBuf,
+    /// Output GGUF file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Weight type for 2-D matrices (norms and biases stay F32).
+    #[arg(long = "type", value_enum, default_value_t = OutType::Q8_0)]
+    pub out_type: OutType,
+    /// Directory holding the tokenizer (tokenizer.json, vocab.json + merges.txt, or encoder.json +
+    /// vocab.bpe); default: HF_DIR.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The requested weight type (`--type`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutType {
+    /// Blocks of 32 int8 with an f16 scale (llama.cpp file type 7).
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// IEEE half (file type 1).
+    #[value(name = "f16")]
+    F16,
+    /// 32-bit float (file type 0).
+    #[value(name = "f32")]
+    F32,
+}
+
+impl OutType {
+    /// llama.cpp's `general.file_type` (`LLAMA_FTYPE_*`).
+    pub fn file_type(self) -> u32 {
+        match self {
+            OutType::F32 => 0,
+            OutType::F16 => 1,
+            OutType::Q8_0 => 7,
+        }
+    }
+
+    fn ggml(self) -> GgmlType {
+        match self {
+            OutType::F32 => GgmlType::F32,
+            OutType::F16 => GgmlType::F16,
+            OutType::Q8_0 => GgmlType::Q8_0,
+        }
+    }
+}
+
+/// `general.quantization_version` written by llama.cpp (`GGML_QUANT_VERSION`).
+const GGML_QUANT_VERSION: u32 = 2;
+
+/// Output rows converted per batch for a transposed matrix: enough that each read of a source row
+/// touches a cache line's worth of neighbouring columns.
+const TRANSPOSE_TILE: usize = 64;
+
+/// What a finished conversion wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The output file.
+    pub output: PathBuf,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// `(gguf name, type)` of every tensor, in file order.
+    pub tensors: Vec<(String, GgmlType)>,
+    /// Notes printed for the user (fallbacks, tied head).
+    pub notes: Vec<String>,
+}
 
 /// Runs `mote convert`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("mote convert is not built yet")
+pub fn run(args: Args) -> Result<()> {
+    let report = convert(&args)?;
+    let q8 = report.tensors.iter().filter(|(_, t)| *t == GgmlType::Q8_0).count();
+    println!(
+        "wrote {} ({} bytes, {} tensors, {} Q8_0)",
+        report.output.display(),
+        report.bytes,
+        report.tensors.len(),
+        q8
+    );
+    Ok(())
+}
+
+/// Converts `args.hf_dir` to `args.output`. On any error no output file is left behind.
+pub fn convert(args: &Args) -> Result<Report> {
+    let dir = &args.hf_dir;
+    if !dir.is_dir() {
+        bail!("{} is not a directory; pass a Hugging Face checkpoint directory", dir.display());
+    }
+    if args.output.exists() && !args.force {
+        bail!("{} already exists; pass --force to replace it", args.output.display());
+    }
+    let cfg = config::load(dir)?;
+    let st_path = dir.join("model.safetensors");
+    let st_file = File::open(&st_path).with_context(|| {
+        format!(
+            "cannot open {}: the checkpoint's weights must be in one model.safetensors file \
+             (save the model with safe_serialization=True)",
+            st_path.display()
+        )
+    })?;
+    // SAFETY: the map is read-only and lives while the conversion reads it; like every reader of a
+    // memory-mapped file we rely on nobody truncating the checkpoint while it is converted.
+    #[allow(unsafe_code)]
+    let map = unsafe { memmap2::Mmap::map(&st_file) }
+        .with_context(|| format!("cannot memory-map {}", st_path.display()))?;
+    let st = SafeTensors::deserialize(&map).map_err(|e| safetensors_error(&st_path, e))?;
+    let tok_dir = args.tokenizer.as_deref().unwrap_or(dir);
+    let vocab = tokenizer::load(tok_dir)?;
+    if vocab.tokens.len() as u64 != cfg.vocab_size {
+        bail!(
+            "the tokenizer ({}) has {} tokens but the model's embedding has {} rows (config.json \
+             vocab_size); use the tokenizer the model was trained with",
+            vocab.source,
+            vocab.tokens.len(),
+            cfg.vocab_size
+        );
+    }
+
+    let mut notes = Vec::new();
+    let plan = plan_tensors(&st, &st_path, &cfg, args.out_type, &mut notes)?;
+    let mut b = GgufBuilder::new();
+    add_metadata(&mut b, &cfg, &vocab, args.out_type)?;
+    for t in &plan {
+        b.add_tensor(&t.gguf_name, &t.dims, t.ty)?;
+    }
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+
+    let out_dir = match args.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let out_name =
+        args.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{out_name}."))
+        .suffix(".partial")
+        .tempfile_in(&out_dir)
+        .with_context(|| {
+            format!("cannot create a file in {}; choose a writable output path", out_dir.display())
+        })?;
+    let total = b.file_size();
+    let progress = progress_bar(total);
+    let mut stream = b.start(BufWriter::with_capacity(1 << 20, tmp.as_file()))?;
+    for t in &plan {
+        write_tensor(&mut stream, &st, t)?;
+        progress.inc(t.out_bytes);
+    }
+    let mut out = stream.finish()?;
+    out.flush().with_context(|| format!("cannot write to {}", out_dir.display()))?;
+    drop(out);
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot sync the output in {}", out_dir.display()))?;
+    progress.finish_and_clear();
+    let persisted =
+        if args.force { tmp.persist(&args.output) } else { tmp.persist_noclobber(&args.output) };
+    persisted
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    // The rename is durable once the directory entry is on disk.
+    if let Ok(d) = File::open(&out_dir) {
+        let _ = d.sync_all();
+    }
+    Ok(Report {
+        output: args.output.clone(),
+        bytes: total,
+        tensors: plan.iter().map(|t| (t.gguf_name.clone(), t.ty)).collect(),
+        notes,
+    })
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")
+    {
+        pb.set_style(style);
+    }
+    pb
+}
+
+fn safetensors_error(path: &Path, e: SafeTensorError) -> anyhow::Error {
+    let what = match e {
+        SafeTensorError::InvalidOffset(name) => format!(
+            "tensor {name}'s data offsets are invalid: tensors must follow each other without gaps or \
+             overlaps"
+        ),
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "the data section does not match the header's offsets (is the file truncated?)".into()
+        }
+        SafeTensorError::TensorInvalidInfo => {
+            "a tensor's shape and dtype do not match its data size".into()
+        }
+        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+            "the header length is wrong (is the file truncated?)".into()
+        }
+        other => format!("{other:?}"),
+    };
+    anyhow::anyhow!(
+        "{} is not a valid safetensors file: {what}; re-save or re-download it",
+        path.display()
+    )
+}
+
+/// One output tensor: where it comes from and how it is written.
+#[derive(Debug, Clone)]
+struct TensorPlan {
+    gguf_name: String,
+    src_name: String,
+    /// Conv1D weight: GGUF row `r` is source column `r`.
+    transpose: bool,
+    /// GGUF `ne`.
+    dims: Vec<u64>,
+    ty: GgmlType,
+    out_bytes: u64,
+}
+
+/// Finds a tensor with or without the `transformer.` prefix.
+fn find<'a>(
+    st: &'a SafeTensors<'a>,
+    name: &str,
+) -> Option<(String, safetensors::tensor::TensorView<'a>)> {
+    [format!("transformer.{name}"), name.to_owned()]
+        .into_iter()
+        .find_map(|n| st.tensor(&n).ok().map(|v| (n, v)))
+}
+
+fn plan_tensors(
+    st: &SafeTensors<'_>,
+    path: &Path,
+    cfg: &HfConfig,
+    out: OutType,
+    notes: &mut Vec<String>,
+) -> Result<Vec<TensorPlan>> {
+    let (e, v, p, f) = (cfg.n_embd, cfg.vocab_size, cfg.n_positions, cfg.n_ff);
+    // (HF name, GGUF name, expected HF shape, Conv1D transpose)
+    let mut wanted: Vec<(String, String, Vec<u64>, bool)> = vec![
+        ("wte.weight".into(), "token_embd.weight".into(), vec![v, e], false),
+        ("wpe.weight".into(), "position_embd.weight".into(), vec![p, e], false),
+    ];
+    for i in 0..cfg.n_layer {
+        let h = |s: &str| format!("h.{i}.{s}");
+        let g = |s: &str| format!("blk.{i}.{s}");
+        wanted.extend([
+            (h("ln_1.weight"), g("attn_norm.weight"), vec![e], false),
+            (h("ln_1.bias"), g("attn_norm.bias"), vec![e], false),
+            (h("attn.c_attn.weight"), g("attn_qkv.weight"), vec![e, 3 * e], true),
+            (h("attn.c_attn.bias"), g("attn_qkv.bias"), vec![3 * e], false),
+            (h("attn.c_proj.weight"), g("attn_output.weight"), vec![e, e], true),
+            (h("attn.c_proj.bias"), g("attn_output.bias"), vec![e], false),
+            (h("ln_2.weight"), g("ffn_norm.weight"), vec![e], false),
+            (h("ln_2.bias"), g("ffn_norm.bias"), vec![e], false),
+            (h("mlp.c_fc.weight"), g("ffn_up.weight"), vec![e, f], true),
+            (h("mlp.c_fc.bias"), g("ffn_up.bias"), vec![f], false),
+            (h("mlp.c_proj.weight"), g("ffn_down.weight"), vec![f, e], true),
+            (h("mlp.c_proj.bias"), g("ffn_down.bias"), vec![e], false),
+        ]);
+    }
+    wanted.push(("ln_f.weight".into(), "output_norm.weight".into(), vec![e], false));
+    wanted.push(("ln_f.bias".into(), "output_norm.bias".into(), vec![e], false));
+
+    let mut used = std::collections::BTreeSet::new();
+    let mut plan = Vec::new();
+    for (hf, gguf, shape, transpose) in &wanted {
+        let src = find(st, hf).with_context(|| {
+            format!(
+                "{} has no tensor {hf} (or transformer.{hf}); config.json says n_layer {}; is this a \
+                 complete GPT-2 checkpoint?",
+                path.display(),
+                cfg.n_layer
+            )
+        })?;
+        used.insert(src.0.clone());
+        plan.push(plan_one(path, cfg, out, gguf, shape, *transpose, src, notes)?);
+    }
+    if let Some(head) = find(st, "lm_head.weight") {
+        used.insert(head.0.clone());
+        let tied = find(st, "wte.weight")
+            .is_some_and(|(_, wte)| wte.dtype() == head.1.dtype() && wte.data() == head.1.data());
+        if tied {
+            notes.push("lm_head.weight equals wte.weight (tied): no output.weight written".into());
+        } else {
+            plan.push(plan_one(path, cfg, out, "output.weight", &[v, e], false, head, notes)?);
+        }
+    }
+    for name in st.names() {
+        let ignorable = name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias");
+        if !used.contains(name.as_str()) && !ignorable {
+            bail!(
+                "{}: unexpected tensor {name}; mote converts plain GPT-2 (GPT2LMHeadModel) checkpoints",
+                path.display()
+            );
+        }
+    }
+    Ok(plan)
+}
+
+/// Checks one source tensor against the shape the config implies and picks its GGUF type.
+#[allow(clippy::too_many_arguments)]
+fn plan_one(
+    path: &Path,
+    cfg: &HfConfig,
+    out: OutType,
+    gguf: &str,
+    shape: &[u64],
+    transpose: bool,
+    src: (String, safetensors::tensor::TensorView<'_>),
+    notes: &mut Vec<String>,
+) -> Result<TensorPlan> {
+    let (src_name, view) = src;
+    let actual: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
+    if actual != shape {
+        bail!(
+            "{}: tensor {src_name} has shape {actual:?}, but config.json (n_embd {}, n_ff {}, vocab_size \
+             {}, n_positions {}) needs {shape:?}; the config does not match the weights",
+            path.display(),
+            cfg.n_embd,
+            cfg.n_ff,
+            cfg.vocab_size,
+            cfg.n_positions
+        );
+    }
+    if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+        bail!(
+            "{}: tensor {src_name} has dtype {:?}; mote converts F32, F16 and BF16 checkpoints",
+            path.display(),
+            view.dtype()
+        );
+    }
+    // GGUF ne: row length first. Conv1D [n_in, n_out] is transposed to n_out rows of n_in, i.e.
+    // ne = [n_in, n_out]; a Linear or embedding [rows, cols] has ne = [cols, rows].
+    let dims: Vec<u64> =
+        if transpose { shape.to_vec() } else { shape.iter().rev().copied().collect() };
+    let ty = if dims.len() == 1 || gguf == "position_embd.weight" {
+        GgmlType::F32
+    } else if out == OutType::Q8_0 && dims[0] % QK8_0 as u64 != 0 {
+        notes.push(format!(
+            "{gguf}: rows of {} values are not whole Q8_0 blocks of {QK8_0}; written as F16",
+            dims[0]
+        ));
+        GgmlType::F16
+    } else {
+        out.ggml()
+    };
+    let n: u64 = dims.iter().product();
+    let out_bytes = ty.bytes_for(n).context("tensor size overflows")?;
+    Ok(TensorPlan { gguf_name: gguf.to_owned(), src_name, transpose, dims, ty, out_bytes })
+}
+
+fn add_metadata(b: &mut GgufBuilder, cfg: &HfConfig, vocab: &Vocab, out: OutType) -> Result<()> {
+    let u32v = |x: u64, what: &str| -> Result<MetaValue> {
+        Ok(MetaValue::U32(
+            u32::try_from(x).with_context(|| format!("{what} {x} does not fit a u32"))?,
+        ))
+    };
+    b.add("general.architecture", MetaValue::Str("gpt2".into()))?;
+    b.add("general.type", MetaValue::Str("model".into()))?;
+    b.add("gpt2.block_count", u32v(cfg.n_layer, "n_layer")?)?;
+    b.add("gpt2.context_length", u32v(cfg.n_ctx, "n_ctx")?)?;
+    b.add("gpt2.embedding_length", u32v(cfg.n_embd, "n_embd")?)?;
+    b.add("gpt2.feed_forward_length", u32v(cfg.n_ff, "n_inner")?)?;
+    b.add("gpt2.attention.head_count", u32v(cfg.n_head, "n_head")?)?;
+    b.add("gpt2.attention.layer_norm_epsilon", MetaValue::F32(cfg.layer_norm_epsilon))?;
+    b.add("general.file_type", MetaValue::U32(out.file_type()))?;
+    b.add("general.quantization_version", MetaValue::U32(GGML_QUANT_VERSION))?;
+    b.add("tokenizer.ggml.model", MetaValue::Str("gpt2".into()))?;
+    b.add("tokenizer.ggml.pre", MetaValue::Str("gpt-2".into()))?;
+    b.add("tokenizer.ggml.tokens", MetaValue::Array(MetaArray::Str(vocab.tokens.clone())))?;
+    b.add(
+        "tokenizer.ggml.token_type",
+        MetaValue::Array(MetaArray::I32(vocab.token_types.clone())),
+    )?;
+    b.add("tokenizer.ggml.merges", MetaValue::Array(MetaArray::Str(vocab.merges.clone())))?;
+    let eot = vocab.id_of("<|endoftext|>");
+    let n = vocab.tokens.len() as u64;
+    for (key, id) in [
+        ("tokenizer.ggml.bos_token_id", cfg.bos_token_id.filter(|&i| i < n).or(eot)),
+        ("tokenizer.ggml.eos_token_id", cfg.eos_token_id.filter(|&i| i < n).or(eot)),
+    ] {
+        if let Some(id) = id {
+            b.add(key, u32v(id, key)?)?;
+        }
+    }
+    b.add("tokenizer.ggml.add_bos_token", MetaValue::Bool(false))?;
+    for (key, values) in crate::tokenizer_index::build(&vocab.tokens, &vocab.merges) {
+        b.add(&key, MetaValue::Array(MetaArray::U32(values)))?;
+    }
+    Ok(())
+}
+
+/// Decodes element `i` of a little-endian F32/F16/BF16 buffer (safetensors data may sit at any
+/// alignment in the map, so values are read from bytes).
+fn decoder(dtype: Dtype) -> fn(&[u8], usize) -> f32 {
+    match dtype {
+        Dtype::F16 => |d, i| half::f16::from_le_bytes([d[2 * i], d[2 * i + 1]]).to_f32(),
+        Dtype::BF16 => |d, i| half::bf16::from_le_bytes([d[2 * i], d[2 * i + 1]]).to_f32(),
+        _ => |d, i| f32::from_le_bytes([d[4 * i], d[4 * i + 1], d[4 * i + 2], d[4 * i + 3]]),
+    }
+}
+
+fn write_tensor<W: Write>(
+    stream: &mut GgufStream<W>,
+    st: &SafeTensors<'_>,
+    t: &TensorPlan,
+) -> Result<()> {
+    let view = st.tensor(&t.src_name).with_context(|| format!("tensor {} vanished", t.src_name))?;
+    let data = view.data();
+    let get = decoder(view.dtype());
+    let row_len = t.dims[0] as usize;
+    let n_rows = (t.dims.iter().product::<u64>() / t.dims[0]) as usize;
+    // Source layout: not transposed, GGUF row r is source row r; transposed, the source is
+    // [row_len, n_rows] and GGUF row r is its column r.
+    let tile = if t.transpose { TRANSPOSE_TILE } else { 1 };
+    let mut rows = vec![0f32; tile * row_len];
+    let mut bytes = Vec::with_capacity(tile * row_len * 4);
+    let mut r0 = 0;
+    while r0 < n_rows {
+        let nt = tile.min(n_rows - r0);
+        if t.transpose {
+            for i in 0..row_len {
+                for k in 0..nt {
+                    rows[k * row_len + i] = get(data, i * n_rows + r0 + k);
+                }
+            }
+        } else {
+            for (i, x) in rows[..row_len].iter_mut().enumerate() {
+                *x = get(data, r0 * row_len + i);
+            }
+        }
+        let rows = &rows[..nt * row_len];
+        if let Some(pos) = rows.iter().position(|x| !x.is_finite()) {
+            let (r, c) = (r0 + pos / row_len, pos % row_len);
+            let (i, j) = if t.transpose { (c, r) } else { (r, c) };
+            bail!(
+                "tensor {} has a non-finite value {} at [{i}, {j}]; the checkpoint is damaged (fix or \
+                 retrain it)",
+                t.src_name,
+                rows[pos]
+            );
+        }
+        bytes.clear();
+        encode(&mut bytes, rows, t)?;
+        stream.write(&bytes)?;
+        r0 += nt;
+    }
+    Ok(())
+}
+
+fn encode(out: &mut Vec<u8>, rows: &[f32], t: &TensorPlan) -> Result<()> {
+    match t.ty {
+        GgmlType::F32 => rows.iter().for_each(|x| out.extend(x.to_le_bytes())),
+        GgmlType::F16 => {
+            for &x in rows {
+                let h = f32_to_f16_bits(x);
+                if half::f16::from_bits(h).is_infinite() {
+                    bail!(
+                        "tensor {} has value {x}, too large for F16; convert with --type f32",
+                        t.src_name
+                    );
+                }
+                out.extend(h.to_le_bytes());
+            }
+        }
+        GgmlType::Q8_0 => {
+            for chunk in rows.chunks_exact(QK8_0) {
+                let mut block = [0f32; QK8_0];
+                block.copy_from_slice(chunk);
+                out.extend(quantize_block_q8_0(&block).to_bytes());
+            }
+        }
+    }
+    Ok(())
 }

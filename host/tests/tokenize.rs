@@ -1,0 +1,211 @@
+//! `mote tokenize` / `mote detokenize` end to end, on GPT-2's vocabulary from
+//! `../shared/data/gpt2-tokenizer` written into a GGUF with the index from
+//! `mote::tokenizer_index::build`. Expected ids are Hugging Face's (see
+//! tests/fixtures/tokenizer/gpt2_hard.json, written by tools/py/tokenizer_reference.py).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use mote_core::gguf::Gguf;
+use mote_core::tokenizer::{Special, Tokenizer};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `shared/data` beside the repository, or beside a parent folder (a worktree).
+fn shared_data() -> PathBuf {
+    repo_root()
+        .ancestors()
+        .map(|a| a.join("shared/data"))
+        .find(|p| p.join("gpt2-tokenizer").exists())
+        .unwrap_or_else(|| repo_root().join("../shared/data"))
+}
+
+fn gpt2_files() -> (Vec<String>, Vec<String>) {
+    let dir = shared_data().join("gpt2-tokenizer");
+    let encoder: std::collections::HashMap<String, u32> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("encoder.json")).unwrap()).unwrap();
+    let mut tokens = vec![String::new(); encoder.len()];
+    for (t, id) in encoder {
+        tokens[id as usize] = t;
+    }
+    let merges = std::fs::read_to_string(dir.join("vocab.bpe"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("#version") && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    (tokens, merges)
+}
+
+/// A metadata-only GGUF v3 with GPT-2's tokenizer and, if `with_index`, the converter's index.
+fn gpt2_gguf(with_index: bool) -> Vec<u8> {
+    let (tokens, merges) = gpt2_files();
+    let mut kv = Vec::new();
+    let mut n_kv = 0u64;
+    let mut key = |kv: &mut Vec<u8>, k: &str, ty: u32| {
+        n_kv += 1;
+        kv.extend((k.len() as u64).to_le_bytes());
+        kv.extend(k.as_bytes());
+        kv.extend(ty.to_le_bytes());
+    };
+    let strings = |kv: &mut Vec<u8>, v: &[String]| {
+        kv.extend(8u32.to_le_bytes());
+        kv.extend((v.len() as u64).to_le_bytes());
+        for s in v {
+            kv.extend((s.len() as u64).to_le_bytes());
+            kv.extend(s.as_bytes());
+        }
+    };
+    let words = |kv: &mut Vec<u8>, elem: u32, v: &[u32]| {
+        kv.extend(elem.to_le_bytes());
+        kv.extend((v.len() as u64).to_le_bytes());
+        for x in v {
+            kv.extend(x.to_le_bytes());
+        }
+    };
+    key(&mut kv, "tokenizer.ggml.model", 8);
+    kv.extend(4u64.to_le_bytes());
+    kv.extend(b"gpt2");
+    key(&mut kv, "tokenizer.ggml.tokens", 9);
+    strings(&mut kv, &tokens);
+    key(&mut kv, "tokenizer.ggml.merges", 9);
+    strings(&mut kv, &merges);
+    key(&mut kv, "tokenizer.ggml.token_type", 9);
+    let types: Vec<u32> = tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
+    words(&mut kv, 5, &types);
+    if with_index {
+        for (k, v) in mote::tokenizer_index::build(&tokens, &merges) {
+            key(&mut kv, &k, 9);
+            words(&mut kv, 4, &v);
+        }
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend(0u64.to_le_bytes());
+    out.extend(n_kv.to_le_bytes());
+    out.extend(kv);
+    out
+}
+
+/// The indexed GGUF as a file, written once.
+fn model_path() -> &'static Path {
+    static FILE: OnceLock<tempfile::TempPath> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), gpt2_gguf(true)).unwrap();
+        f.into_temp_path()
+    })
+}
+
+fn mote(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    mote(&args)
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "mote failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn model() -> &'static str {
+    model_path().to_str().unwrap()
+}
+
+#[test]
+fn tokenize_prints_hugging_face_ids_and_tokens_as_json() {
+    let out = stdout(&run(&["tokenize", "--model", model(), "Hello world's  \n\n  x", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ids"], serde_json::json!([15496, 995, 338, 220, 220, 628, 220, 2124]));
+    assert_eq!(v["tokens"][1], "Ġworld");
+}
+
+#[test]
+fn tokenize_prints_one_line_per_token() {
+    let out = stdout(&run(&["tokenize", "--model", model(), "Hello world"]));
+    assert_eq!(out, "15496\tHello\t\"Hello\"\n995\tĠworld\t\" world\"\n");
+}
+
+#[test]
+fn tokenize_recognizes_special_tokens_only_with_the_flag() {
+    let text = "a<|endoftext|>b";
+    let plain = stdout(&run(&["tokenize", "--model", model(), text, "--json"]));
+    let special = stdout(&run(&["tokenize", "--model", model(), text, "--json", "--special"]));
+    let ids = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["ids"].clone();
+    assert_eq!(ids(&plain), serde_json::json!([64, 27, 91, 437, 1659, 5239, 91, 29, 65]));
+    assert_eq!(ids(&special), serde_json::json!([64, 50256, 65]));
+}
+
+#[test]
+fn detokenize_reverses_tokenize() {
+    let out = stdout(&run(&["detokenize", "--model", model(), "15496", "995,338"]));
+    assert_eq!(out, "Hello world's\n");
+    let out = stdout(&run(&["detokenize", "--model", model(), "[15496, 995]", "--json"]));
+    assert_eq!(out, "{\"text\":\"Hello world\"}\n");
+}
+
+#[test]
+fn detokenize_raw_writes_exact_bytes_of_a_split_character() {
+    // "😀" is three GPT-2 tokens; the first alone is an incomplete UTF-8 sequence.
+    let out = stdout(&run(&["tokenize", "--model", model(), "😀", "--json"]));
+    let ids: Vec<u32> = serde_json::from_value(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["ids"].clone(),
+    )
+    .unwrap();
+    assert!(ids.len() > 1);
+    let first = ids[0].to_string();
+    let raw = run(&["detokenize", "--model", model(), "--raw", &first]);
+    assert!(raw.status.success());
+    assert_eq!(raw.stdout, &"😀".as_bytes()[..raw.stdout.len()]);
+    assert!(raw.stdout.len() < 4);
+    let lossy = stdout(&run(&["detokenize", "--model", model(), &first]));
+    assert_eq!(lossy, "\u{FFFD}\n");
+}
+
+#[test]
+fn tokenize_rejects_text_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let o = mote(&["tokenize".as_ref(), "--model".as_ref(), model().as_ref(), bad]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not valid UTF-8 (byte 0xe9 at offset 3)"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn errors_say_what_to_do() {
+    let o = run(&["tokenize", "hello"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pass --model M.gguf"));
+    let o = run(&["detokenize", "--model", model(), "50257"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("token id 50257 is outside the vocabulary"));
+    let o = run(&["detokenize", "--model", model(), "12x"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"12x\" is not a token id"));
+    let o = run(&["tokenize", "--model", "/nonexistent/m.gguf", "hello"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open model /nonexistent/m.gguf"));
+    let not_gguf = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_gguf.path(), b"not a model").unwrap();
+    let o = run(&["tokenize", "--model", not_gguf.path().to_str().unwrap(), "hello"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not a GGUF file mote can read"));
+}
+
+#[test]
+fn index_built_for_the_converter_gives_the_ids_of_the_scans() {
+    let indexed = gpt2_gguf(true);
+    let plain = gpt2_gguf(false);
+    let a = Tokenizer::from_gguf(&Gguf::parse(&indexed).unwrap()).unwrap();
+    let b = Tokenizer::from_gguf(&Gguf::parse(&plain).unwrap()).unwrap();
+    assert!(a.vocab().has_index() && !b.vocab().has_index());
+    let text = "Once upon a time, a little girl named Lily found a needle in her room. \
+                She knew it was difficult to play with it because it was sharp.";
+    let ids = mote::tokenize::encode(&a, text, Special::AsText).unwrap();
+    assert_eq!(ids, mote::tokenize::encode(&b, text, Special::AsText).unwrap());
+    assert_eq!(mote::tokenize::decode(&a, &ids).unwrap(), text.as_bytes());
+}
