@@ -118,7 +118,8 @@ def bench_models(out: Path):
         "bench-124m": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
     }
     for name, shape in shapes.items():
-        model = GPT2LMHeadModel(GPT2Config(**shape)).eval()
+        eos = shape["vocab_size"] - 1
+        model = GPT2LMHeadModel(GPT2Config(**shape, bos_token_id=eos, eos_token_id=eos)).eval()
         vocab = tokens[:shape["vocab_size"] - 1] + ["<|endoftext|>"] if shape["vocab_size"] < len(tokens) else tokens
         n = sum(p.numel() for p in model.parameters())
         reference.write_gguf(out / f"{name}.gguf", model, vocab, merges if vocab is tokens else [],
