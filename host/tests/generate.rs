@@ -161,3 +161,42 @@ fn bad_inputs_are_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("129 tokens, more than the context length 128"), "{err}");
 }
+
+/// The whole desktop path: `mote convert` on the committed Hugging Face checkpoint, then
+/// `mote generate` on its output, gives transformers' greedy tokens.
+#[test]
+fn converted_checkpoint_generates_the_reference_greedy_tokens() {
+    let idx = index();
+    let m = &idx["models"][0];
+    let hf = fixtures().join(m["hf_dir"].as_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny-f32.gguf");
+    let out = mote(&[
+        "convert",
+        hf.to_str().unwrap(),
+        "-o",
+        gguf.to_str().unwrap(),
+        "--type",
+        "f32",
+        "--tokenizer",
+        hf.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
+    let eos = m["eos"].as_u64().unwrap();
+    for p in m["prompts"].as_array().unwrap() {
+        let out = mote(&[
+            "generate",
+            "--model",
+            gguf.to_str().unwrap(),
+            "--tokens",
+            &csv(&ids(&p["prompt"])),
+            "--max-tokens",
+            "64",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: Vec<u64> = ids(&p["greedy"]).into_iter().take_while(|&t| t != eos).collect();
+        assert_eq!(ids(&j["generated_ids"]), want, "{}", p["text"]);
+    }
+}
