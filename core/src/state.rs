@@ -110,6 +110,22 @@ const fn kv_rows(hp: &HParams) -> usize {
     hp.n_layer.saturating_mul(hp.n_ctx)
 }
 
+/// Calls `f(i, d * q)` for the values `off..off + n` of a row of Q8_0 blocks, in order, converting
+/// each block's scale once.
+fn for_each_dequantized(blocks: &[BlockQ8_0], off: usize, n: usize, mut f: impl FnMut(usize, f32)) {
+    let mut i = 0;
+    while i < n {
+        let e = off + i;
+        let Some(blk) = blocks.get(e / QK8_0) else { return };
+        let d = blk.scale();
+        let start = e % QK8_0;
+        for &q in blk.qs.iter().skip(start).take(n - i) {
+            f(i, f32::from(q) * d);
+            i += 1;
+        }
+    }
+}
+
 /// One cache (keys or values), `(L, T, C)` of the chosen element type.
 enum KvCache<'s> {
     Q8_0(&'s mut [BlockQ8_0]),
@@ -151,12 +167,11 @@ impl KvCache<'_> {
             Self::Q8_0(b) => {
                 let nb = c / QK8_0;
                 let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return 0.0 };
-                for (i, &qi) in q.iter().enumerate() {
-                    let e = off + i;
-                    if let Some(blk) = blocks.get(e / QK8_0) {
-                        s += qi * (f32::from(blk.qs[e % QK8_0]) * blk.scale());
+                for_each_dequantized(blocks, off, q.len(), |i, k| {
+                    if let Some(&qi) = q.get(i) {
+                        s += qi * k;
                     }
-                }
+                });
             }
             Self::F16(h) => {
                 if let Some(src) = h.get(row * c + off..) {
@@ -182,12 +197,11 @@ impl KvCache<'_> {
             Self::Q8_0(b) => {
                 let nb = c / QK8_0;
                 let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return };
-                for (i, o) in out.iter_mut().enumerate() {
-                    let e = off + i;
-                    if let Some(blk) = blocks.get(e / QK8_0) {
-                        *o += a * (f32::from(blk.qs[e % QK8_0]) * blk.scale());
+                for_each_dequantized(blocks, off, out.len(), |i, v| {
+                    if let Some(o) = out.get_mut(i) {
+                        *o += a * v;
                     }
-                }
+                });
             }
             Self::F16(h) => {
                 if let Some(src) = h.get(row * c + off..) {

@@ -22,7 +22,7 @@ pub struct Args {
     /// GGUF model file.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Text file to evaluate on, encoded with the model's tokenizer.
+    /// UTF-8 text file to evaluate on, encoded with the model's tokenizer.
     #[arg(long, conflicts_with = "token_ids", required_unless_present = "token_ids")]
     pub text: Option<PathBuf>,
     /// File of token ids (decimal, separated by commas or whitespace) to evaluate on instead of text.

@@ -11,6 +11,7 @@ use mote_core::gguf::Gguf;
 use mote_core::model::Model;
 use mote_core::session::{Generated, Session};
 use mote_core::state::{KvType, RunState};
+use mote_core::tokenizer::{Special, Tokenizer};
 
 /// Arguments of `mote generate`.
 #[derive(clap::Args)]
@@ -118,66 +119,51 @@ pub fn state_storage(model: &Model<'_>, kv: KvType) -> Vec<u8> {
     vec![0u8; RunState::bytes_needed(&model.hparams, kv)]
 }
 
-/// The prompt's token ids: `--tokens` as given, or `--prompt` through the model's tokenizer.
+/// The prompt's token ids: `--tokens` as given, or `--prompt` through the model's own tokenizer
+/// (`mote_core::tokenizer`; special tokens such as `<|endoftext|>` in the text stay plain text).
 pub fn prompt_tokens(
-    _gguf: &Gguf<'_>,
+    gguf: &Gguf<'_>,
     prompt: Option<&str>,
     tokens: Option<&[u32]>,
 ) -> anyhow::Result<Vec<u32>> {
     match (tokens, prompt) {
         (Some(t), _) => Ok(t.to_vec()),
-        // Integration point: once `mote_core::tokenizer` (branch `tokenizer`) can encode from the
-        // GGUF vocabulary, `--prompt` text goes through it here.
-        (None, Some(_)) => bail!(
-            "--prompt needs mote's tokenizer, which is not built yet; pass token ids with --tokens 1,2,3 \
-             (for example from Hugging Face `tokenizers`)"
-        ),
+        (None, Some(text)) => {
+            let tok = Tokenizer::from_gguf(gguf).context(
+                "the model file has no usable tokenizer for --prompt; pass token ids with --tokens 1,2,3",
+            )?;
+            crate::tokenize::encode(&tok, text, Special::AsText)
+        }
         (None, None) => bail!("give a prompt with --prompt TEXT or --tokens 1,2,3"),
     }
 }
 
-/// GPT-2 byte-level decoding: each token's string in `tokenizer.ggml.tokens` spells bytes through
-/// GPT-2's printable byte alphabet (`bytes_to_unicode`), which this maps back.
+/// Token ids to text with the model's tokenizer. A file whose tokenizer cannot be loaded (no
+/// merges, say) still generates: its tokens just have no text.
 pub struct Detokenizer<'a> {
-    tokens: mote_core::gguf::Array<'a>,
+    tok: Option<Tokenizer<'a>>,
 }
 
 impl<'a> Detokenizer<'a> {
-    /// Reads the vocabulary from the model file.
-    pub fn new(gguf: &Gguf<'a>) -> anyhow::Result<Self> {
-        let tokens =
-            gguf.get_array("tokenizer.ggml.tokens").context("the model has no vocabulary")?;
-        if tokens.strings().is_none() {
-            bail!("tokenizer.ggml.tokens is not an array of strings");
-        }
-        Ok(Self { tokens })
+    /// Reads the tokenizer from the model file, if it has a usable one.
+    pub fn new(gguf: &Gguf<'a>) -> Self {
+        Self { tok: Tokenizer::from_gguf(gguf).ok() }
     }
 
-    /// The bytes of token `id` (empty for an unknown id).
+    /// Whether token text is available.
+    pub fn has_text(&self) -> bool {
+        self.tok.is_some()
+    }
+
+    /// The bytes of token `id` (empty without a tokenizer or for an unknown id).
     pub fn bytes(&self, id: u32) -> Vec<u8> {
-        let Some(mote_core::gguf::Value::Str(s)) = self.tokens.get(id as usize) else {
-            return Vec::new();
-        };
-        if s.starts_with("<|") && s.ends_with("|>") {
-            // Special tokens (`<|endoftext|>`) are control tokens, not text.
-            return Vec::new();
+        let mut out = Vec::new();
+        if let Some(tok) = &self.tok {
+            // An id outside the vocabulary cannot come out of the model; it would just add no text.
+            let _ = tok.token_bytes(id, |b| out.extend_from_slice(b));
         }
-        s.chars().filter_map(unicode_to_byte).collect()
+        out
     }
-}
-
-/// Inverse of GPT-2's `bytes_to_unicode`: printable Latin-1 bytes map to themselves, the other 68
-/// bytes to U+0100 onwards in byte order.
-fn unicode_to_byte(c: char) -> Option<u8> {
-    let printable = |b: u32| {
-        (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || (0xae..=0xff).contains(&b)
-    };
-    let u = c as u32;
-    if u < 0x100 {
-        return printable(u).then_some(u as u8);
-    }
-    let k = u - 0x100;
-    (0u32..=255).filter(|&b| !printable(b)).nth(k as usize).map(|b| b as u8)
 }
 
 /// What one `mote generate` run produced.
@@ -249,7 +235,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let gguf = file.gguf()?;
     let model = load_model(&gguf, &file.path)?;
     let prompt = prompt_tokens(&gguf, args.prompt.as_deref(), args.tokens.as_deref())?;
-    let detok = Detokenizer::new(&gguf)?;
+    let detok = Detokenizer::new(&gguf);
+    if !detok.has_text() && !args.json {
+        eprintln!(
+            "note: the model file has no usable tokenizer; printing token ids only in --json"
+        );
+    }
     let kv = KvType::from(args.kv);
     let json = args.json;
     let mut stdout = std::io::stdout().lock();

@@ -95,3 +95,51 @@ fn rejects_text_too_short_to_predict() {
     let err = evaluate(&model, KvType::F32, &[1]).unwrap_err().to_string();
     assert!(err.contains("needs at least 2"), "{err}");
 }
+
+/// `../shared/data` beside the repository, or beside the main checkout when run from a git worktree.
+fn shared_data() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let here = root.join("../shared/data");
+    if here.is_dir() {
+        return here;
+    }
+    let out = Command::new("git")
+        .args(["rev-parse", "--git-common-dir"])
+        .current_dir(&root)
+        .output()
+        .expect("git");
+    let common = root.join(String::from_utf8_lossy(&out.stdout).trim());
+    common.join("../../shared/data")
+}
+
+/// `mote eval --text` tokenizes with mote's tokenizer and must reproduce transformers' mean NLL on
+/// the held-out text (the same slice of the shared file that `reference.py` evaluated).
+#[test]
+fn cli_text_perplexity_matches_transformers() {
+    let m = tiny();
+    let e = &m["eval"];
+    let text = std::fs::read_to_string(shared_data().join(e["text"].as_str().unwrap())).unwrap();
+    let (at, n) =
+        (e["char_offset"].as_u64().unwrap() as usize, e["n_chars"].as_u64().unwrap() as usize);
+    let held_out: String = text.chars().skip(at).take(n).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("held-out.txt");
+    std::fs::write(&path, held_out).unwrap();
+    let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_mote"))
+        .args([
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--text",
+            path.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["n_tokens"], e["n_tokens"]);
+    let (got, want) = (j["mean_nll"].as_f64().unwrap(), e["mean_nll"].as_f64().unwrap());
+    assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+}

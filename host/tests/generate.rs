@@ -107,6 +107,34 @@ fn streams_decoded_text_to_stdout() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("generated"));
 }
 
+/// `--prompt` goes through mote's tokenizer, which must give the ids Hugging Face `tokenizers` gave
+/// for the reference prompts, and so the same greedy tokens.
+#[test]
+fn prompt_text_is_encoded_with_the_models_tokenizer() {
+    let idx = index();
+    let m = &idx["models"][0];
+    let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
+    for p in m["prompts"].as_array().unwrap() {
+        let out = mote(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            p["text"].as_str().unwrap(),
+            "--max-tokens",
+            "8",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(ids(&j["prompt_ids"]), ids(&p["prompt"]), "{}", p["text"]);
+        let eos = m["eos"].as_u64().unwrap();
+        let want: Vec<u64> =
+            ids(&p["greedy"]).into_iter().take(8).take_while(|&t| t != eos).collect();
+        assert_eq!(ids(&j["generated_ids"]), want);
+    }
+}
+
 #[test]
 fn bad_inputs_are_clear_errors() {
     let idx = index();
@@ -119,7 +147,7 @@ fn bad_inputs_are_clear_errors() {
             "token id 512 is outside the vocabulary of 512",
         ),
         (&["generate", "--model", "/nonexistent.gguf", "--tokens", "1"], "cannot open model"),
-        (&["generate", "--model", model, "--prompt", "hello"], "--tokens"),
+        (&["generate", "--model", model, "--prompt", ""], "the prompt is empty"),
         (&["generate", "--model", env!("CARGO_MANIFEST_DIR"), "--tokens", "1"], "error"),
     ];
     for (args, expect) in cases {
@@ -132,4 +160,43 @@ fn bad_inputs_are_clear_errors() {
     let out = mote(&["generate", "--model", model, "--tokens", &csv(&long)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("129 tokens, more than the context length 128"), "{err}");
+}
+
+/// The whole desktop path: `mote convert` on the committed Hugging Face checkpoint, then
+/// `mote generate` on its output, gives transformers' greedy tokens.
+#[test]
+fn converted_checkpoint_generates_the_reference_greedy_tokens() {
+    let idx = index();
+    let m = &idx["models"][0];
+    let hf = fixtures().join(m["hf_dir"].as_str().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = dir.path().join("tiny-f32.gguf");
+    let out = mote(&[
+        "convert",
+        hf.to_str().unwrap(),
+        "-o",
+        gguf.to_str().unwrap(),
+        "--type",
+        "f32",
+        "--tokenizer",
+        hf.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
+    let eos = m["eos"].as_u64().unwrap();
+    for p in m["prompts"].as_array().unwrap() {
+        let out = mote(&[
+            "generate",
+            "--model",
+            gguf.to_str().unwrap(),
+            "--tokens",
+            &csv(&ids(&p["prompt"])),
+            "--max-tokens",
+            "64",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want: Vec<u64> = ids(&p["greedy"]).into_iter().take_while(|&t| t != eos).collect();
+        assert_eq!(ids(&j["generated_ids"]), want, "{}", p["text"]);
+    }
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Trains mote's tiny test model: a 2-layer GPT-2 on tiny shakespeare, byte-level BPE vocab of 512.
+"""Trains mote's tiny test model: a 2-layer GPT-2 on TinyStories, byte-level BPE vocab of 512.
 
 A random-init model has near-uniform logits, so a quantized copy "agreeing on the top token" would
 prove nothing; a model trained for a couple of minutes has peaked, meaningful distributions.
 
 Writes a Hugging Face checkpoint directory (config.json, model.safetensors, tokenizer files) to
-tests/fixtures/inference/tiny-shakespeare/. Deterministic for a given torch build: seeded, one thread, a fixed number of steps (a few minutes
-of one core).
+tests/fixtures/inference/tiny-stories/. Deterministic for a given torch build: seeded, one thread, a
+fixed number of steps (about 15 minutes of one core).
 
     python3 tools/py/make_test_models.py [--steps 1500]
     python3 tools/py/make_test_models.py --bench-models /tmp/mote-bench   # random, not committed
@@ -14,8 +14,10 @@ of one core).
 `--bench-models DIR` instead writes randomly initialised Q8_0 GGUF files for the speed benchmark:
 `bench-1m.gguf` (about 1M parameters) and `bench-124m.gguf` (GPT-2 small's shape).
 
-The training text is the first 90% of ../shared/data/tinyshakespeare/input.txt; the last 10% is held
-out for `mote eval` (see reference.py).
+The training text is ../shared/data/tinystories/tinystories_train_head.txt; the validation head is
+held out for `mote eval` (see reference.py). `--corpus shakespeare` trains on the first 90% of tiny
+shakespeare instead. TinyStories is the default because its lower perplexity means fewer near-ties
+between the top two tokens, which is what a Q8_0 top-1 agreement test measures.
 """
 import argparse
 import json
@@ -29,7 +31,12 @@ from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "tests/fixtures/inference/tiny-shakespeare"
+FIXTURES = ROOT / "tests/fixtures/inference"
+# Corpora: training text and held-out text (the first used for training, the second never seen).
+CORPORA = {
+    "stories": ("tinystories/tinystories_train_head.txt", "tinystories/tinystories_validation_head.txt"),
+    "shakespeare": ("tinyshakespeare/input.txt", None),  # held out: the last 10% of the file
+}
 EOT = "<|endoftext|>"
 TRAIN_FRACTION = 0.9
 
@@ -52,6 +59,7 @@ N_VOCAB, N_CTX, N_EMBD, N_LAYER, N_HEAD = 512, 128, 64, 2, 4
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1500, help="optimizer steps")
+    ap.add_argument("--corpus", choices=sorted(CORPORA), default="stories", help="training text")
     ap.add_argument("--bench-models", type=Path, help="write random benchmark models here instead")
     args = ap.parse_args()
     if args.bench_models:
@@ -59,9 +67,10 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
 
-    text = (shared_data() / "tinyshakespeare/input.txt").read_text(encoding="utf-8")
-    split = int(len(text) * TRAIN_FRACTION)
-    train_text = text[:split]
+    OUT = FIXTURES / f"tiny-{args.corpus}"
+    train_file, held_out_file = CORPORA[args.corpus]
+    text = (shared_data() / train_file).read_text(encoding="utf-8")
+    train_text = text if held_out_file else text[:int(len(text) * TRAIN_FRACTION)]
 
     OUT.mkdir(parents=True, exist_ok=True)
     tok = ByteLevelBPETokenizer()
@@ -118,7 +127,8 @@ def bench_models(out: Path):
         "bench-124m": dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12),
     }
     for name, shape in shapes.items():
-        model = GPT2LMHeadModel(GPT2Config(**shape)).eval()
+        eos = shape["vocab_size"] - 1
+        model = GPT2LMHeadModel(GPT2Config(**shape, bos_token_id=eos, eos_token_id=eos)).eval()
         vocab = tokens[:shape["vocab_size"] - 1] + ["<|endoftext|>"] if shape["vocab_size"] < len(tokens) else tokens
         n = sum(p.numel() for p in model.parameters())
         reference.write_gguf(out / f"{name}.gguf", model, vocab, merges if vocab is tokens else [],

@@ -12,7 +12,7 @@ For each test model this script
 
 Everything goes to tests/fixtures/inference/ (binary little-endian arrays + index.json).
 
-    python3 tools/py/make_test_models.py   # once: trains tests/fixtures/inference/tiny-shakespeare
+    python3 tools/py/make_test_models.py   # once: trains tests/fixtures/inference/tiny-stories
     python3 tools/py/reference.py
 """
 import json
@@ -28,10 +28,8 @@ from transformers import GPT2LMHeadModel
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests/fixtures/inference"
 N_GREEDY = 64
-# Held-out evaluation text: this many characters from the start of the last 10% of tiny
-# shakespeare (the tiny model trained on the first 90%).
+# Held-out evaluation text: this many characters.
 EVAL_CHARS = 8192
-TRAIN_FRACTION = 0.9
 
 def shared_data() -> Path:
     """`../shared/data` beside the repository; from a git worktree elsewhere, beside the main
@@ -176,48 +174,81 @@ def evaluate(model, ids, n_ctx):
     return nll / count, count, top1
 
 
-def main():
-    torch.set_num_threads(1)
-    index = {"n_greedy": N_GREEDY, "models": []}
+def q8_0_weights_model(model):
+    """A copy of `model` whose matrices hold their Q8_0 round trip (gguf.quants, ggml's rounding):
+    float inference of exactly the weights in the Q8_0 GGUF, to tell weight rounding apart from
+    the rest of mote's integer arithmetic."""
+    import copy
+    q = copy.deepcopy(model)
+    t = gguf.GGMLQuantizationType.Q8_0
+    with torch.no_grad():
+        for name, p in q.named_parameters():
+            if p.ndim != 2:
+                continue
+            a = p.detach().numpy().astype(np.float32)
+            conv1d = any(k in name for k in ("c_attn", "c_proj", "c_fc"))
+            a = a.T.copy() if conv1d else a
+            a = gguf.quants.dequantize(gguf.quants.quantize(a, t), t)
+            p.copy_(torch.tensor(np.ascontiguousarray(a.T if conv1d else a)))
+    return q
 
-    # 1. The trained tiny model (tools/py/make_test_models.py).
+
+def reference_tiny():
+    """The trained tiny model: GGUF files, prompt logits and greedy tokens, held-out evaluation."""
     from tokenizers import Tokenizer
-    tiny_dir = FIX / "tiny-shakespeare"
+    name = "tiny-stories"
+    tiny_dir = FIX / name
     tok = Tokenizer.from_file(str(tiny_dir / "tokenizer.json"))
     model = GPT2LMHeadModel.from_pretrained(tiny_dir, attn_implementation="eager").eval()
     tokens, merges = gpt2_vocab(tiny_dir / "vocab.json", tiny_dir / "merges.txt")
     eos = tokens.index("<|endoftext|>")
     for quant in (False, True):
         write_gguf(tiny_dir / f"model-{'q8_0' if quant else 'f32'}.gguf", model, tokens, merges, eos,
-                   quant, "tiny-shakespeare")
+                   quant, name)
     prompt_texts = [
-        "ROMEO:\nBut soft, what light",
-        "First Citizen:\nWe are accounted poor citizens, the patricians good.",
-        "KING HENRY VI:\n",
-        "O",
+        "Once upon a time, there was a little girl named Lily. She",
+        "Tom and his mom went to the park. Tom saw a big dog and",
+        "The sun was",
+        "One",
     ]
     prompts = [(t, tok.encode(t).ids) for t in prompt_texts]
-    text = (shared_data() / "tinyshakespeare/input.txt").read_text(encoding="utf-8")
-    held_out = text[int(len(text) * TRAIN_FRACTION):][:EVAL_CHARS]
+    # Held-out text: the start of the TinyStories validation head, never seen in training.
+    eval_file = "tinystories/tinystories_validation_head.txt"
+    text = (shared_data() / eval_file).read_text(encoding="utf-8")
+    held_out = text[:EVAL_CHARS]
     eval_ids = tok.encode(held_out).ids
     mean_nll, count, top1 = evaluate(model, eval_ids, model.config.n_positions)
     save_u32(tiny_dir / "eval-tokens.u32", eval_ids)
     save_u32(tiny_dir / "eval-top1.u32", top1)
-    index["models"].append({
-        "name": "tiny-shakespeare",
-        "hf_dir": "tiny-shakespeare",
-        "gguf": {"f32": "tiny-shakespeare/model-f32.gguf", "q8_0": "tiny-shakespeare/model-q8_0.gguf"},
+    _, _, top1_q8w = evaluate(q8_0_weights_model(model), eval_ids, model.config.n_positions)
+    save_u32(tiny_dir / "eval-top1-q8_0-weights.u32", top1_q8w)
+    q8w_agree = sum(a == b for a, b in zip(top1, top1_q8w)) / len(top1)
+    return {
+        "name": name,
+        "hf_dir": name,
+        "gguf": {"f32": f"{name}/model-f32.gguf", "q8_0": f"{name}/model-q8_0.gguf"},
         "n_vocab": model.config.vocab_size, "n_ctx": model.config.n_positions, "eos": eos,
         "prompts": reference_prompts(model, tiny_dir, prompts, n_full=1),
         "eval": {
-            # The text is not copied into the repository: it is this slice of the shared file.
-            "text": "tinyshakespeare/input.txt",
-            "char_offset": int(len(text) * TRAIN_FRACTION), "n_chars": len(held_out),
-            "tokens": "tiny-shakespeare/eval-tokens.u32", "top1": "tiny-shakespeare/eval-top1.u32",
+            # The text is not copied into the repository: it is this slice of the shared file
+            # (in characters).
+            "text": eval_file, "char_offset": 0, "n_chars": len(held_out),
+            "tokens": f"{name}/eval-tokens.u32", "top1": f"{name}/eval-top1.u32",
+            # transformers' top-1 with the Q8_0 round trip of the weights (float activations).
+            "top1_q8_0_weights": f"{name}/eval-top1-q8_0-weights.u32",
+            "q8_0_weights_top1_agreement": q8w_agree,
             "n_tokens": len(eval_ids), "n_predicted": count,
             "mean_nll": mean_nll, "perplexity": math.exp(mean_nll),
         },
-    })
+    }
+
+
+def main():
+    torch.set_num_threads(1)
+    index = {"n_greedy": N_GREEDY, "models": []}
+
+    # 1. The trained tiny model (tools/py/make_test_models.py).
+    index["models"].append(reference_tiny())
 
     # 2. A checkpoint written by other software: 1 layer, width 2, the real 50,257-token vocabulary.
     fake_dir = FIX / "fake-gpt2"
@@ -241,7 +272,8 @@ def main():
     for m in index["models"]:
         print(m["name"], [(p["shape"], round(p["min_top2_margin"], 6)) for p in m["prompts"]])
         if "eval" in m:
-            print("  eval", {k: m["eval"][k] for k in ("n_tokens", "n_predicted", "perplexity")})
+            print("  eval", {k: m["eval"][k] for k in ("n_tokens", "n_predicted", "perplexity",
+                                                       "q8_0_weights_top1_agreement")})
 
 
 if __name__ == "__main__":
