@@ -133,6 +133,12 @@ impl Sampler {
         Ok(Self { config, rng: Pcg32::seed_from_u64(config.seed) })
     }
 
+    /// Greedy decoding with no penalties (the default configuration, valid for any model).
+    pub fn greedy() -> Self {
+        let config = SamplerConfig::default();
+        Self { config, rng: Pcg32::seed_from_u64(config.seed) }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SamplerConfig {
         &self.config

@@ -1,5 +1,5 @@
-//! Generation: prefill the prompt one position at a time, then decode greedily, streaming each new
-//! token to a callback, until a stop rule fires.
+//! Generation: prefill the prompt one position at a time, then decode (greedily, or with a
+//! [`Sampler`]), streaming each new token to a callback, until a stop rule fires.
 //!
 //! Stop rules, checked after each new token is chosen:
 //! 1. the token is the end-of-text token: stop with [`StopReason::EndOfText`] (the token is not
@@ -13,6 +13,7 @@ use core::fmt;
 
 use crate::forward::{forward, ForwardError};
 use crate::model::Model;
+use crate::sampler::Sampler;
 use crate::state::RunState;
 
 /// Why generation stopped.
@@ -82,20 +83,6 @@ pub struct Generated {
     pub n_generated: usize,
 }
 
-/// The next token: the index of the largest logit, the first one on ties (as `torch.argmax`); NaNs
-/// are never chosen unless every logit is NaN (then 0). Sampling strategies replace this one place.
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > best_v {
-            best = i;
-            best_v = v;
-        }
-    }
-    best as u32
-}
-
 /// A model and a run state: one conversation with the model, position by position.
 pub struct Session<'m, 'b, 's> {
     model: &'m Model<'b>,
@@ -122,9 +109,19 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
 
     /// Feeds one token at the next position and returns the logits for the token after it.
     pub fn step(&mut self, token: u32) -> Result<&[f32], ForwardError> {
-        let logits = forward(self.model, &mut self.state, token, self.pos)?;
+        let pos = self.pos;
+        forward(self.model, &mut self.state, token, pos)?;
+        self.state.record_token(pos, token);
         self.pos += 1;
-        Ok(logits)
+        Ok(self.state.logits())
+    }
+
+    /// Feeds one token and lets `sampler` choose the next from the logits and every token fed so
+    /// far (prompt included, as transformers' processors see them).
+    fn step_and_pick(&mut self, token: u32, sampler: &mut Sampler) -> Result<u32, ForwardError> {
+        self.step(token)?;
+        let (logits, history) = self.state.logits_and_history(self.pos);
+        Ok(sampler.sample(logits, history))
     }
 
     /// Starts from position 0, feeds `prompt`, then greedily produces up to `max_tokens` tokens,
@@ -133,6 +130,18 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
         &mut self,
         prompt: &[u32],
         max_tokens: usize,
+        on_token: impl FnMut(u32),
+    ) -> Result<Generated, SessionError> {
+        self.generate_with(prompt, max_tokens, &mut Sampler::greedy(), on_token)
+    }
+
+    /// [`Session::generate`] with the next token chosen by `sampler` (greedy, or transformers'
+    /// sampling controls with a seed).
+    pub fn generate_with(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampler: &mut Sampler,
         mut on_token: impl FnMut(u32),
     ) -> Result<Generated, SessionError> {
         let n_ctx = self.model.hparams.n_ctx;
@@ -143,10 +152,14 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
             return Err(SessionError::PromptTooLong { len: prompt.len(), n_ctx });
         }
         self.reset();
-        let mut next = 0;
-        for &t in prompt {
-            next = argmax(self.step(t)?);
+        let (last, head) = match prompt.split_last() {
+            Some(split) => split,
+            None => return Err(SessionError::EmptyPrompt),
+        };
+        for &t in head {
+            self.step(t)?;
         }
+        let mut next = self.step_and_pick(*last, sampler)?;
         let mut n_generated = 0;
         if max_tokens == 0 {
             return Ok(Generated { stop: StopReason::TokenLimit, n_generated });
@@ -163,21 +176,8 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
             if self.pos >= n_ctx {
                 return Ok(Generated { stop: StopReason::ContextFull, n_generated });
             }
-            next = argmax(self.step(next)?);
+            next = self.step_and_pick(next, sampler)?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argmax_takes_first_of_ties_and_skips_nan() {
-        assert_eq!(argmax(&[0.0, 2.0, 2.0, 1.0]), 1);
-        assert_eq!(argmax(&[f32::NAN, -1.0, -3.0]), 1);
-        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::NEG_INFINITY]), 0);
-        assert_eq!(argmax(&[]), 0);
     }
 }
 
@@ -186,6 +186,7 @@ mod session_tests {
     use super::*;
     use crate::gguf::Gguf;
     use crate::model::test_model::{Meta, Spec};
+    use crate::sampler::argmax;
     use crate::state::KvType;
 
     fn run(

@@ -85,8 +85,8 @@ impl fmt::Display for StateError {
 
 impl core::error::Error for StateError {}
 
-/// Sizes of the f32 buffers, in values, in storage order.
-const fn f32_lens(hp: &HParams) -> [usize; 7] {
+/// Sizes of the 4-byte buffers (f32, and the u32 token history last), in values, in storage order.
+const fn f32_lens(hp: &HParams) -> [usize; 8] {
     let c = hp.n_embd;
     [
         c,                   // x
@@ -96,6 +96,7 @@ const fn f32_lens(hp: &HParams) -> [usize; 7] {
         hp.n_ff,             // hb
         hp.n_ctx,            // att
         hp.n_vocab,          // logits
+        hp.n_ctx,            // tokens (u32)
     ]
 }
 
@@ -242,6 +243,8 @@ pub struct RunState<'s> {
     pub(crate) att: &'s mut [f32],
     /// Output logits, `(V)`.
     pub(crate) logits: &'s mut [f32],
+    /// The token fed at each position so far, `(T)`: the history samplers look back over.
+    tokens: &'s mut [u32],
     /// Q8_0 copy of a matrix input, `(max(C, F) / 32)` blocks.
     pub(crate) xq: &'s mut [BlockQ8_0],
     /// Keys, `(L, T, C)`.
@@ -303,6 +306,8 @@ impl<'s> RunState<'s> {
         let hb = f32_buf(&mut rest, lens[4])?;
         let att = f32_buf(&mut rest, lens[5])?;
         let logits = f32_buf(&mut rest, lens[6])?;
+        let tokens =
+            bytemuck::try_cast_slice_mut(take(&mut rest, lens[7], 4)).map_err(|_| too_small)?;
         let rows = kv_rows(hp);
         let cache = |rest: &mut &'s mut [u8]| -> Result<KvCache<'s>, StateError> {
             let values = rows.saturating_mul(hp.n_embd);
@@ -321,8 +326,21 @@ impl<'s> RunState<'s> {
         let v_cache = cache(&mut rest)?;
         let xq = bytemuck::try_cast_slice_mut(take(&mut rest, xq_blocks(hp), Q8_0_BLOCK_BYTES))
             .map_err(|_| too_small)?;
-        let mut state =
-            Self { hparams: *hp, kv, x, xb, xb2, qkv, hb, att, logits, xq, k_cache, v_cache };
+        let mut state = Self {
+            hparams: *hp,
+            kv,
+            x,
+            xb,
+            xb2,
+            qkv,
+            hb,
+            att,
+            logits,
+            tokens,
+            xq,
+            k_cache,
+            v_cache,
+        };
         state.clear();
         Ok(state)
     }
@@ -341,6 +359,7 @@ impl<'s> RunState<'s> {
         ] {
             buf.fill(0.0);
         }
+        self.tokens.fill(0);
         self.xq.fill(BlockQ8_0::ZERO);
         for cache in [&mut self.k_cache, &mut self.v_cache] {
             match cache {
@@ -364,6 +383,20 @@ impl<'s> RunState<'s> {
     /// The logits of the last forward step, `(V)`.
     pub fn logits(&self) -> &[f32] {
         self.logits
+    }
+
+    /// Records `token` as fed at `pos` (ignored past the context).
+    pub(crate) fn record_token(&mut self, pos: usize, token: u32) {
+        if let Some(t) = self.tokens.get_mut(pos) {
+            *t = token;
+        }
+    }
+
+    /// The logits of the last step, for a sampler to work in, and the tokens fed at positions
+    /// `0..len`, `((V), (len))`.
+    pub(crate) fn logits_and_history(&mut self, len: usize) -> (&mut [f32], &[u32]) {
+        let len = len.min(self.tokens.len());
+        (&mut *self.logits, &self.tokens[..len])
     }
 
     /// Stores the current position's keys and values (from `qkv`) for `layer` at `pos`.
@@ -426,8 +459,8 @@ mod tests {
     #[test]
     fn bytes_needed_adds_up_every_buffer() {
         let h = hp(32);
-        // f32: x, xb, xb2 (3 * 32), qkv 96, hb 128, att 4, logits 10 = 334 values.
-        let f32s = 334 * 4;
+        // f32: x, xb, xb2 (3 * 32), qkv 96, hb 128, att 4, logits 10; u32: tokens 4 = 338 values.
+        let f32s = 338 * 4;
         let xq = (128 / 32) * 34;
         let kv_rows = 2 * 4;
         assert_eq!(RunState::bytes_needed(&h, KvType::F32), 3 + f32s + xq + 2 * kv_rows * 32 * 4);

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use mote_core::model::Model;
-use mote_core::session::{argmax, Session};
+use mote_core::sampler::argmax;
+use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
 
 use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile};

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _};
 use mote_core::gguf::Gguf;
 use mote_core::model::Model;
+use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::{Generated, Session};
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{Special, Tokenizer};
@@ -34,6 +35,44 @@ pub struct Args {
     /// Print one JSON object (prompt ids, generated ids, text, tokens/s) instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+/// The sampling controls, with transformers' meanings; the defaults decode greedily.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SamplingArgs {
+    /// Softmax temperature; 0 decodes greedily.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub temperature: f32,
+    /// Sample among the K most likely tokens only.
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    /// Sample among the most likely tokens whose probabilities add up to P.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub top_p: f32,
+    /// Penalise tokens already seen (1 is off; transformers' repetition_penalty).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub repetition_penalty: f32,
+    /// Never repeat an n-gram of this size (0 is off).
+    #[arg(long, default_value_t = 0)]
+    pub no_repeat_ngram_size: u32,
+    /// Seed of the pseudo-random generator: the same seed gives the same text on every target.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl From<&SamplingArgs> for SamplerConfig {
+    fn from(a: &SamplingArgs) -> Self {
+        Self {
+            temperature: a.temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            repetition_penalty: a.repetition_penalty,
+            no_repeat_ngram_size: a.no_repeat_ngram_size,
+            seed: a.seed,
+        }
+    }
 }
 
 /// `--kv` values.
@@ -185,15 +224,18 @@ pub struct Output {
     pub tokens_per_second: f64,
 }
 
-/// Runs greedy generation and calls `on_bytes` with each new token's bytes as it is produced.
+/// Runs generation (greedy unless `sampling` says otherwise) and calls `on_bytes` with each new
+/// token's bytes as it is produced.
 pub fn generate(
     model: &Model<'_>,
     detok: &Detokenizer<'_>,
     prompt: &[u32],
     max_tokens: usize,
     kv: KvType,
+    sampling: SamplerConfig,
     mut on_bytes: impl FnMut(&[u8]),
 ) -> anyhow::Result<Output> {
+    let mut sampler = Sampler::new(sampling, model.hparams.n_ctx)?;
     let mut storage = state_storage(model, kv);
     let state = RunState::new(&model.hparams, kv, &mut storage)?;
     let mut session = Session::new(model, state);
@@ -202,7 +244,7 @@ pub fn generate(
     let start = Instant::now();
     let mut first: Option<Instant> = None;
     let mut last = start;
-    let Generated { stop, .. } = session.generate(prompt, max_tokens, |t| {
+    let Generated { stop, .. } = session.generate_with(prompt, max_tokens, &mut sampler, |t| {
         let now = Instant::now();
         first.get_or_insert(now);
         last = now;
@@ -244,7 +286,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let kv = KvType::from(args.kv);
     let json = args.json;
     let mut stdout = std::io::stdout().lock();
-    let out = generate(&model, &detok, &prompt, args.max_tokens, kv, |b| {
+    let sampling = SamplerConfig::from(&args.sampling);
+    let out = generate(&model, &detok, &prompt, args.max_tokens, kv, sampling, |b| {
         if !json {
             // Streaming is best effort: a closed pipe must not abort the generation's summary.
             let _ = stdout.write_all(b);

@@ -200,3 +200,57 @@ fn converted_checkpoint_generates_the_reference_greedy_tokens() {
         assert_eq!(ids(&j["generated_ids"]), want, "{}", p["text"]);
     }
 }
+
+/// `mote generate --json` with extra arguments on the first fixture model and prompt.
+fn generate_json(extra: &[&str]) -> Result<Value, String> {
+    let idx = index();
+    let m = &idx["models"][0];
+    let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
+    let prompt = csv(&ids(&m["prompts"][0]["prompt"]));
+    let mut args =
+        vec!["generate", "--model", model.to_str().unwrap(), "--tokens", &prompt, "--json"];
+    args.extend_from_slice(extra);
+    let out = mote(&args);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).expect("one JSON object on stdout"))
+}
+
+#[test]
+fn sampling_is_deterministic_by_seed() {
+    let run = |seed: &str| {
+        let args = ["--max-tokens", "24", "--temperature", "1.2", "--top-k", "40", "--seed", seed];
+        ids(&generate_json(&args).unwrap()["generated_ids"])
+    };
+    let (a, b, c) = (run("1"), run("1"), run("2"));
+    assert_eq!(a, b, "same seed, same tokens");
+    assert_ne!(a, c, "another seed draws other tokens");
+    let greedy = ids(&generate_json(&["--max-tokens", "24"]).unwrap()["generated_ids"]);
+    assert_ne!(a, greedy, "temperature 1.2 does not decode greedily");
+}
+
+#[test]
+fn no_repeat_ngram_size_forbids_repeated_bigrams() {
+    let out = generate_json(&["--max-tokens", "48", "--no-repeat-ngram-size", "2"]).unwrap();
+    let mut all = ids(&out["prompt_ids"]);
+    all.extend(ids(&out["generated_ids"]));
+    let bigrams: Vec<_> = all.windows(2).collect();
+    for (i, w) in bigrams.iter().enumerate() {
+        assert!(!bigrams[..i].contains(w), "bigram {w:?} repeated in {all:?}");
+    }
+}
+
+#[test]
+fn rejects_invalid_sampling_settings_with_one_line() {
+    for (args, needle) in [
+        (&["--temperature", "-1"][..], "temperature -1"),
+        (&["--temperature", "0.8", "--top-k", "0"][..], "top_k 0"),
+        (&["--top-p", "1.5"][..], "top_p 1.5"),
+        (&["--repetition-penalty", "0"][..], "repetition penalty 0"),
+        (&["--no-repeat-ngram-size", "100000"][..], "larger than the context"),
+    ] {
+        let err = generate_json(args).unwrap_err();
+        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use mote_core::forward::forward;
 use mote_core::gguf::Gguf;
 use mote_core::model::Model;
-use mote_core::session::{argmax, Session, StopReason};
+use mote_core::sampler::argmax;
+use mote_core::session::{Session, StopReason};
 use mote_core::state::{KvType, RunState};
 use serde_json::Value;
 
