@@ -403,7 +403,7 @@ def main(argv=None) -> int:
     assert n_params == b["params"], (n_params, b["params"])
     print(f"model: {n_params} parameters")
 
-    # No weight decay on biases, LayerNorms and position embeddings' neighbours: only 2-D matrices.
+    # Weight decay on the 2-D matrices only (embeddings included), not on biases and LayerNorms.
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
