@@ -20,7 +20,7 @@ use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile
 /// Arguments of `mote eval`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF model file.
+    /// GGUF model file; without it, the bundled tinystories-675k model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// UTF-8 text file to evaluate on, encoded with the model's tokenizer.
@@ -107,8 +107,7 @@ pub fn parse_token_ids(s: &str) -> anyhow::Result<Vec<u32>> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::open_arg(args.model.as_deref())?;
     let gguf = file.gguf()?;
-    let path = args.model.clone().unwrap_or_default();
-    let model = load_model(&gguf, &path)?;
+    let model = load_model(&gguf, file.name())?;
     let tokens = match (&args.token_ids, &args.text) {
         (Some(p), _) => {
             let s = std::fs::read_to_string(p)

@@ -3,11 +3,13 @@
 //! allocation of exactly [`RunState::bytes_needed`] bytes.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use mote_core::gguf::Gguf;
+
+pub use crate::model_file::ModelFile;
 use mote_core::model::Model;
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::{Generated, Session};
@@ -17,7 +19,7 @@ use mote_core::tokenizer::{Special, Tokenizer};
 /// Arguments of `mote generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF model file (from `mote convert`). Defaults to the bundled model once mote ships one.
+    /// GGUF model file (from `mote convert`); without it, the bundled tinystories-675k model.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Prompt text, encoded with the model's own tokenizer.
@@ -97,58 +99,11 @@ impl From<KvArg> for KvType {
     }
 }
 
-/// A memory-mapped model file.
-pub struct ModelFile {
-    map: memmap2::Mmap,
-    path: PathBuf,
-}
-
-impl ModelFile {
-    /// Maps `path` read-only.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot open model {}; check the path", path.display()))?;
-        let map = map_readonly(&file)
-            .with_context(|| format!("cannot memory-map model {}", path.display()))?;
-        Ok(Self { map, path: path.to_path_buf() })
-    }
-
-    /// Maps `--model`, or explains that there is no default model yet.
-    pub fn open_arg(model: Option<&Path>) -> anyhow::Result<Self> {
-        match model {
-            Some(p) => Self::open(p),
-            None => bail!(
-                "no --model given and mote has no bundled default model yet; \
-                 pass --model M.gguf (make one with `mote convert CHECKPOINT_DIR -o M.gguf`)"
-            ),
-        }
-    }
-
-    /// The file's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
-    }
-
-    /// Parses the GGUF header.
-    pub fn gguf(&self) -> anyhow::Result<Gguf<'_>> {
-        Gguf::parse(self.bytes())
-            .with_context(|| format!("{} is not a GGUF file mote can read", self.path.display()))
-    }
-}
-
-#[allow(unsafe_code)]
-fn map_readonly(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: the mapping is read-only and every read of it is bounds-checked by mote-core; the
-    // only hazard is the file being truncated by another process while mapped, as for any mmap.
-    unsafe { memmap2::Mmap::map(file) }
-}
-
 /// Loads the model from a parsed file, with a message that says what to do.
-pub fn load_model<'a>(gguf: &Gguf<'a>, path: &Path) -> anyhow::Result<Model<'a>> {
+pub fn load_model<'a>(gguf: &Gguf<'a>, name: &str) -> anyhow::Result<Model<'a>> {
     Model::load(gguf).with_context(|| {
         format!(
-            "{} is not a GPT-2 model mote can run (convert Hugging Face GPT-2 checkpoints with `mote convert`)",
-            path.display()
+            "{name} is not a GPT-2 model mote can run (convert Hugging Face GPT-2 checkpoints with `mote convert`)"
         )
     })
 }
@@ -275,7 +230,7 @@ pub fn generate(
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::open_arg(args.model.as_deref())?;
     let gguf = file.gguf()?;
-    let model = load_model(&gguf, &file.path)?;
+    let model = load_model(&gguf, file.name())?;
     let prompt = prompt_tokens(&gguf, args.prompt.as_deref(), args.tokens.as_deref())?;
     let detok = Detokenizer::new(&gguf);
     if !detok.has_text() && !args.json {

@@ -7,5 +7,6 @@ pub mod eval;
 pub mod generate;
 pub mod gguf_writer;
 pub mod inspect;
+pub mod model_file;
 pub mod tokenize;
 pub mod tokenizer_index;

@@ -3,17 +3,17 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::model_file::ModelFile;
 use anyhow::{bail, Context};
-use mote_core::gguf::Gguf;
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
 
 /// Arguments of `mote tokenize`.
 #[derive(clap::Args)]
 pub struct TokenizeArgs {
-    /// The GGUF model whose tokenizer to use.
+    /// The GGUF model whose tokenizer to use; without it, the bundled tinystories-675k model.
     #[arg(long, value_name = "M.gguf")]
     pub model: Option<PathBuf>,
     /// The text to tokenize (UTF-8).
@@ -36,7 +36,7 @@ pub struct TokenizeArgs {
 /// Arguments of `mote detokenize`.
 #[derive(clap::Args)]
 pub struct DetokenizeArgs {
-    /// The GGUF model whose tokenizer to use.
+    /// The GGUF model whose tokenizer to use; without it, the bundled tinystories-675k model.
     #[arg(long, value_name = "M.gguf")]
     pub model: Option<PathBuf>,
     /// Token ids, as separate arguments or separated by commas or spaces ("[1, 2]" works too).
@@ -51,43 +51,16 @@ pub struct DetokenizeArgs {
     pub json: bool,
 }
 
-/// A model file held in memory for the tokenizer to borrow from.
-pub struct ModelFile {
-    path: PathBuf,
-    map: memmap2::Mmap,
-}
-
-impl ModelFile {
-    /// Maps `--model`, or says how to get one.
-    pub fn open(model: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = model else {
-            bail!(
-                "no model given: pass --model M.gguf (a GGUF made by `mote convert`, or any GPT-2 \
-                 GGUF from llama.cpp)"
-            );
-        };
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("cannot open model {}: check the path", path.display()))?;
-        // SAFETY of the map is the file's: it must not change while mapped (a model file is not
-        // written to while it is read).
-        #[allow(unsafe_code)]
-        let map = unsafe { memmap2::Mmap::map(&file) }
-            .with_context(|| format!("cannot map model {}", path.display()))?;
-        Ok(ModelFile { path: path.to_path_buf(), map })
-    }
-
-    /// The tokenizer in the file.
-    pub fn tokenizer(&self) -> anyhow::Result<Tokenizer<'_>> {
-        let gguf = Gguf::parse(&self.map)
-            .with_context(|| format!("{} is not a GGUF file mote can read", self.path.display()))?;
-        Tokenizer::from_gguf(&gguf).with_context(|| {
-            format!(
-                "{} has no usable GPT-2 tokenizer; convert the model with `mote convert` \
-                 (it needs the tokenizer files beside the checkpoint)",
-                self.path.display()
-            )
-        })
-    }
+/// The tokenizer of `file`, with a message that says what to do when it has none.
+fn tokenizer(file: &ModelFile) -> anyhow::Result<Tokenizer<'_>> {
+    let gguf = file.gguf()?;
+    Tokenizer::from_gguf(&gguf).with_context(|| {
+        format!(
+            "{} has no usable GPT-2 tokenizer; convert the model with `mote convert` \
+             (it needs the tokenizer files beside the checkpoint)",
+            file.name()
+        )
+    })
 }
 
 /// `bytes` as UTF-8, or an error naming the first bad byte and what to do.
@@ -126,8 +99,8 @@ pub fn decode(tok: &Tokenizer<'_>, ids: &[u32]) -> anyhow::Result<Vec<u8>> {
 
 /// Runs `mote tokenize`.
 pub fn run_tokenize(args: TokenizeArgs) -> anyhow::Result<()> {
-    let model = ModelFile::open(args.model.as_deref())?;
-    let tok = model.tokenizer()?;
+    let model = ModelFile::open_arg(args.model.as_deref())?;
+    let tok = tokenizer(&model)?;
     let bytes = match (&args.file, &args.text) {
         (Some(f), _) => std::fs::read(f)
             .with_context(|| format!("cannot read {}: check the path", f.display()))?,
@@ -192,8 +165,8 @@ pub fn parse_ids(args: &[String]) -> anyhow::Result<Vec<u32>> {
 
 /// Runs `mote detokenize`.
 pub fn run_detokenize(args: DetokenizeArgs) -> anyhow::Result<()> {
-    let model = ModelFile::open(args.model.as_deref())?;
-    let tok = model.tokenizer()?;
+    let model = ModelFile::open_arg(args.model.as_deref())?;
+    let tok = tokenizer(&model)?;
     let ids = parse_ids(&args.ids)?;
     if let Some(&bad) = ids.iter().find(|&&id| id as usize >= tok.n_vocab()) {
         bail!("token id {bad} is outside the vocabulary of {} tokens", tok.n_vocab());

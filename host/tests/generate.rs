@@ -141,7 +141,7 @@ fn bad_inputs_are_clear_errors() {
     let model = fixtures().join(idx["models"][0]["gguf"]["f32"].as_str().unwrap());
     let model = model.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
-        (&["generate", "--tokens", "1"], "no bundled default model"),
+        (&["generate", "--tokens", "5000"], "token id 5000 is outside the vocabulary of 2048"),
         (
             &["generate", "--model", model, "--tokens", "512"],
             "token id 512 is outside the vocabulary of 512",
@@ -253,4 +253,21 @@ fn rejects_invalid_sampling_settings_with_one_line() {
         let err = generate_json(args).unwrap_err();
         assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn without_model_uses_the_bundled_default_model() {
+    let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tinystories-675k/tinystories-675k-q8_0.gguf");
+    let args = ["generate", "--prompt", "Once upon a time", "--max-tokens", "12", "--kv", "q8_0"];
+    let bundled = mote(&[&args[..], &["--json"]].concat());
+    assert!(bundled.status.success(), "{}", String::from_utf8_lossy(&bundled.stderr));
+    let file = mote(&[&args[..], &["--json", "--model", committed.to_str().unwrap()]].concat());
+    let (a, b): (Value, Value) = (
+        serde_json::from_slice(&bundled.stdout).unwrap(),
+        serde_json::from_slice(&file.stdout).unwrap(),
+    );
+    assert_eq!(a["generated_ids"], b["generated_ids"]);
+    assert_eq!(a["text"], b["text"]);
+    assert_eq!(ids(&a["generated_ids"]).len(), 12);
 }

@@ -1,0 +1,50 @@
+//! The default model (`models/tinystories-675k`): its committed GGUF is exactly what `mote convert`
+//! makes of its committed checkpoint, and it fits the 1 MB-flash board it was sized for.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tinystories-675k")
+}
+
+fn mote(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().expect("run mote")
+}
+
+#[test]
+fn committed_gguf_is_the_conversion_of_the_committed_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m.gguf");
+    let o = mote(&[
+        "convert".as_ref(),
+        model_dir().as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--type".as_ref(),
+        "q8_0".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let made = std::fs::read(&out).unwrap();
+    let committed = std::fs::read(model_dir().join("tinystories-675k-q8_0.gguf")).unwrap();
+    assert!(made == committed, "mote convert no longer reproduces the committed GGUF");
+    assert!(committed.len() <= 900_000, "the GGUF is {} bytes, over 900 KB", committed.len());
+}
+
+#[test]
+fn fits_the_nrf52840_dk() {
+    let gguf = model_dir().join("tinystories-675k-q8_0.gguf");
+    let o = mote(&[
+        "inspect".as_ref(),
+        gguf.as_os_str(),
+        "--json".as_ref(),
+        "--board".as_ref(),
+        "nrf52840-dk".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["board"]["fits"], true);
+    // Issue 6's budget: the run state at full context with a Q8_0 KV cache within 160 KB.
+    let run_state = r["memory"]["ram"]["run_state_bytes"]["q8_0"].as_u64().unwrap();
+    assert!(run_state <= 160 * 1024, "run state {run_state} bytes");
+}
