@@ -446,11 +446,11 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self, n: u64) -> Result<&'a [u8], GgufError> {
-        let available = self.remaining();
-        let truncated = GgufError::Truncated { offset: self.pos, needed: n, available };
-        let n = usize::try_from(n).map_err(|_| truncated.clone())?;
-        let end = self.pos.checked_add(n).ok_or(truncated.clone())?;
-        let out = self.blob.get(self.pos..end).ok_or(truncated)?;
+        let truncated =
+            || GgufError::Truncated { offset: self.pos, needed: n, available: self.remaining() };
+        let len = usize::try_from(n).map_err(|_| truncated())?;
+        let end = self.pos.checked_add(len).ok_or_else(truncated)?;
+        let out = self.blob.get(self.pos..end).ok_or_else(truncated)?;
         self.pos = end;
         Ok(out)
     }
