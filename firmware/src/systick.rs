@@ -36,7 +36,9 @@ pub fn start() {
     }
 }
 
-/// Ticks since [`start`].
+/// Ticks since [`start`]. The counter wraps every 2^24 ticks (0.67 s at 25 MHz) and the wrap is
+/// counted when SysTick's exception runs: read with interrupts masked for longer than that, the
+/// count comes out 2^24 ticks short.
 pub fn now() -> u64 {
     // SAFETY: reads of SysTick's current value register have no side effects.
     let syst = unsafe { &*SYST::PTR };

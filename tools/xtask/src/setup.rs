@@ -66,31 +66,42 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
         bail!("setup --check: something is missing (run `cargo xtask setup`)");
     }
 
-    // rustup components cannot be installed without rustup's servers; say how, don't try.
-    if !components.is_empty() {
-        bail!("install them with `rustup component add {}`", components.join(" "));
-    }
+    // Every piece is tried even when one fails, so that one run says everything that is needed.
+    let mut failures: Vec<String> = Vec::new();
     if !apt.is_empty() {
-        install_packages(&apt)?;
+        if let Err(e) = install_packages(&apt) {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    if !components.is_empty() {
+        // rustup's components come from rustup's servers: say how, don't try.
+        failures.push(format!("install `rustup component add {}`", components.join(" ")));
     }
     if defmt_print {
-        shell::run(Command::new(toolchain::host_cargo()).args([
-            "install",
-            "defmt-print",
-            "--locked",
-            "--version",
-            DEFMT_PRINT_VERSION,
-        ]))?;
+        let mut cmd = Command::new(toolchain::host_cargo());
+        cmd.args(["install", "defmt-print", "--locked", "--version", DEFMT_PRINT_VERSION]);
+        if let Err(e) = shell::run(&mut cmd) {
+            failures.push(format!("{e:#}"));
+        }
     }
     if !python.is_empty() {
-        let python_bin =
-            python_bin().context("no python3: install the Debian package python3-pip")?;
-        shell::run(
-            Command::new(python_bin)
-                .current_dir(root)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(PY_REQUIREMENTS),
-        )?;
+        let result = python_bin()
+            .context("no python3: install the Debian package python3-pip")
+            .and_then(|python| {
+                shell::run(
+                    Command::new(python)
+                        .current_dir(root)
+                        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                        .arg("-r")
+                        .arg(PY_REQUIREMENTS),
+                )
+            });
+        if let Err(e) = result {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    if !failures.is_empty() {
+        bail!("setup is incomplete:\n- {}", failures.join("\n- "));
     }
     println!("setup: done");
     Ok(())
@@ -154,7 +165,8 @@ fn qemu_pins() -> Vec<String> {
                 .find_map(|l| l.trim().strip_prefix("Candidate:").map(|v| v.trim().to_string()))
         });
     let Some(candidate) = candidate.filter(|c| c != "(none)") else { return Vec::new() };
-    ["qemu-utils", "qemu-block-extra", "qemu-system-common", "qemu-system-data"]
+    // Built from the same source as qemu-system-arm for the same architecture, so same version.
+    ["qemu-utils", "qemu-block-extra"]
         .into_iter()
         .filter_map(|pkg| {
             let status = shell::output(Command::new("dpkg-query").args([
