@@ -32,7 +32,8 @@ pub const MAX_ARRAY_DEPTH: u32 = 2;
 /// A key or tensor name copied into an error (names point into the blob, errors must not borrow it).
 pub type Name = heapless::String<ERROR_NAME_LEN>;
 
-fn name_of(s: &str) -> Name {
+/// `s` as a [`Name`], cut at [`ERROR_NAME_LEN`] bytes (on a character boundary).
+pub(crate) fn name_of(s: &str) -> Name {
     let mut n = Name::new();
     for c in s.chars() {
         if n.push(c).is_err() {

@@ -16,7 +16,7 @@
 
 use core::fmt::{self, Write as _};
 
-use crate::gguf::{GgmlType, Gguf, GgufError, Name, TensorInfo, ERROR_NAME_LEN};
+use crate::gguf::{name_of, GgmlType, Gguf, GgufError, Name, TensorInfo, ERROR_NAME_LEN};
 use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
 
 /// The architecture mote runs (`general.architecture`).
@@ -151,16 +151,6 @@ impl core::error::Error for ModelError {}
 fn trim_dims(d: &[u64; 4]) -> &[u64] {
     let used = d.iter().rposition(|&x| x != 1).map_or(1, |i| i + 1);
     &d[..used]
-}
-
-fn name_of(s: &str) -> Name {
-    let mut n = Name::new();
-    for c in s.chars() {
-        if n.push(c).is_err() {
-            break;
-        }
-    }
-    n
 }
 
 /// A matrix `W(n_out, n_in)` stored row by row in the blob: row `i` is output unit `i`.
