@@ -19,7 +19,7 @@ const DEFAULT_MODEL: &str = "../models/tinystories-675k/tinystories-675k-q8_0.gg
 const DEFAULT_MAX_TOKENS: u32 = 64;
 /// Flash for code and read-only data beside the model: the budget `mote inspect --board` plans
 /// with (host/src/boards.rs, `CODE_FLASH_BUDGET`).
-const CODE_FLASH_BUDGET: u64 = 48 * 1024;
+const CODE_FLASH_BUDGET: u64 = 120 * 1024;
 /// RAM for the stack and the other statics beside the run state, the tokenizer's scratch and the
 /// prompt: `mote inspect --board`'s `RAM_RESERVE`.
 const RAM_RESERVE: u64 = 16 * 1024;
@@ -290,10 +290,11 @@ fn generate_inputs(manifest_dir: &Path, budget: &Budget) -> Result<String, Strin
     let tokenizer = Tokenizer::from_gguf(&gguf)
         .map_err(|e| format!("{name}: no usable tokenizer for the prompt: {e}"))?;
 
-    let parsed = |var: &str, what: &str| -> Result<Option<f64>, String> {
+    // Parsed as f32 directly, as `mote generate` parses its flags (no double rounding).
+    let parsed = |var: &str, what: &str| -> Result<Option<f32>, String> {
         match env::var(var) {
             Ok(v) => {
-                v.trim().parse::<f64>().map(Some).map_err(|_| format!("{var}={v:?} is not {what}"))
+                v.trim().parse::<f32>().map(Some).map_err(|_| format!("{var}={v:?} is not {what}"))
             }
             Err(_) => Ok(None),
         }
@@ -324,12 +325,12 @@ fn generate_inputs(manifest_dir: &Path, budget: &Budget) -> Result<String, Strin
     };
 
     let sampler = SamplerConfig {
-        temperature: parsed("MOTE_TEMPERATURE", "a number")?.unwrap_or(0.0) as f32,
+        temperature: parsed("MOTE_TEMPERATURE", "a number")?.unwrap_or(0.0),
         top_k: whole("MOTE_TOP_K")?
             .map(|k| u32::try_from(k).map_err(|_| format!("MOTE_TOP_K={k} is too large")))
             .transpose()?,
-        top_p: parsed("MOTE_TOP_P", "a number")?.unwrap_or(1.0) as f32,
-        repetition_penalty: parsed("MOTE_REPETITION_PENALTY", "a number")?.unwrap_or(1.0) as f32,
+        top_p: parsed("MOTE_TOP_P", "a number")?.unwrap_or(1.0),
+        repetition_penalty: parsed("MOTE_REPETITION_PENALTY", "a number")?.unwrap_or(1.0),
         no_repeat_ngram_size: whole("MOTE_NO_REPEAT_NGRAM_SIZE")?
             .map(|n| {
                 u32::try_from(n).map_err(|_| format!("MOTE_NO_REPEAT_NGRAM_SIZE={n} is too large"))

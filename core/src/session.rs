@@ -40,6 +40,7 @@ impl fmt::Display for StopReason {
 
 /// Why a generation was refused or failed.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SessionError {
     /// The prompt has no tokens (the model needs at least one to predict from).
     EmptyPrompt,

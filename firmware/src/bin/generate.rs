@@ -13,7 +13,6 @@
 #![no_std]
 #![no_main]
 
-use defmt::Display2Format;
 use mote_core::gguf::Gguf;
 use mote_core::model::Model;
 use mote_core::sampler::Sampler;
@@ -72,11 +71,9 @@ fn run(
     );
 
     let t = fw::systick::now();
-    let gguf = Gguf::parse(&MOTE_MODEL.bytes)
-        .map_err(|e| defmt::error!("model: {}", Display2Format(&e)))?;
-    let model = Model::load(&gguf).map_err(|e| defmt::error!("model: {}", Display2Format(&e)))?;
-    let tokenizer = Tokenizer::from_gguf(&gguf)
-        .map_err(|e| defmt::error!("tokenizer: {}", Display2Format(&e)))?;
+    let gguf = Gguf::parse(&MOTE_MODEL.bytes).map_err(|e| defmt::error!("model: {}", e))?;
+    let model = Model::load(&gguf).map_err(|e| defmt::error!("model: {}", e))?;
+    let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
     let load_ticks = fw::systick::now() - t;
     if model.hparams != hp {
         defmt::error!("the model's hyper-parameters differ from those it was built with");
@@ -92,7 +89,7 @@ fn run(
         load_ticks
     );
     let state = RunState::new(&hp, build::KV, &mut storage.0)
-        .map_err(|e| defmt::error!("run state: {}", Display2Format(&e)))?;
+        .map_err(|e| defmt::error!("run state: {}", e))?;
     defmt::info!(
         "run state: {=usize} bytes, static, KV cache {=str}",
         build::STATE_BYTES,
@@ -102,7 +99,7 @@ fn run(
     let t = fw::systick::now();
     let n_prompt = tokenizer
         .encode(inputs::PROMPT, Special::AsText, scratch, prompt_ids)
-        .map_err(|e| defmt::error!("prompt: {}", Display2Format(&e)))?;
+        .map_err(|e| defmt::error!("prompt: {}", e))?;
     let encode_ticks = fw::systick::now() - t;
     let prompt = &prompt_ids[..n_prompt];
     defmt::info!(
@@ -115,8 +112,8 @@ fn run(
     );
 
     let config = build::SAMPLER;
-    let mut sampler = Sampler::new(config, hp.n_ctx)
-        .map_err(|e| defmt::error!("sampler: {}", Display2Format(&e)))?;
+    let mut sampler =
+        Sampler::new(config, hp.n_ctx).map_err(|e| defmt::error!("sampler: {}", e))?;
     if config.is_sampling() {
         defmt::info!(
             "sampling: temperature {=f32}, top-k {}, top-p {=f32}, repetition penalty {=f32}, no-repeat n-gram {=u32}, seed {=u64}",
@@ -164,7 +161,7 @@ fn run(
         // Logging is not the model's work: the next token's count starts after it.
         last = fw::systick::now();
     });
-    let done = outcome.map_err(|e| defmt::error!("generation: {}", Display2Format(&e)))?;
+    let done = outcome.map_err(|e| defmt::error!("generation: {}", e))?;
     let generated = &generated[..n.min(build::MAX_TOKENS)];
 
     defmt::info!("stop: {}, {=usize} tokens", done.stop, done.n_generated);
