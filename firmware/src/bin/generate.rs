@@ -49,8 +49,8 @@ fn main() -> ! {
 
     fw::init();
     match run(MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS) {
-        Ok(()) => fw::exit(ExitCode::Success),
-        Err(()) => fw::exit(ExitCode::Failure),
+        Ok(()) => fw::finish(ExitCode::Success),
+        Err(()) => fw::finish(ExitCode::Failure),
     }
 }
 
@@ -173,8 +173,6 @@ fn run(
         generation_ticks,
         per_decoded
     );
-    let stack = fw::stack::high_water_mark();
-    defmt::info!("stack: {=usize} of {=usize} bytes used", stack, fw::stack::size());
     defmt::println!(
         "summary: kv={=str} prompt={=[?]} generated={=[?]} stop={=str} logits_checksum={=u32:#010x}",
         build::KV.name(),
