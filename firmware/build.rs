@@ -13,6 +13,16 @@ use std::path::{Path, PathBuf};
 
 /// Prompt the generating binaries use when the build is given none.
 const DEFAULT_PROMPT: &str = "Once upon a time";
+/// Model the generating binaries embed when the build is given none (relative to firmware/).
+const DEFAULT_MODEL: &str = "../models/tinystories-675k/tinystories-675k-q8_0.gguf";
+/// Tokens generated when the build sets no `MOTE_MAX_TOKENS` (as `mote generate`).
+const DEFAULT_MAX_TOKENS: u32 = 64;
+/// Flash for code and read-only data beside the model: the budget `mote inspect --board` plans
+/// with (host/src/boards.rs, `CODE_FLASH_BUDGET`).
+const CODE_FLASH_BUDGET: u64 = 120 * 1024;
+/// RAM for the stack and the other statics beside the run state, the tokenizer's scratch and the
+/// prompt: `mote inspect --board`'s `RAM_RESERVE`.
+const RAM_RESERVE: u64 = 16 * 1024;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -141,6 +151,14 @@ fn main() {
     fs::write(out_dir.join("board.rs"), board_rs).unwrap();
 
     write_inputs(&out_dir);
+    let budget = Budget { board: name.clone(), flash: flash.1, ram: ram.1 };
+    let generate_rs = match generate_inputs(&manifest_dir, &budget) {
+        Ok(rs) => rs,
+        // Only the generating binaries include this file: hello still builds for a board too small
+        // for the model, and `generate` fails to compile with the reason.
+        Err(message) => format!("compile_error!({message:?});\n"),
+    };
+    fs::write(out_dir.join("generate.rs"), generate_rs).unwrap();
 }
 
 /// The board named by the one enabled `board-<name>` feature.
@@ -211,8 +229,6 @@ fn write_inputs(out_dir: &Path) {
             let abs = fs::canonicalize(&path).unwrap_or_else(|e| {
                 fail(format!("MOTE_MODEL={path}: {e} (give the path of a .gguf file)"))
             });
-            println!("cargo:rerun-if-changed={}", abs.display());
-            println!("cargo:rustc-env=MOTE_MODEL={}", abs.display());
             format!("Some({:?})", abs.display().to_string())
         }
         Err(_) => "None".to_string(),
@@ -226,6 +242,222 @@ fn write_inputs(out_dir: &Path) {
         .unwrap();
     writeln!(rs, "pub const MODEL_PATH: Option<&str> = {model};").unwrap();
     fs::write(out_dir.join("inputs.rs"), rs).unwrap();
+}
+
+/// What a board offers, for the generating binaries' checks.
+struct Budget {
+    board: String,
+    flash: u64,
+    ram: u64,
+}
+
+/// `generate.rs`: what the generating binaries need to know at build time about their model,
+/// prompt and settings, checked here so that a model or run state the board cannot hold, a prompt
+/// of no tokens or too many, or a bad setting stops the build with a message. Also sets
+/// `MOTE_MODEL` (absolute) for `include_bytes!`.
+fn generate_inputs(manifest_dir: &Path, budget: &Budget) -> Result<String, String> {
+    use mote_core::gguf::Gguf;
+    use mote_core::model::HParams;
+    use mote_core::sampler::{Sampler, SamplerConfig};
+    use mote_core::state::{KvType, RunState};
+    use mote_core::tokenizer::{BpeScratch, Special, Tokenizer};
+
+    let vars = [
+        "MOTE_KV",
+        "MOTE_TEMPERATURE",
+        "MOTE_TOP_K",
+        "MOTE_TOP_P",
+        "MOTE_REPETITION_PENALTY",
+        "MOTE_NO_REPEAT_NGRAM_SIZE",
+        "MOTE_SEED",
+    ];
+    for var in vars {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    let given = env::var("MOTE_MODEL").ok();
+    let path = match &given {
+        Some(p) => PathBuf::from(p),
+        None => manifest_dir.join(DEFAULT_MODEL),
+    };
+    let path = fs::canonicalize(&path)
+        .map_err(|e| format!("model {}: {e} (MOTE_MODEL names a .gguf file)", path.display()))?;
+    println!("cargo:rerun-if-changed={}", path.display());
+    println!("cargo:rustc-env=MOTE_MODEL={}", path.display());
+    let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let name = path.display();
+    let gguf = Gguf::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    let hp = HParams::from_gguf(&gguf).map_err(|e| format!("{name}: {e}"))?;
+    let tokenizer = Tokenizer::from_gguf(&gguf)
+        .map_err(|e| format!("{name}: no usable tokenizer for the prompt: {e}"))?;
+
+    // Parsed as f32 directly, as `mote generate` parses its flags (no double rounding).
+    let parsed = |var: &str, what: &str| -> Result<Option<f32>, String> {
+        match env::var(var) {
+            Ok(v) => {
+                v.trim().parse::<f32>().map(Some).map_err(|_| format!("{var}={v:?} is not {what}"))
+            }
+            Err(_) => Ok(None),
+        }
+    };
+    let whole = |var: &str| -> Result<Option<u64>, String> {
+        match env::var(var) {
+            Ok(v) => v
+                .trim()
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| format!("{var}={v:?} is not a whole number")),
+            Err(_) => Ok(None),
+        }
+    };
+
+    let kv = match env::var("MOTE_KV").as_deref() {
+        Err(_) if hp.n_embd % 32 == 0 => KvType::Q8_0,
+        Err(_) => KvType::F16,
+        Ok("q8_0") => KvType::Q8_0,
+        Ok("f16") => KvType::F16,
+        Ok("f32") => KvType::F32,
+        Ok(other) => return Err(format!("MOTE_KV={other:?} is none of q8_0, f16, f32")),
+    };
+    let kv_variant = match kv {
+        KvType::Q8_0 => "Q8_0",
+        KvType::F16 => "F16",
+        KvType::F32 => "F32",
+    };
+
+    let sampler = SamplerConfig {
+        temperature: parsed("MOTE_TEMPERATURE", "a number")?.unwrap_or(0.0),
+        top_k: whole("MOTE_TOP_K")?
+            .map(|k| u32::try_from(k).map_err(|_| format!("MOTE_TOP_K={k} is too large")))
+            .transpose()?,
+        top_p: parsed("MOTE_TOP_P", "a number")?.unwrap_or(1.0),
+        repetition_penalty: parsed("MOTE_REPETITION_PENALTY", "a number")?.unwrap_or(1.0),
+        no_repeat_ngram_size: whole("MOTE_NO_REPEAT_NGRAM_SIZE")?
+            .map(|n| {
+                u32::try_from(n).map_err(|_| format!("MOTE_NO_REPEAT_NGRAM_SIZE={n} is too large"))
+            })
+            .transpose()?
+            .unwrap_or(0),
+        seed: whole("MOTE_SEED")?.unwrap_or(0),
+    };
+    Sampler::new(sampler, hp.n_ctx).map_err(|e| format!("sampler settings: {e}"))?;
+
+    // The prompt, encoded as the device will encode it: its length sizes the device's buffer.
+    let prompt = env::var("MOTE_PROMPT").unwrap_or_else(|_| DEFAULT_PROMPT.to_string());
+    let mut scratch = Box::new(BpeScratch::new());
+    let mut ids = vec![0u32; prompt.len() + 1];
+    let n_prompt = tokenizer
+        .encode(&prompt, Special::AsText, &mut scratch, &mut ids)
+        .map_err(|e| format!("the prompt {prompt:?} cannot be encoded: {e}"))?;
+    if n_prompt == 0 {
+        return Err(format!(
+            "the prompt {prompt:?} encodes to no tokens; the model needs at least one (MOTE_PROMPT)"
+        ));
+    }
+    let max_tokens = match env::var("MOTE_MAX_TOKENS") {
+        Ok(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("MOTE_MAX_TOKENS={v:?} is not a positive whole number"))?,
+        Err(_) => DEFAULT_MAX_TOKENS,
+    };
+    if n_prompt >= hp.n_ctx {
+        return Err(format!(
+            "the prompt {prompt:?} encodes to {n_prompt} tokens, but the model's context holds \
+             {} and at least one must be left to generate: shorten MOTE_PROMPT",
+            hp.n_ctx
+        ));
+    }
+
+    // Memory: the same plan as `mote inspect --board`, checked against the board.
+    let model_flash = bytes.len() as u64;
+    let flash_needed = model_flash + CODE_FLASH_BUDGET;
+    if flash_needed > budget.flash {
+        return Err(format!(
+            "board {} cannot hold the model {name}: it needs {flash_needed} bytes of flash \
+             (model {model_flash} + code {CODE_FLASH_BUDGET}), the board has {} \
+             (`mote inspect --board {} MODEL` shows the plan)",
+            budget.board, budget.flash, budget.board
+        ));
+    }
+    let state_bytes = RunState::bytes_needed(&hp, kv);
+    let scratch_bytes = std::mem::size_of::<BpeScratch>();
+    let prompt_bytes = 4 * n_prompt;
+    let ram_needed = (state_bytes + scratch_bytes + prompt_bytes) as u64 + RAM_RESERVE;
+    if ram_needed > budget.ram {
+        return Err(format!(
+            "board {} cannot hold the run state of {name} with a {} KV cache: it needs {ram_needed} \
+             bytes of RAM (run state {state_bytes} + tokenizer {scratch_bytes} + prompt \
+             {prompt_bytes} + stack and other statics {RAM_RESERVE}), the board has {} \
+             (try MOTE_KV=q8_0, or a model with a shorter context)",
+            budget.board,
+            kv.name(),
+            budget.ram
+        ));
+    }
+
+    let HParams { n_vocab, n_ctx, n_embd, n_head, n_layer, n_ff, eps, eos_token } = hp;
+    let mut rs = String::from(
+        "// Generated by build.rs: the generating binaries' model, prompt and settings.\n",
+    );
+    let mut item = |doc: &str, decl: String| {
+        writeln!(rs, "/// {doc}\n{decl}").unwrap();
+    };
+    item(
+        "Bytes of the embedded model file.",
+        format!("pub const MODEL_BYTES: usize = {};", bytes.len()),
+    );
+    item(
+        "The model's file name.",
+        format!(
+            "pub const MODEL_NAME: &str = {:?};",
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        ),
+    );
+    item(
+        "The model's hyper-parameters, as read at build time (the device reads them again).",
+        format!(
+            "pub const HPARAMS: mote_core::model::HParams = mote_core::model::HParams {{ \
+             n_vocab: {n_vocab}, n_ctx: {n_ctx}, n_embd: {n_embd}, n_head: {n_head}, \
+             n_layer: {n_layer}, n_ff: {n_ff}, eps: f32::from_bits({:#x}), eos_token: {eos_token:?} }};",
+            eps.to_bits()
+        ),
+    );
+    item(
+        "KV cache element type (`MOTE_KV`).",
+        format!("pub const KV: mote_core::state::KvType = mote_core::state::KvType::{kv_variant};"),
+    );
+    item(
+        "Bytes of the static run state.",
+        "pub const STATE_BYTES: usize = mote_core::state::RunState::bytes_needed(&HPARAMS, KV);"
+            .to_string(),
+    );
+    item(
+        "Tokens the prompt encodes to (the device encodes it again).",
+        format!("pub const PROMPT_TOKENS: usize = {n_prompt};"),
+    );
+    item(
+        "Most tokens to generate (`MOTE_MAX_TOKENS`).",
+        format!("pub const MAX_TOKENS: usize = {max_tokens};"),
+    );
+    let SamplerConfig { temperature, top_k, top_p, repetition_penalty, no_repeat_ngram_size, seed } =
+        sampler;
+    item(
+        "Sampler settings (`MOTE_TEMPERATURE`, `MOTE_TOP_K`, `MOTE_TOP_P`, \
+         `MOTE_REPETITION_PENALTY`, `MOTE_NO_REPEAT_NGRAM_SIZE`, `MOTE_SEED`).",
+        format!(
+            "pub const SAMPLER: mote_core::sampler::SamplerConfig = mote_core::sampler::SamplerConfig {{ \
+             temperature: f32::from_bits({:#x}), top_k: {top_k:?}, top_p: f32::from_bits({:#x}), \
+             repetition_penalty: f32::from_bits({:#x}), no_repeat_ngram_size: {no_repeat_ngram_size}, \
+             seed: {seed} }};",
+            temperature.to_bits(),
+            top_p.to_bits(),
+            repetition_penalty.to_bits()
+        ),
+    );
+    // Both builds of mote-core must agree on the size the checks above used.
+    writeln!(rs, "const _: () = assert!(STATE_BYTES == {state_bytes});").unwrap();
+    Ok(rs)
 }
 
 /// Stops the build with `message`; cargo shows it under the build script's stderr.

@@ -11,6 +11,7 @@ use crate::state::RunState;
 
 /// Why a forward step was refused.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ForwardError {
     /// A token id outside the vocabulary.
     TokenOutOfRange {

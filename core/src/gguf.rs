@@ -45,6 +45,7 @@ pub(crate) fn name_of(s: &str) -> Name {
 
 /// Metadata value types (`gguf_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[allow(missing_docs)]
 pub enum ValueType {
     U8,
@@ -127,6 +128,7 @@ impl ValueType {
 
 /// Tensor element types mote reads (`ggml_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GgmlType {
     /// 32-bit float.
     F32,
@@ -222,6 +224,7 @@ pub fn ggml_type_name(v: u32) -> &'static str {
 /// Why a blob is not a GGUF file mote can read, or why a look-up failed. Offsets are byte offsets in
 /// the blob.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum GgufError {
     /// The blob ends before a field: `needed` bytes at `offset`, only `available` left.
     Truncated {

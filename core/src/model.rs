@@ -55,6 +55,7 @@ impl HParams {
 
 /// Why a GGUF blob is not a GPT-2 model mote can run.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ModelError {
     /// The blob is malformed, or a required key or tensor is missing or of the wrong kind.
     Gguf(GgufError),

@@ -83,6 +83,7 @@ impl SamplerConfig {
 
 /// An invalid sampling setting, with the value given.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SamplerError {
     /// Temperature negative, NaN or infinite.
     Temperature(f32),

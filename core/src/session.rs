@@ -40,6 +40,7 @@ impl fmt::Display for StopReason {
 
 /// Why a generation was refused or failed.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SessionError {
     /// The prompt has no tokens (the model needs at least one to predict from).
     EmptyPrompt,
@@ -100,6 +101,11 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// Positions used so far.
     pub fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// The logits computed by the last step: the scores of the token after the last one fed.
+    pub fn logits(&self) -> &[f32] {
+        self.state.logits()
     }
 
     /// Forgets everything: the next token goes to position 0.
@@ -181,6 +187,18 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     }
 }
 
+/// A 32-bit FNV-1a hash of the logits' IEEE bit patterns (little-endian bytes, in order): equal
+/// checksums mean bit-identical logits, which is how the device's run is compared with the
+/// desktop's (`mote generate --json` prints the same number as the firmware's summary line).
+pub fn logits_checksum(logits: &[f32]) -> u32 {
+    const OFFSET: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    logits
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .fold(OFFSET, |h, b| (h ^ u32::from(b)).wrapping_mul(PRIME))
+}
+
 #[cfg(test)]
 mod session_tests {
     use super::*;
@@ -188,6 +206,15 @@ mod session_tests {
     use crate::model::test_model::{Meta, Spec};
     use crate::sampler::argmax;
     use crate::state::KvType;
+
+    #[test]
+    fn logits_checksum_is_fnv1a_of_the_le_bit_patterns() {
+        // Values from an independent FNV-1a over `struct.pack('<2f', 1.0, -2.5)` in Python.
+        assert_eq!(logits_checksum(&[]), 0x811c_9dc5);
+        assert_eq!(logits_checksum(&[1.0, -2.5]), 0x787d_66f8);
+        // Any bit flip shows, including a zero's sign.
+        assert_ne!(logits_checksum(&[0.0]), logits_checksum(&[-0.0]));
+    }
 
     fn run(
         spec: Spec,

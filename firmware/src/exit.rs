@@ -16,6 +16,8 @@ pub enum ExitCode {
     Panic = 101,
     /// A HardFault: the core trapped (bad address, undefined instruction, ...).
     HardFault = 102,
+    /// The stack reached its guard band ([`crate::stack::GUARD`]): statics may be corrupt.
+    StackOverflow = 103,
 }
 
 /// Ends the run with `code`.

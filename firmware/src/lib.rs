@@ -42,3 +42,21 @@ pub fn init() {
     stack::paint();
     systick::start();
 }
+
+/// Ends a binary's run: reports the stack's high-water mark, turns a stack that reached its guard
+/// band into [`ExitCode::StackOverflow`], and exits with `code` otherwise.
+pub fn finish(code: ExitCode) -> ! {
+    let used = stack::high_water_mark();
+    let size = stack::size();
+    if stack::overflowed(used) {
+        defmt::error!(
+            "stack overflow: {=usize} of {=usize} bytes used, into the {=usize}-byte guard; the statics below it may be corrupt",
+            used,
+            size,
+            stack::GUARD
+        );
+        exit(ExitCode::StackOverflow)
+    }
+    defmt::info!("stack: {=usize} of {=usize} bytes used", used, size);
+    exit(code)
+}

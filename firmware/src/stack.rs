@@ -2,9 +2,11 @@
 //! pattern, and later the lowest word that no longer holds it tells how deep the stack has been.
 //!
 //! The stack is everything cortex-m-rt leaves in RAM above the statics: it grows down from
-//! `_stack_start` (the top of RAM) to `_stack_end` (the end of `.bss`/`.uninit`). There is no
-//! guard below it: a stack that reaches the statics corrupts them, which a high-water mark equal
-//! to [`size`] reveals after the fact.
+//! `_stack_start` (the top of RAM) to `_stack_end` (the end of `.bss`/`.uninit`). Its lowest
+//! [`GUARD`] bytes are a guard band: a run is sized so that it never reaches them, and
+//! [`crate::finish`] checks that they still hold the paint, reporting a stack overflow (and exiting
+//! with [`crate::ExitCode::StackOverflow`]) when they do not, because the statics just below may
+//! then be corrupt.
 
 use core::ptr::{addr_of, read_volatile, write_volatile};
 
@@ -21,10 +23,18 @@ extern "C" {
     static _stack_end: u32;
 }
 
+/// Bytes at the bottom of the stack that a correct run never touches.
+pub const GUARD: usize = 1024;
+
 /// Top of the stack (exclusive) and its lowest address.
 fn bounds() -> (usize, usize) {
     // Only the symbols' addresses are taken, never their contents (which needs no unsafe).
     (addr_of!(_stack_start) as usize, addr_of!(_stack_end) as usize)
+}
+
+/// The stack's lowest address: the end of the statics.
+pub fn bottom() -> usize {
+    bounds().1
 }
 
 /// Size of the stack in bytes.
@@ -58,4 +68,9 @@ pub fn high_water_mark() -> usize {
         word = unsafe { word.add(1) };
     }
     top - word as usize
+}
+
+/// Whether the stack has reached its guard band, given the high-water mark.
+pub fn overflowed(high_water_mark: usize) -> bool {
+    high_water_mark + GUARD > size()
 }

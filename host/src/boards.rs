@@ -10,9 +10,10 @@ use serde::Deserialize;
 /// `boards.toml`, the single source of truth about boards (schema at its top).
 const BOARDS_TOML: &str = include_str!("../../boards.toml");
 
-/// Flash kept for the firmware's code and read-only data beside the model: issue 7's budget for
-/// everything but the model.
-pub const CODE_FLASH_BUDGET: u64 = 48 * 1024;
+/// Flash kept for the firmware's code and read-only data beside the model. The generating firmware
+/// measures 113.5 KiB (`cargo xtask size`, of which 40.6 KiB is the Unicode category table of the
+/// pre-tokenizer), and the plan must not promise less than a build takes; the goal is 48 KiB.
+pub const CODE_FLASH_BUDGET: u64 = 120 * 1024;
 
 /// RAM kept beside the run state and the tokenizer's scratch for the stack and the firmware's other
 /// statics: issue 7's budget (8 KB beyond the run state) plus 8 KB of stack.

@@ -12,7 +12,7 @@ use mote_core::gguf::Gguf;
 pub use crate::model_file::ModelFile;
 use mote_core::model::Model;
 use mote_core::sampler::{Sampler, SamplerConfig};
-use mote_core::session::{Generated, Session};
+use mote_core::session::{logits_checksum, Generated, Session};
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{Special, Tokenizer};
 
@@ -173,6 +173,9 @@ pub struct Output {
     pub stop: String,
     /// KV cache type.
     pub kv: &'static str,
+    /// [`logits_checksum`] of the last logits computed, as `0x` and 8 hex digits: the firmware's
+    /// summary line prints the same number for the same model, prompt, settings and KV type.
+    pub logits_checksum: String,
     /// Prefill time in seconds (the whole prompt, up to the first new token).
     pub prefill_seconds: f64,
     /// Decode speed: tokens per second after the first new token (0 with fewer than two tokens).
@@ -221,6 +224,7 @@ pub fn generate(
         text: String::from_utf8_lossy(&text).into_owned(),
         stop: stop.to_string(),
         kv: kv.name(),
+        logits_checksum: format!("{:#010x}", logits_checksum(session.logits())),
         prefill_seconds,
         tokens_per_second,
     })

@@ -62,6 +62,7 @@ pub(crate) fn name_bytes(b: &[u8]) -> Name {
 
 /// Why a tokenizer could not be loaded, or text could not be encoded or ids decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TokenizerError {
     /// A required key is missing or has the wrong type.
     Gguf(GgufError),

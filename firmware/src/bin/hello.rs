@@ -20,10 +20,5 @@ fn main() -> ! {
     );
     defmt::info!("clock: SysTick at {=u32} Hz, from {=str}", BOARD.clock_hz, BOARD.clock_source);
     defmt::info!("ticks since init: {=u64}", fw::systick::now());
-    defmt::info!(
-        "stack: {=usize} of {=usize} bytes used",
-        fw::stack::high_water_mark(),
-        fw::stack::size()
-    );
-    fw::exit(fw::ExitCode::Success)
+    fw::finish(fw::ExitCode::Success)
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: every check, in order of cost; all run even when one fails, and the failures
 //! are listed at the end with the time each step took.
 
+use std::fs;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -9,6 +10,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::boards::{self, Transport};
+use crate::device;
 use crate::firmware::{self, Options};
 use crate::qemu::{self, Golden, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
@@ -55,6 +57,17 @@ impl Steps {
     }
 }
 
+/// Succeeds when a refused build's messages contain `needle`.
+fn expect_message(messages: &str, needle: &str) -> Result<()> {
+    match messages.lines().find(|l| l.contains(needle)) {
+        Some(line) => {
+            println!("refused as expected: {}", line.trim());
+            Ok(())
+        }
+        None => anyhow::bail!("the build failed, but not with {needle:?}:\n{messages}"),
+    }
+}
+
 /// Runs the checks.
 pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     let started = Instant::now();
@@ -83,13 +96,30 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             steps.run(format!("clippy firmware {}", board.name), || firmware::clippy(root, board));
         }
     }
-    // Per board, the build then its QEMU runs, so that the runs find the build up to date.
+    // Per board, the build then its QEMU runs, so that the runs find the build up to date. A board
+    // that cannot hold the default model builds every other binary, and must refuse `generate`
+    // with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
+    let model_bytes = fs::metadata(root.join(device::DEFAULT_MODEL))?.len();
     for board in &boards.boards {
+        let holds_model = model_bytes + device::CODE_FLASH_BUDGET <= board.flash.size;
         steps.run(format!("firmware {}", board.name), || {
-            firmware::build(root, board, &release).map(|_| ())
+            if holds_model {
+                return firmware::build(root, board, &release).map(|_| ());
+            }
+            for bin in firmware::binaries(root)?.into_iter().filter(|b| b != device::BIN) {
+                firmware::build(root, board, &Options { bin: Some(bin), ..release.clone() })?;
+            }
+            Ok(())
         });
+        if !holds_model {
+            steps.run(format!("generate refused on {}", board.name), || {
+                let bin = Some(device::BIN.to_string());
+                let text = firmware::refused(root, board, &Options { bin, ..release.clone() })?;
+                expect_message(&text, "cannot hold the model")
+            });
+        }
         for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {
             steps.run(format!("qemu {bin} on {}", board.name), || {
                 qemu::build_and_run(
@@ -104,6 +134,24 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             });
         }
     }
+
+    // The generating firmware against the desktop, and against the memory plan.
+    steps.run("parity device == desktop", || {
+        device::parity(root, &boards, &device::ParityArgs::default())
+    });
+    for name in ["mps2-an386", "nrf52840-dk"] {
+        steps.run(format!("size {name} within the plan"), || device::size(root, boards.get(name)?));
+    }
+    let default_board = boards.get_or_default(None)?;
+    let generate = Options { bin: Some(device::BIN.to_string()), ..release.clone() };
+    steps.run("generate refuses an empty prompt", || {
+        let options = Options { prompt: Some(String::new()), ..generate.clone() };
+        expect_message(&firmware::refused(root, default_board, &options)?, "encodes to no tokens")
+    });
+    steps.run("generate refuses a prompt longer than the context", || {
+        let options = Options { prompt: Some("Once upon a time. ".repeat(40)), ..generate.clone() };
+        expect_message(&firmware::refused(root, default_board, &options)?, "shorten MOTE_PROMPT")
+    });
 
     println!("\nci summary:");
     for o in &steps.outcomes {

@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clap::Args;
 
 use crate::boards::Board;
 use crate::shell;
@@ -24,6 +25,85 @@ pub struct Options {
     pub model: Option<PathBuf>,
     /// MOTE_MAX_TOKENS.
     pub max_tokens: Option<u32>,
+    /// KV type and sampler settings of the generating binaries.
+    pub settings: Settings,
+}
+
+/// The generating binaries' KV type and sampler settings: the firmware takes them at build time
+/// (`MOTE_KV`, `MOTE_TEMPERATURE`, ...), `mote generate` as flags of the same names.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// KV cache type: q8_0, f16 or f32 (default: q8_0, f16 for widths not in 32-blocks).
+    #[arg(long)]
+    pub kv: Option<String>,
+    /// Softmax temperature; 0 (the default) decodes greedily.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Sample among the K most likely tokens only.
+    #[arg(long)]
+    pub top_k: Option<u32>,
+    /// Sample from the smallest set of tokens whose probability reaches P.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Penalty on tokens already seen (1 is off).
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
+    /// Never repeat an n-gram of this size (0 is off).
+    #[arg(long)]
+    pub no_repeat_ngram_size: Option<u32>,
+    /// Seed of the sampler's pseudo-random generator.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl Settings {
+    /// (flag without dashes, value) of each setting given.
+    fn given(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut put = |name: &'static str, value: Option<String>| {
+            if let Some(v) = value {
+                out.push((name, v));
+            }
+        };
+        put("kv", self.kv.clone());
+        put("temperature", self.temperature.map(|v| v.to_string()));
+        put("top-k", self.top_k.map(|v| v.to_string()));
+        put("top-p", self.top_p.map(|v| v.to_string()));
+        put("repetition-penalty", self.repetition_penalty.map(|v| v.to_string()));
+        put("no-repeat-ngram-size", self.no_repeat_ngram_size.map(|v| v.to_string()));
+        put("seed", self.seed.map(|v| v.to_string()));
+        out
+    }
+
+    /// The firmware build's environment: `MOTE_KV=q8_0`, `MOTE_TOP_K=40`, ...
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.given()
+            .into_iter()
+            .map(|(k, v)| (format!("MOTE_{}", k.to_uppercase().replace('-', "_")), v))
+            .collect()
+    }
+
+    /// The same settings as `mote generate` flags; the KV type defaults to the device's.
+    pub fn cli_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.kv.is_none() {
+            args.extend(["--kv".to_string(), "q8_0".to_string()]);
+        }
+        for (k, v) in self.given() {
+            args.push(format!("--{k}"));
+            args.push(v);
+        }
+        args
+    }
+
+    /// One line for reports: `greedy` or the settings given.
+    pub fn describe(&self) -> String {
+        let given = self.given();
+        if given.is_empty() {
+            return "greedy, kv q8_0".to_string();
+        }
+        given.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    }
 }
 
 impl Options {
@@ -35,6 +115,7 @@ impl Options {
             prompt: a.prompt.clone(),
             model: a.model.clone(),
             max_tokens: a.max_tokens,
+            settings: a.settings.clone(),
         }
     }
 }
@@ -57,9 +138,12 @@ pub fn binaries(root: &Path) -> Result<Vec<String>> {
     Ok(bins)
 }
 
-/// `cargo build` of the firmware for `board`.
-pub fn build(root: &Path, board: &Board, options: &Options) -> Result<Built> {
-    let dir = root.join("firmware");
+/// The `cargo build` of the firmware for `board` with `options`, and the binaries it builds.
+fn build_command(
+    root: &Path,
+    board: &Board,
+    options: &Options,
+) -> Result<(std::process::Command, Vec<String>, Toolchain)> {
     let toolchain = Toolchain::for_target(&board.target, true, Job::Build)?;
     println!("firmware for {} on {}", board.name, toolchain.describe());
     let mut cmd = cargo(root, board, &toolchain, Job::Build);
@@ -90,6 +174,29 @@ pub fn build(root: &Path, board: &Board, options: &Options) -> Result<Built> {
     if let Some(n) = options.max_tokens {
         cmd.env("MOTE_MAX_TOKENS", n.to_string());
     }
+    for (var, value) in options.settings.env() {
+        cmd.env(var, value);
+    }
+    Ok((cmd, bins, toolchain))
+}
+
+/// Builds the firmware expecting the build to be refused (a model the board cannot hold, a
+/// prompt of no tokens, ...); returns the compiler's messages. A build that succeeds is an error.
+pub fn refused(root: &Path, board: &Board, options: &Options) -> Result<String> {
+    let (mut cmd, _, _) = build_command(root, board, options)?;
+    println!("$ {} (expected to fail)", shell::show(&cmd));
+    let out = cmd.output().context("cannot run cargo")?;
+    let text = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        bail!("the build for {} succeeded, but it should have been refused", board.name);
+    }
+    Ok(text)
+}
+
+/// `cargo build` of the firmware for `board`.
+pub fn build(root: &Path, board: &Board, options: &Options) -> Result<Built> {
+    let dir = root.join("firmware");
+    let (mut cmd, bins, toolchain) = build_command(root, board, options)?;
     shell::run(&mut cmd)
         .with_context(|| format!("firmware build for board {} failed", board.name))?;
     // Cargo's output path is shared by every board of a triple, so the next board's build would

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod boards;
 mod ci;
+mod device;
 mod firmware;
 mod golden;
 mod qemu;
@@ -43,6 +44,15 @@ enum Command {
     /// Build a firmware binary, run it in QEMU, decode its defmt output, compare it with its golden
     /// `.out` file; exits with the firmware's exit code.
     Qemu(QemuArgs),
+    /// Run the generating firmware in QEMU and check that its tokens and logits checksum equal
+    /// `mote generate`'s on the desktop, bit for bit (greedy, then with every sampling control).
+    Parity(device::ParityArgs),
+    /// Flash and RAM of the generating firmware, as built and run, next to `mote inspect --board`'s
+    /// plan; fails when they differ by more than 4 KiB.
+    Size(device::SizeArgs),
+    /// Count the default model's instructions per token and per weight multiply-accumulate in
+    /// QEMU (`-icount shift=0`).
+    BenchMcu(device::BenchArgs),
     /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs.
     Ci(ci::CiArgs),
 }
@@ -76,6 +86,9 @@ pub struct FirmwareArgs {
     /// Limit on generated tokens (sets MOTE_MAX_TOKENS for the build).
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// KV type and sampler settings (set MOTE_KV, MOTE_TEMPERATURE, ... for the build).
+    #[command(flatten)]
+    settings: firmware::Settings,
 }
 
 /// Build the firmware.
@@ -153,8 +166,23 @@ fn run(command: Command) -> Result<ExitCode> {
                 qemu::Golden::Compare
             };
             let options = firmware::Options::new(&args.firmware, !args.debug);
-            let code = qemu::build_and_run(&root, board, &bin, &options, golden, args.timeout)?;
+            let code =
+                qemu::build_and_run(&root, board, &bin, &options, golden, args.timeout)?.code;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::Parity(args) => {
+            let boards = boards::load(&root)?;
+            device::parity(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Size(args) => {
+            let boards = boards::load(&root)?;
+            let board = boards.get_or_default(args.board.as_deref())?;
+            device::size(&root, board).map(|()| ExitCode::SUCCESS)
+        }
+        Command::BenchMcu(args) => {
+            let boards = boards::load(&root)?;
+            let board = boards.get_or_default(args.board.as_deref())?;
+            device::bench_mcu(&root, board, &args).map(|()| ExitCode::SUCCESS)
         }
         Command::Ci(args) => ci::run(&root, &args),
     }

@@ -55,8 +55,8 @@ pub fn golden_runs<'b>(root: &Path, boards: &'b Boards) -> Result<Vec<(&'b Board
     Ok(runs)
 }
 
-/// Builds `bin` for `board`, runs it, handles its golden file; returns the firmware's exit code.
-/// A golden mismatch is an error.
+/// Builds `bin` for `board`, runs it, handles its golden file; returns the run (its log and the
+/// firmware's exit code). A golden mismatch is an error.
 pub fn build_and_run(
     root: &Path,
     board: &Board,
@@ -64,7 +64,7 @@ pub fn build_and_run(
     options: &Options,
     golden_mode: Golden,
     timeout_secs: u64,
-) -> Result<i32> {
+) -> Result<Run> {
     let Some(qemu) = &board.qemu else {
         bail!(
             "board {} does not run in QEMU; flash it with `probe-rs run --chip {} <elf>`",
@@ -113,7 +113,7 @@ pub fn build_and_run(
             println!("matches {}", path.display());
         }
     }
-    Ok(run.code)
+    Ok(run)
 }
 
 /// A finished run.

@@ -1,0 +1,233 @@
+//! Generation on the device: the model in flash, every byte of run state in a static sized at
+//! build time, the prompt encoded here, tokens chosen greedily (or by the build's sampler
+//! settings) and printed as they come, with SysTick counts per token.
+//!
+//! Build-time inputs (`cargo xtask firmware --bin generate --prompt ... --model ...`, or the
+//! `MOTE_*` variables that build.rs reads): the model (default: tinystories-675k), the prompt
+//! (default "Once upon a time"), the token limit, the KV type and the sampler settings. A model or
+//! run state the board cannot hold, or a prompt of no tokens or too many, fails the build.
+//!
+//! The last line is the machine-readable summary that `cargo xtask parity` compares with
+//! `mote generate --json` on the desktop:
+//! `summary: kv=q8_0 prompt=[..] generated=[..] stop=.. logits_checksum=0x........`.
+#![no_std]
+#![no_main]
+
+use mote_core::gguf::Gguf;
+use mote_core::model::Model;
+use mote_core::sampler::Sampler;
+use mote_core::session::{logits_checksum, Session};
+use mote_core::state::RunState;
+use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
+use mote_firmware::blob::Aligned;
+use mote_firmware::{self as fw, inputs, ExitCode, BOARD};
+
+/// The build's model, prompt and settings (build.rs writes them; see the module docs).
+mod build {
+    include!(concat!(env!("OUT_DIR"), "/generate.rs"));
+}
+
+/// The model, in flash, aligned as the GGUF reader needs. `cargo xtask size` finds it by name.
+#[no_mangle]
+static MOTE_MODEL: Aligned<[u8; build::MODEL_BYTES]> =
+    Aligned { bytes: *include_bytes!(env!("MOTE_MODEL")) };
+
+/// Storage of the run state: activations, logits, token history and KV cache.
+#[repr(C, align(8))]
+struct StateStorage([u8; build::STATE_BYTES]);
+
+/// Bytes of text a token line shows before it is split over several lines.
+const TEXT_LINE: usize = 96;
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    // cortex-m-rt turns these into `&'static mut` references to statics (in .bss): RAM that the
+    // linker counts, never the stack. `cargo xtask size` finds them by name.
+    static mut MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]);
+    static mut MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new();
+    static mut MOTE_PROMPT_IDS: [u32; build::PROMPT_TOKENS] = [0; build::PROMPT_TOKENS];
+
+    fw::init();
+    match run(MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS) {
+        Ok(()) => fw::finish(ExitCode::Success),
+        Err(()) => fw::finish(ExitCode::Failure),
+    }
+}
+
+/// Loads, encodes, generates and reports; an error has been logged when this returns `Err`.
+fn run(
+    storage: &'static mut StateStorage,
+    scratch: &'static mut BpeScratch,
+    prompt_ids: &'static mut [u32],
+) -> Result<(), ()> {
+    let hp = build::HPARAMS;
+    defmt::info!(
+        "mote-core {=str} on {=str} ({=str}); model {=str}: {=usize} bytes in flash",
+        mote_core::VERSION,
+        BOARD.name,
+        BOARD.cpu,
+        build::MODEL_NAME,
+        build::MODEL_BYTES
+    );
+
+    let t = fw::systick::now();
+    let gguf = Gguf::parse(&MOTE_MODEL.bytes).map_err(|e| defmt::error!("model: {}", e))?;
+    let model = Model::load(&gguf).map_err(|e| defmt::error!("model: {}", e))?;
+    let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
+    let load_ticks = fw::systick::now() - t;
+    if model.hparams != hp {
+        defmt::error!("the model's hyper-parameters differ from those it was built with");
+        return Err(());
+    }
+    defmt::info!(
+        "{=usize} layers, width {=usize}, {=usize} heads, vocabulary {=usize}, context {=usize}; loaded in {=u64} ticks",
+        hp.n_layer,
+        hp.n_embd,
+        hp.n_head,
+        hp.n_vocab,
+        hp.n_ctx,
+        load_ticks
+    );
+    let state = RunState::new(&hp, build::KV, &mut storage.0)
+        .map_err(|e| defmt::error!("run state: {}", e))?;
+    defmt::info!(
+        "run state: {=usize} bytes, static, KV cache {=str}",
+        build::STATE_BYTES,
+        build::KV.name()
+    );
+
+    let t = fw::systick::now();
+    let n_prompt = tokenizer
+        .encode(inputs::PROMPT, Special::AsText, scratch, prompt_ids)
+        .map_err(|e| defmt::error!("prompt: {}", e))?;
+    let encode_ticks = fw::systick::now() - t;
+    let prompt = &prompt_ids[..n_prompt];
+    defmt::info!(
+        "prompt {=str:?}: {=usize} bytes, {=usize} tokens {=[?]}, encoded in {=u64} ticks",
+        inputs::PROMPT,
+        inputs::PROMPT.len(),
+        n_prompt,
+        prompt,
+        encode_ticks
+    );
+
+    let config = build::SAMPLER;
+    let mut sampler =
+        Sampler::new(config, hp.n_ctx).map_err(|e| defmt::error!("sampler: {}", e))?;
+    if config.is_sampling() {
+        defmt::info!(
+            "sampling: temperature {=f32}, top-k {}, top-p {=f32}, repetition penalty {=f32}, no-repeat n-gram {=u32}, seed {=u64}",
+            config.temperature,
+            config.top_k,
+            config.top_p,
+            config.repetition_penalty,
+            config.no_repeat_ngram_size,
+            config.seed
+        );
+    } else {
+        defmt::info!(
+            "greedy; repetition penalty {=f32}, no-repeat n-gram {=u32}",
+            config.repetition_penalty,
+            config.no_repeat_ngram_size
+        );
+    }
+    defmt::info!("weight multiply-accumulates per token: {=usize}", weight_macs(&hp));
+
+    let mut session = Session::new(&model, state);
+    let mut generated = [0u32; build::MAX_TOKENS];
+    let mut n = 0usize;
+    let mut stream = StreamDecoder::new();
+    let mut prompt_ticks = 0u64;
+    let mut generation_ticks = 0u64;
+    let mut last = fw::systick::now();
+    let outcome = session.generate_with(prompt, build::MAX_TOKENS, &mut sampler, |id| {
+        let ticks = fw::systick::now() - last;
+        // The first token comes out of the prompt's last position: its ticks are the prompt's.
+        if n == 0 {
+            prompt_ticks = ticks;
+        } else {
+            generation_ticks += ticks;
+        }
+        if let Some(slot) = generated.get_mut(n) {
+            *slot = id;
+        }
+        n += 1;
+        let mut line = Line::new();
+        let shown = tokenizer.decode_stream(id, &mut stream, &mut |text| line.push(text));
+        if shown.is_err() {
+            defmt::warn!("token {=u32} is outside the vocabulary", id);
+        }
+        defmt::info!("token {=usize} {=u32} {=u64} ticks {=str:?}", n, id, ticks, line.as_str());
+        // Logging is not the model's work: the next token's count starts after it.
+        last = fw::systick::now();
+    });
+    let done = outcome.map_err(|e| defmt::error!("generation: {}", e))?;
+    let generated = &generated[..n.min(build::MAX_TOKENS)];
+
+    defmt::info!("stop: {}, {=usize} tokens", done.stop, done.n_generated);
+    let per_decoded = if n > 1 { generation_ticks / (n as u64 - 1) } else { 0 };
+    defmt::info!(
+        "ticks: prompt {=u64} ({=usize} positions), generation {=u64} ({=u64} per token after the first)",
+        prompt_ticks,
+        n_prompt,
+        generation_ticks,
+        per_decoded
+    );
+    defmt::println!(
+        "summary: kv={=str} prompt={=[?]} generated={=[?]} stop={=str} logits_checksum={=u32:#010x}",
+        build::KV.name(),
+        prompt,
+        generated,
+        stop_name(done.stop),
+        logits_checksum(session.logits())
+    );
+    Ok(())
+}
+
+/// A stop reason as one word (the desktop's JSON spells it with spaces).
+fn stop_name(stop: mote_core::session::StopReason) -> &'static str {
+    use mote_core::session::StopReason;
+    match stop {
+        StopReason::EndOfText => "end_of_text",
+        StopReason::TokenLimit => "token_limit",
+        StopReason::ContextFull => "context_full",
+    }
+}
+
+/// Weight multiply-accumulates of one decode step: every matrix row by its input, the head
+/// included (attention over the cache is extra and grows with the position).
+fn weight_macs(hp: &mote_core::model::HParams) -> usize {
+    let (c, f) = (hp.n_embd, hp.n_ff);
+    hp.n_layer * (c * 3 * c + c * c + c * f + f * c) + hp.n_vocab * c
+}
+
+/// One token's text, gathered from the stream decoder's pieces; what does not fit is logged
+/// straight away as a continuation line, so nothing is lost.
+struct Line {
+    buf: [u8; TEXT_LINE],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Self {
+        Self { buf: [0; TEXT_LINE], len: 0 }
+    }
+
+    fn push(&mut self, text: &str) {
+        for c in text.chars() {
+            let mut utf8 = [0u8; 4];
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            if self.len + bytes.len() > TEXT_LINE {
+                defmt::info!("... {=str:?}", self.as_str());
+                self.len = 0;
+            }
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only whole characters are ever copied in.
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
