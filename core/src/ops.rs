@@ -7,6 +7,9 @@
 //! `libm`'s, so the results are bit-identical on every target. These are the portable reference
 //! kernels; faster target-specific ones must reproduce them exactly.
 
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+mod x86_64;
+
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
 use crate::quant::{f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
@@ -74,6 +77,26 @@ pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
     sum
 }
 
+/// The Q8_0 row dot product to use: the AVX2 one when mote-core is built with `std` on an x86_64
+/// CPU that has AVX2 and F16C (detected at run time), else the portable [`dot_q8_0`]. Both give
+/// the same bits.
+fn dot_q8_0_kernel() -> fn(&[u8], &[BlockQ8_0]) -> f32 {
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    if let Some(fast) = x86_64::dot_q8_0_kernel() {
+        return fast;
+    }
+    dot_q8_0
+}
+
+/// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"` or `"portable"`.
+pub fn q8_0_kernel_name() -> &'static str {
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    if x86_64::dot_q8_0_kernel().is_some() {
+        return "avx2";
+    }
+    "portable"
+}
+
 /// `out(d) = W(d, n) . x(n) + bias(d)`, over F32, F16 or Q8_0 rows.
 ///
 /// For Q8_0 rows `x` is first quantized to Q8_0 blocks in `xq` (at least `n / 32` blocks), as ggml
@@ -109,8 +132,9 @@ pub fn matvec(
                 None => return,
             };
             quantize_row_q8_0(xq, x);
+            let dot = dot_q8_0_kernel();
             for (o, row) in out.iter_mut().zip(rows) {
-                *o = dot_q8_0(row, xq);
+                *o = dot(row, xq);
             }
         }
     }
