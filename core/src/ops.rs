@@ -77,21 +77,31 @@ pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
     sum
 }
 
-/// The Q8_0 row dot product to use: the AVX2 one when mote-core is built with `std` on an x86_64
-/// CPU that has AVX2 and F16C (detected at run time), else the portable [`dot_q8_0`]. Both give
-/// the same bits.
-fn dot_q8_0_kernel() -> fn(&[u8], &[BlockQ8_0]) -> f32 {
+/// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes: the AVX2 kernel when
+/// mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected at run time), else
+/// [`matvec_q8_0_portable`]. Both give the same bits.
+fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
-    if let Some(fast) = x86_64::dot_q8_0_kernel() {
-        return fast;
+    if let Some(fast) = x86_64::matvec_q8_0_kernel() {
+        return fast(out, w, row_bytes, xq);
     }
-    dot_q8_0
+    matvec_q8_0_portable(out, w, row_bytes, xq)
+}
+
+/// The reference for [`matvec_q8_0_rows`]: row by row with [`dot_q8_0`].
+fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    if row_bytes == 0 {
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        *o = dot_q8_0(row, xq);
+    }
 }
 
 /// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"` or `"portable"`.
 pub fn q8_0_kernel_name() -> &'static str {
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
-    if x86_64::dot_q8_0_kernel().is_some() {
+    if x86_64::matvec_q8_0_kernel().is_some() {
         return "avx2";
     }
     "portable"
@@ -132,10 +142,7 @@ pub fn matvec(
                 None => return,
             };
             quantize_row_q8_0(xq, x);
-            let dot = dot_q8_0_kernel();
-            for (o, row) in out.iter_mut().zip(rows) {
-                *o = dot(row, xq);
-            }
+            matvec_q8_0_rows(out, w.data, rb, xq);
         }
     }
     if let Some(b) = bias {

@@ -114,7 +114,12 @@ const fn kv_rows(hp: &HParams) -> usize {
 /// Calls `f(i, q, d)` for each stretch of a row of Q8_0 blocks that covers values `off..off + n`,
 /// in order: `q` are the stretch's quantized values (one block or part of one), `d` its block's
 /// scale and `i` where the stretch starts within `0..n`. Kernels then scale once per block.
-fn for_each_block(blocks: &[BlockQ8_0], off: usize, n: usize, mut f: impl FnMut(usize, &[i8], f32)) {
+fn for_each_block(
+    blocks: &[BlockQ8_0],
+    off: usize,
+    n: usize,
+    mut f: impl FnMut(usize, &[i8], f32),
+) {
     let mut i = 0;
     while i < n {
         let e = off + i;

@@ -1,9 +1,11 @@
-//! The x86_64 Q8_0 row dot product with AVX2 and F16C, chosen at run time.
+//! The x86_64 Q8_0 matrix-vector product with AVX2 and F16C, chosen at run time.
 //!
-//! Bit-identical to the portable [`super::dot_q8_0`], which stays the reference: the integer part
-//! (32 `i8 x i8` products per block, summed to an `i32`) is exact in any order, and the f32 part
-//! runs exactly as the portable kernel writes it, `sum += isum as f32 * (d_w * d_x)` block after
-//! block. Only the integer work and the per-block scale products are done eight blocks at a time.
+//! Bit-identical to the portable kernel (row by row with [`super::dot_q8_0`]), which stays the
+//! reference: the integer part (32 `i8 x i8` products per block, summed to an `i32`) is exact in
+//! any order, and the f32 part runs exactly as the portable kernel writes it, `sum += isum as f32 *
+//! (d_w * d_x)` block after block within each row. What is vectorized is the integer work (four
+//! rows share each activation block), the reduction of eight block sums at once and the scale
+//! products; the running sums stay scalar and in order.
 //!
 //! Widening both operands to `i16` (`vpmovsxbw`) and multiplying with `vpmaddwd` is exact for every
 //! pair of `i8`, including `-128 * -128`; ggml's faster `vpmaddubsw` trick is not (it computes
@@ -14,63 +16,197 @@
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::{
-    __m128i, __m256i, _mm256_add_epi32, _mm256_castsi256_si128, _mm256_cvtepi32_ps,
-    _mm256_cvtepi8_epi16, _mm256_cvtph_ps, _mm256_extracti128_si256, _mm256_hadd_epi32,
-    _mm256_loadu_si256, _mm256_madd_epi16, _mm256_mul_ps, _mm256_permute2x128_si256,
-    _mm256_setzero_si256, _mm256_storeu_ps, _mm_loadu_si128,
+    __m128, __m128i, __m256i, _mm256_add_epi32, _mm256_castps256_ps128, _mm256_castsi256_si128,
+    _mm256_cvtepi32_ps, _mm256_cvtepi8_epi16, _mm256_cvtph_ps, _mm256_extractf128_ps,
+    _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
+    _mm256_mul_ps, _mm256_permute2x128_si256, _mm256_setzero_si256, _mm256_storeu_ps, _mm_add_ps,
+    _mm_loadu_si128, _mm_setzero_ps, _mm_storeu_ps,
 };
 
-use crate::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use crate::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES};
 
 /// Blocks whose integer sums are reduced together: one 256-bit vector of eight `i32`.
 const GROUP: usize = 8;
 
-/// The AVX2 Q8_0 row dot product, if this CPU has AVX2 and F16C; `None` otherwise (the caller
-/// keeps the portable kernel).
-pub(crate) fn dot_q8_0_kernel() -> Option<fn(&[u8], &[BlockQ8_0]) -> f32> {
+/// Rows computed together, sharing each activation block once it is widened to `i16`.
+const ROWS: usize = 4;
+
+/// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes, as
+/// [`super::matvec_q8_0_rows`] computes it row by row with [`super::dot_q8_0`].
+type MatvecQ8_0 = fn(&mut [f32], &[u8], usize, &[BlockQ8_0]);
+
+/// The AVX2 Q8_0 matrix-vector product, if this CPU has AVX2 and F16C; `None` otherwise (the
+/// caller keeps the portable kernel).
+pub(crate) fn matvec_q8_0_kernel() -> Option<MatvecQ8_0> {
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("f16c") {
-        Some(dot_q8_0)
+        Some(matvec_q8_0)
     } else {
         None
     }
 }
 
-/// Same contract as [`super::dot_q8_0`]. Reached only through [`dot_q8_0_kernel`].
-fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
-    // SAFETY: `dot_q8_0_kernel` hands this function out only after detecting AVX2 and F16C, and
-    // nothing else in this module calls it.
-    unsafe { dot_q8_0_avx2(w_row, xq) }
+/// Reached only through [`matvec_q8_0_kernel`].
+fn matvec_q8_0(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    // SAFETY: `matvec_q8_0_kernel` hands this function out only after detecting AVX2 and F16C,
+    // and nothing else in this module calls it.
+    unsafe { matvec_q8_0_avx2(out, w, row_bytes, xq) }
 }
 
-/// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)`, blocks in order.
+/// Block dot products waiting to be scaled and added: up to [`GROUP`] of them, each with the row
+/// it belongs to and the two f16 scales.
+struct Pending {
+    acc: [__m256i; GROUP],
+    row: [usize; GROUP],
+    dw: [u16; GROUP],
+    dx: [u16; GROUP],
+    k: usize,
+}
+
+impl Pending {
+    /// Scales the waiting block sums and adds each to its row's sum: `sums(r) += isum * (d_w *
+    /// d_x)`. Blocks of one row were pushed in block order, so each row's sum grows in block
+    /// order, exactly as in the portable kernel; rows only interleave, and never mix.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn flush(&mut self, sums: &mut [f32; ROWS]) {
+        if self.k == 0 {
+            return;
+        }
+        // Lanes at and past `k` hold stale values and are never added.
+        let isum = _mm256_cvtepi32_ps(sum_each(&self.acc));
+        // SAFETY: `dw` and `dx` are eight `u16`, exactly one unaligned 128-bit load each.
+        let (dw, dx) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(self.dw.as_ptr().cast::<__m128i>())),
+                _mm256_cvtph_ps(_mm_loadu_si128(self.dx.as_ptr().cast::<__m128i>())),
+            )
+        };
+        // p = isum * (d_w * d_x), the portable kernel's two products, lane-wise.
+        let p = _mm256_mul_ps(isum, _mm256_mul_ps(dw, dx));
+        let mut ps = [0.0f32; GROUP];
+        // SAFETY: `ps` is eight f32, exactly one unaligned 256-bit store.
+        unsafe { _mm256_storeu_ps(ps.as_mut_ptr(), p) };
+        for (&v, &r) in ps.iter().zip(&self.row).take(self.k) {
+            if let Some(s) = sums.get_mut(r) {
+                *s += v;
+            }
+        }
+        self.k = 0;
+    }
+}
+
+/// `out(d) = W(d, n) . xq(n)`, [`ROWS`] rows at a time; bit-identical to the portable kernel.
 ///
 /// # Safety
 /// The CPU must support AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn dot_q8_0_avx2(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
-    let mut w_blocks = w_row.chunks_exact(Q8_0_BLOCK_BYTES).zip(xq).peekable();
-    while w_blocks.peek().is_some() {
-        let mut acc = [_mm256_setzero_si256(); GROUP];
-        let mut dw = [0u16; GROUP];
-        let mut dx = [0u16; GROUP];
-        let mut k = 0;
-        for (wb, xb) in w_blocks.by_ref().take(GROUP) {
-            let (Some(wd), Some(wq)) = (wb.get(..2), wb.get(2..2 + QK8_0)) else { break };
-            dw[k] = u16::from_le_bytes([wd[0], wd[1]]);
-            dx[k] = u16::from_le_bytes(xb.d);
-            // SAFETY: `wq` and `xb.qs` are exactly 32 bytes each, the width of one unaligned
-            // 256-bit load; `loadu` has no alignment requirement.
-            let (w, x) = unsafe {
-                (
-                    _mm256_loadu_si256(wq.as_ptr().cast::<__m256i>()),
-                    _mm256_loadu_si256(xb.qs.as_ptr().cast::<__m256i>()),
-                )
-            };
-            acc[k] = block_dot(w, x);
-            k += 1;
+unsafe fn matvec_q8_0_avx2(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    if row_bytes == 0 {
+        return;
+    }
+    let nb = (row_bytes / Q8_0_BLOCK_BYTES).min(xq.len());
+    let mut pending = Pending {
+        acc: [_mm256_setzero_si256(); GROUP],
+        row: [0; GROUP],
+        dw: [0; GROUP],
+        dx: [0; GROUP],
+        k: 0,
+    };
+    for (outs, rows) in out.chunks_mut(ROWS).zip(w.chunks(ROWS * row_bytes)) {
+        let n_rows = outs.len().min(rows.len() / row_bytes).min(ROWS);
+        if n_rows == ROWS {
+            let mut sums = [0.0f32; ROWS];
+            // SAFETY: `sums` is four f32, exactly one unaligned 128-bit store.
+            unsafe { _mm_storeu_ps(sums.as_mut_ptr(), four_rows(rows, row_bytes, xq, nb)) };
+            outs.copy_from_slice(&sums);
+            continue;
         }
-        // Lanes past `k` hold zeros and are never added.
+        let mut sums = [0.0f32; ROWS];
+        for (b, xb) in xq.iter().take(nb).enumerate() {
+            // SAFETY: `xb.qs` is exactly 32 bytes, one unaligned 256-bit load.
+            let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast::<__m256i>()) };
+            let x_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+            let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
+            for r in 0..n_rows {
+                let at = r * row_bytes + b * Q8_0_BLOCK_BYTES;
+                let Some(blk) = rows.get(at..at + Q8_0_BLOCK_BYTES) else { continue };
+                // SAFETY: `blk[2..]` is exactly 32 bytes, one unaligned 256-bit load.
+                let wq = unsafe { _mm256_loadu_si256(blk[2..].as_ptr().cast::<__m256i>()) };
+                let k = pending.k;
+                pending.acc[k] = block_dot(wq, x_lo, x_hi);
+                pending.row[k] = r;
+                pending.dw[k] = u16::from_le_bytes([blk[0], blk[1]]);
+                pending.dx[k] = u16::from_le_bytes(xb.d);
+                pending.k = k + 1;
+                if pending.k == GROUP {
+                    pending.flush(&mut sums);
+                }
+            }
+        }
+        pending.flush(&mut sums);
+        for (o, &s) in outs.iter_mut().zip(&sums).take(n_rows) {
+            *o = s;
+        }
+    }
+}
+
+/// One block `b` of four consecutive rows against activation block `xb`: the four blocks' `i32`
+/// partial sums and the rows' f16 scales.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn block_of_four_rows(
+    rows: &[u8],
+    row_bytes: usize,
+    b: usize,
+    xb: &BlockQ8_0,
+) -> ([__m256i; ROWS], [u16; ROWS]) {
+    // SAFETY: `xb.qs` is exactly 32 bytes, one unaligned 256-bit load.
+    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast::<__m256i>()) };
+    let x_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+    let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
+    let mut acc = [_mm256_setzero_si256(); ROWS];
+    let mut dw = [0u16; ROWS];
+    for r in 0..ROWS {
+        let at = r * row_bytes + b * Q8_0_BLOCK_BYTES;
+        // Always present: the caller passes four whole rows and `b` below their block count.
+        let Some(blk) = rows.get(at..at + Q8_0_BLOCK_BYTES) else { continue };
+        // SAFETY: `blk[2..]` is exactly 32 bytes, one unaligned 256-bit load.
+        let wq = unsafe { _mm256_loadu_si256(blk[2..].as_ptr().cast::<__m256i>()) };
+        acc[r] = block_dot(wq, x_lo, x_hi);
+        dw[r] = u16::from_le_bytes([blk[0], blk[1]]);
+    }
+    (acc, dw)
+}
+
+/// The four rows' dot products with `xq` (blocks `0..nb`), as one vector: two blocks of the four
+/// rows make one group of eight block sums, and lane `r` of the result is row `r`'s running sum,
+/// grown by block `b` then block `b + 1`: each lane adds in block order, as the portable kernel.
+///
+/// # Safety
+/// The CPU must support AVX2 and F16C.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn four_rows(rows: &[u8], row_bytes: usize, xq: &[BlockQ8_0], nb: usize) -> __m128 {
+    let mut sums = _mm_setzero_ps();
+    let mut b = 0;
+    while b < nb {
+        let (Some(x0), x1) = (xq.get(b), xq.get(b + 1).filter(|_| b + 1 < nb)) else { break };
+        let (a0, w0) = block_of_four_rows(rows, row_bytes, b, x0);
+        let (a1, w1) = match x1 {
+            Some(x1) => block_of_four_rows(rows, row_bytes, b + 1, x1),
+            None => ([_mm256_setzero_si256(); ROWS], [0; ROWS]),
+        };
+        let acc = [a0[0], a0[1], a0[2], a0[3], a1[0], a1[1], a1[2], a1[3]];
+        let dw = [w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3]];
+        let d1 = x1.map_or(0, |x| u16::from_le_bytes(x.d));
+        let d0 = u16::from_le_bytes(x0.d);
+        let dx = [d0, d0, d0, d0, d1, d1, d1, d1];
         let isum = _mm256_cvtepi32_ps(sum_each(&acc));
         // SAFETY: `dw` and `dx` are eight `u16`, exactly one unaligned 128-bit load each.
         let (dw, dx) = unsafe {
@@ -79,30 +215,29 @@ unsafe fn dot_q8_0_avx2(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
                 _mm256_cvtph_ps(_mm_loadu_si128(dx.as_ptr().cast::<__m128i>())),
             )
         };
-        // p(b) = isum(b) * (d_w(b) * d_x(b)), the portable kernel's two products, lane-wise.
+        // p = isum * (d_w * d_x), the portable kernel's two products, lane-wise.
         let p = _mm256_mul_ps(isum, _mm256_mul_ps(dw, dx));
-        let mut ps = [0.0f32; GROUP];
-        // SAFETY: `ps` is eight f32, exactly one unaligned 256-bit store.
-        unsafe { _mm256_storeu_ps(ps.as_mut_ptr(), p) };
-        // The running sum in block order, as the portable kernel adds.
-        for &v in ps.iter().take(k) {
-            sum += v;
+        sums = _mm_add_ps(sums, _mm256_castps256_ps128(p));
+        if x1.is_some() {
+            sums = _mm_add_ps(sums, _mm256_extractf128_ps::<1>(p));
+            b += 2;
+        } else {
+            b += 1;
         }
     }
-    sum
+    sums
 }
 
-/// Eight `i32` partial sums of `sum_j w(j) * x(j)` over one block of 32 `i8` (exact).
+/// Eight `i32` partial sums of `sum_j w(j) * x(j)` over one block of 32 `i8` (exact), the
+/// activation already widened to `i16` halves.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn block_dot(w: __m256i, x: __m256i) -> __m256i {
+unsafe fn block_dot(w: __m256i, x_lo: __m256i, x_hi: __m256i) -> __m256i {
     let w_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
     let w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w));
-    let x_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
-    let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
     _mm256_add_epi32(_mm256_madd_epi16(w_lo, x_lo), _mm256_madd_epi16(w_hi, x_hi))
 }
 
@@ -130,7 +265,7 @@ unsafe fn sum_each(v: &[__m256i; GROUP]) -> __m256i {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{f16_bits_to_f32, f32_to_f16_bits};
+    use crate::quant::{f16_bits_to_f32, f32_to_f16_bits, QK8_0};
 
     /// A small xorshift generator, so the cases are the same on every run.
     struct Rng(u64);
@@ -160,25 +295,43 @@ mod tests {
         }
     }
 
-    fn kernel() -> Option<fn(&[u8], &[BlockQ8_0]) -> f32> {
-        let k = dot_q8_0_kernel();
+    fn kernel() -> Option<MatvecQ8_0> {
+        let k = matvec_q8_0_kernel();
         if k.is_none() {
             eprintln!("this CPU lacks AVX2 or F16C: the x86_64 kernel is not tested here");
         }
         k
     }
 
-    fn row(rng: &mut Rng, nb: usize, fill: impl Fn(&mut Rng) -> i8) -> (Vec<u8>, Vec<BlockQ8_0>) {
-        let mut w = Vec::with_capacity(nb * Q8_0_BLOCK_BYTES);
-        let mut x = Vec::with_capacity(nb);
-        for _ in 0..nb {
+    /// `rows` rows of `nb` blocks and an activation of `nb` blocks, values from `fill`.
+    fn matrix(
+        rng: &mut Rng,
+        rows: usize,
+        nb: usize,
+        fill: impl Fn(&mut Rng) -> i8,
+    ) -> (Vec<u8>, Vec<BlockQ8_0>) {
+        let mut w = Vec::with_capacity(rows * nb * Q8_0_BLOCK_BYTES);
+        for _ in 0..rows * nb {
             w.extend_from_slice(&rng.scale());
             w.extend((0..QK8_0).map(|_| fill(rng) as u8));
-            let mut b = BlockQ8_0 { d: rng.scale(), qs: [0; QK8_0] };
-            b.qs.iter_mut().for_each(|q| *q = fill(rng));
-            x.push(b);
         }
+        let x = (0..nb)
+            .map(|_| {
+                let mut b = BlockQ8_0 { d: rng.scale(), qs: [0; QK8_0] };
+                b.qs.iter_mut().for_each(|q| *q = fill(rng));
+                b
+            })
+            .collect();
         (w, x)
+    }
+
+    /// Fast and portable products of the same inputs, as bits; `out` starts as NaN so that
+    /// entries a kernel leaves alone show up.
+    fn both(fast: MatvecQ8_0, w: &[u8], rb: usize, x: &[BlockQ8_0], d: usize) -> [Vec<u32>; 2] {
+        let (mut a, mut b) = (vec![f32::NAN; d], vec![f32::NAN; d]);
+        super::super::matvec_q8_0_portable(&mut a, w, rb, x);
+        fast(&mut b, w, rb, x);
+        [a, b].map(|v| v.iter().map(|f| f.to_bits()).collect())
     }
 
     #[test]
@@ -202,15 +355,17 @@ mod tests {
     }
 
     #[test]
-    fn matches_portable_kernel_bit_for_bit_on_random_rows() {
+    fn matches_portable_kernel_bit_for_bit_on_random_matrices() {
         let Some(fast) = kernel() else { return };
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        // Every group size 1..8, odd block counts, the GPT-2 widths (768 and 3072 values).
-        for nb in (1..=41).chain([24, 96, 97]) {
-            for _ in 0..20 {
-                let (w, x) = row(&mut rng, nb, Rng::i8);
-                let (a, b) = (super::super::dot_q8_0(&w, &x), fast(&w, &x));
-                assert_eq!(a.to_bits(), b.to_bits(), "{nb} blocks: {a} vs {b}");
+        // Row counts around the 4-row step, odd block counts, every group fill, the GPT-2 widths
+        // (768 and 3072 values).
+        for rows in [1, 2, 3, 4, 5, 7, 9] {
+            for nb in (1..=19).chain([24, 96, 97]) {
+                let (w, x) = matrix(&mut rng, rows, nb, Rng::i8);
+                let rb = nb * Q8_0_BLOCK_BYTES;
+                let [a, b] = both(fast, &w, rb, &x, rows);
+                assert_eq!(a, b, "{rows} rows of {nb} blocks");
             }
         }
     }
@@ -219,16 +374,13 @@ mod tests {
     fn matches_portable_kernel_at_the_i8_extremes() {
         let Some(fast) = kernel() else { return };
         let mut rng = Rng(7);
-        let fills: [fn(&mut Rng) -> i8; 3] = [
-            |_| -128,
-            |_| 127,
-            |r| if r.next() & 1 == 0 { -128 } else { 127 },
-        ];
-        for nb in [1, 3, 8, 9, 17] {
+        let fills: [fn(&mut Rng) -> i8; 3] =
+            [|_| -128, |_| 127, |r| if r.next() & 1 == 0 { -128 } else { 127 }];
+        for (rows, nb) in [(1, 1), (3, 3), (4, 8), (5, 9), (2, 17)] {
             for fill in fills {
-                let (w, x) = row(&mut rng, nb, fill);
-                let (a, b) = (super::super::dot_q8_0(&w, &x), fast(&w, &x));
-                assert_eq!(a.to_bits(), b.to_bits(), "{nb} blocks: {a} vs {b}");
+                let (w, x) = matrix(&mut rng, rows, nb, fill);
+                let [a, b] = both(fast, &w, nb * Q8_0_BLOCK_BYTES, &x, rows);
+                assert_eq!(a, b, "{rows} rows of {nb} blocks");
             }
         }
         // All -128 against all -128 with unit scales: 32 * 16384 per block, exactly.
@@ -239,19 +391,22 @@ mod tests {
             w.extend([0x80u8; QK8_0]);
         }
         let x = vec![BlockQ8_0 { d: one, qs: [-128; QK8_0] }; 3];
-        assert_eq!(fast(&w, &x), 3.0 * 32.0 * 16384.0);
+        let mut out = [0.0f32; 1];
+        fast(&mut out, &w, 3 * Q8_0_BLOCK_BYTES, &x);
+        assert_eq!(out, [3.0 * 32.0 * 16384.0]);
     }
 
     #[test]
-    fn stops_at_the_shorter_operand_like_the_portable_kernel() {
+    fn reads_and_writes_what_the_portable_kernel_does_for_mismatched_sizes() {
         let Some(fast) = kernel() else { return };
         let mut rng = Rng(99);
-        let (w, x) = row(&mut rng, 11, Rng::i8);
-        for (wn, xn) in [(11, 5), (4, 11), (0, 3), (10, 10)] {
-            // A row cut mid-block counts only its whole blocks.
-            let wr = &w[..wn * Q8_0_BLOCK_BYTES + if wn < 11 { 7 } else { 0 }];
-            let (a, b) = (super::super::dot_q8_0(wr, &x[..xn]), fast(wr, &x[..xn]));
-            assert_eq!(a.to_bits(), b.to_bits(), "{wn} x {xn}");
+        let (w, x) = matrix(&mut rng, 6, 11, Rng::i8);
+        let rb = 11 * Q8_0_BLOCK_BYTES;
+        // (rows of data, outputs, activation blocks): fewer outputs than rows, fewer rows than
+        // outputs (a cut last row), a short activation, no rows at all.
+        for (data, d, xn) in [(6 * rb, 3, 11), (5 * rb + 20, 6, 11), (6 * rb, 6, 4), (0, 2, 11)] {
+            let [a, b] = both(fast, &w[..data], rb, &x[..xn], d);
+            assert_eq!(a, b, "{data} bytes, {d} outputs, {xn} blocks");
         }
     }
 }
