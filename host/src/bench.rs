@@ -137,7 +137,10 @@ pub fn find_llama_bench() -> anyhow::Result<Option<PathBuf>> {
     if let Some(p) = std::env::var_os(LLAMA_BENCH_ENV) {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            bail!("{LLAMA_BENCH_ENV}={} is not a file; point it at llama.cpp's llama-bench", p.display());
+            bail!(
+                "{LLAMA_BENCH_ENV}={} is not a file; point it at llama.cpp's llama-bench",
+                p.display()
+            );
         }
         return Ok(Some(p));
     }
@@ -146,7 +149,12 @@ pub fn find_llama_bench() -> anyhow::Result<Option<PathBuf>> {
 }
 
 /// Runs `llama-bench -m M -p 0 -n N -t 1 -r R -o json` and returns its mean decode tokens/s.
-fn run_llama_bench(exe: &Path, model: &Path, n: usize, repeat: usize) -> anyhow::Result<(String, f64)> {
+fn run_llama_bench(
+    exe: &Path,
+    model: &Path,
+    n: usize,
+    repeat: usize,
+) -> anyhow::Result<(String, f64)> {
     let args = [
         "-m".to_string(),
         model.display().to_string(),
@@ -271,8 +279,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "model {} (n_embd {}, {} blocks, vocab {}); Q8_0 kernel {}, {} thread, kv {}",
         r.model, r.n_embd, r.n_layer, r.n_vocab, r.kernel, r.threads, r.kv
     )?;
-    writeln!(out, "mote       prompt {:>4} tokens: {:>10.1} tokens/s", r.prompt_tokens, r.prompt_tokens_per_second)?;
-    writeln!(out, "mote       decode {:>4} tokens: {:>10.1} tokens/s", r.decode_tokens, r.decode_tokens_per_second)?;
+    writeln!(
+        out,
+        "mote       prompt {:>4} tokens: {:>10.1} tokens/s",
+        r.prompt_tokens, r.prompt_tokens_per_second
+    )?;
+    writeln!(
+        out,
+        "mote       decode {:>4} tokens: {:>10.1} tokens/s",
+        r.decode_tokens, r.decode_tokens_per_second
+    )?;
     match &r.llama_cpp {
         Some(l) => {
             writeln!(out, "llama.cpp  decode {:>4} tokens: {:>10.1} tokens/s", r.decode_tokens, l.decode_tokens_per_second)?;

@@ -70,7 +70,8 @@ fn refuses_counts_past_the_context_and_a_missing_llama_bench() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--tokens 129") && err.contains("128"), "{err}");
-    let out = mote(&["bench", "--tokens", "2"], &[("MOTE_LLAMA_BENCH", "/nonexistent/llama-bench")]);
+    let out =
+        mote(&["bench", "--tokens", "2"], &[("MOTE_LLAMA_BENCH", "/nonexistent/llama-bench")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("MOTE_LLAMA_BENCH") && err.contains("/nonexistent/llama-bench"), "{err}");
