@@ -236,13 +236,13 @@ unsafe fn block_of_four_rows(
     let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
     let mut acc = [_mm256_setzero_si256(); ROWS];
     let mut dw = 0u64;
-    for r in 0..ROWS {
+    for (r, a) in acc.iter_mut().enumerate() {
         let at = r * row_bytes + b * Q8_0_BLOCK_BYTES;
         // Always present: the caller passes four whole rows and `b` below their block count.
         let Some(blk) = rows.get(at..at + Q8_0_BLOCK_BYTES) else { continue };
         // SAFETY: `blk[2..]` is exactly 32 bytes, one unaligned 256-bit load.
         let wq = unsafe { _mm256_loadu_si256(blk[2..].as_ptr().cast::<__m256i>()) };
-        acc[r] = block_dot(wq, x_lo, x_hi);
+        *a = block_dot(wq, x_lo, x_hi);
         dw |= u64::from(u16::from_le_bytes([blk[0], blk[1]])) << (16 * r);
     }
     (acc, dw)
