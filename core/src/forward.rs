@@ -29,8 +29,8 @@ pub enum ForwardError {
     },
     /// The run state was sized for other hyper-parameters than the model's.
     StateMismatch,
-    /// A layer's tensors could not be found or checked (cannot happen for a model from
-    /// [`Model::load`], which checks every layer; [`Model::layer`] says which tensor).
+    /// A layer's tensors could not be found or checked. No longer produced: [`Model::load`] finds
+    /// and checks every layer before any step runs.
     BadLayer {
         /// The layer.
         layer: usize,
@@ -62,6 +62,33 @@ pub fn forward<'s>(
     token: u32,
     pos: usize,
 ) -> Result<&'s [f32], ForwardError> {
+    forward_blocks(model, s, token, pos)?;
+    // logits = lm_head(ln_f(x))
+    let hp = model.hparams;
+    layer_norm(s.xb, s.x, model.ln_f.weight, model.ln_f.bias, hp.eps);
+    matvec(s.logits, &model.lm_head, None, s.xb, s.xq);
+    Ok(s.logits)
+}
+
+/// [`forward`] without the output head: extends the KV cache at `pos` and computes no logits (the
+/// logits buffer keeps the previous step's). For the prompt positions whose prediction nobody
+/// reads, where the `(V, C)` head would cost as much as several blocks.
+pub fn forward_without_logits(
+    model: &Model<'_>,
+    s: &mut RunState<'_>,
+    token: u32,
+    pos: usize,
+) -> Result<(), ForwardError> {
+    forward_blocks(model, s, token, pos)
+}
+
+/// The embeddings and every block: leaves the residual stream `x(C)` of `token` at `pos` in `s`.
+fn forward_blocks(
+    model: &Model<'_>,
+    s: &mut RunState<'_>,
+    token: u32,
+    pos: usize,
+) -> Result<(), ForwardError> {
     let hp = model.hparams;
     if *s.hparams() != hp {
         return Err(ForwardError::StateMismatch);
@@ -78,8 +105,7 @@ pub fn forward<'s>(
     model.wpe.row_to_f32(s.xb, pos);
     add(s.x, s.xb);
 
-    for l in 0..hp.n_layer {
-        let w = model.layer(l).map_err(|_| ForwardError::BadLayer { layer: l })?;
+    for (l, w) in model.layers().iter().enumerate() {
         // Attention: x += c_proj(attn(c_attn(ln_1(x))))
         layer_norm(s.xb, s.x, w.ln_1.weight, w.ln_1.bias, hp.eps);
         matvec(s.qkv, &w.c_attn.weight, Some(w.c_attn.bias), s.xb, s.xq);
@@ -94,11 +120,7 @@ pub fn forward<'s>(
         matvec(s.xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), s.hb, s.xq);
         add(s.x, s.xb2);
     }
-
-    // logits = lm_head(ln_f(x))
-    layer_norm(s.xb, s.x, model.ln_f.weight, model.ln_f.bias, hp.eps);
-    matvec(s.logits, &model.lm_head, None, s.xb, s.xq);
-    Ok(s.logits)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -157,6 +179,25 @@ mod tests {
         // The first position attends to itself only, with weight exactly 1, in every cache type
         // the result differs only by the value's rounding.
         assert_ne!(f, q);
+    }
+
+    #[test]
+    fn skipping_the_head_leaves_the_same_cache_and_next_logits() {
+        let blob = Spec::gpt2(8).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let full = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];
+        let mut s = RunState::new(&m.hparams, KvType::Q8_0, &mut buf).unwrap();
+        let last = TOKENS.len() - 1;
+        for (p, &t) in TOKENS[..last].iter().enumerate() {
+            forward_without_logits(&m, &mut s, t, p).unwrap();
+        }
+        assert_eq!(forward(&m, &mut s, TOKENS[last], last).unwrap(), &full[last][..]);
+        assert_eq!(
+            forward_without_logits(&m, &mut s, 1, 8).unwrap_err(),
+            ForwardError::PositionOutOfRange { pos: 8, n_ctx: 8 }
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! The crate is `no_std` and runs the same code on x86_64 and Cortex-M. Floating-point functions go
 //! through `libm`, never the platform's, so a model and a prompt give bit-identical results on every
-//! target.
+//! target. The optional `std` feature (the desktop crate's, never the firmware's) only adds run-time
+//! CPU detection, to pick the AVX2 Q8_0 kernel on x86_64; it gives the same bits as the portable one.
 //!
 //! Modules, one concept each:
 //! - [`gguf`]: a zero-copy GGUF reader (header, metadata, tensor infos, tensor views).
@@ -21,7 +22,7 @@
 //! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
 //! - [`sampler`]: greedy, or transformers' sampling controls with a seeded generator.
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -10,9 +10,9 @@
 //! (c_attn), `blk.N.attn_output` (attn.c_proj), `blk.N.ffn_norm` (ln_2), `blk.N.ffn_up` (c_fc),
 //! `blk.N.ffn_down` (mlp.c_proj), `output_norm` (ln_f), optional `output` (lm_head, else tied to wte).
 //!
-//! Per-layer views are looked up on demand ([`Model::layer`]) rather than stored, so a model costs a
-//! few words of RAM whatever its depth; [`Model::load`] looks every one of them up once and checks
-//! its shape and type, so that the forward pass never meets a bad tensor.
+//! [`Model::load`] looks every per-layer view up by name once, checks its shape and type, and keeps
+//! it in a fixed array of [`MAX_LAYERS`], so that a forward step does no name look-ups and never
+//! meets a bad tensor.
 
 use core::fmt::{self, Write as _};
 
@@ -21,6 +21,11 @@ use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
 
 /// The architecture mote runs (`general.architecture`).
 pub const ARCHITECTURE: &str = "gpt2";
+
+/// Most blocks a model may have: GPT-2 XL's 48, the deepest GPT-2. The per-layer views are kept in
+/// an array of this length inside [`Model`] (144 bytes a layer on a 32-bit target, 288 on a 64-bit
+/// one), so that a forward step finds them without looking names up.
+pub const MAX_LAYERS: usize = 48;
 
 /// Hyper-parameters of a GPT-2 model, read from GGUF metadata and validated by [`Model::load`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,6 +104,13 @@ pub enum ModelError {
         /// The shape in the file (unused dimensions are 1).
         found: [u64; 4],
     },
+    /// More blocks than [`MAX_LAYERS`].
+    TooManyLayers {
+        /// `L` in the file.
+        n_layer: usize,
+        /// [`MAX_LAYERS`].
+        max: usize,
+    },
     /// A vector (bias or norm) stored as another type than F32.
     VectorNotF32 {
         /// The tensor.
@@ -139,6 +151,9 @@ impl fmt::Display for ModelError {
                 trim_dims(found),
                 trim_dims(&[expected[0], expected[1], 1, 1])
             ),
+            Self::TooManyLayers { n_layer, max } => {
+                write!(f, "the model has {n_layer} blocks; mote runs at most {max}")
+            }
             Self::VectorNotF32 { name, ty } => {
                 write!(f, "tensor \"{name}\" has type {}, vectors must be F32", ty.name())
             }
@@ -267,6 +282,30 @@ pub struct Layer<'a> {
     pub mlp_c_proj: Linear<'a>,
 }
 
+impl<'a> Layer<'a> {
+    /// A placeholder for the unused entries of [`Model`]'s layer array.
+    const EMPTY: Self = {
+        let v = F32s { data: &[] };
+        let m = Matrix { ty: GgmlType::F32, n_in: 0, n_out: 0, data: &[] };
+        let n = Norm { weight: v, bias: v };
+        let l = Linear { weight: m, bias: v };
+        Self { ln_1: n, c_attn: l, attn_c_proj: l, ln_2: n, c_fc: l, mlp_c_proj: l }
+    };
+
+    /// Looks block `l`'s tensors up by name and checks them against `hp`.
+    fn find(g: &Gguf<'a>, hp: &HParams, l: usize) -> Result<Self, ModelError> {
+        let HParams { n_embd: c, n_ff: f, .. } = *hp;
+        Ok(Self {
+            ln_1: norm(g, Some(l), "attn_norm", c)?,
+            c_attn: linear(g, l, "attn_qkv", c, c.saturating_mul(3))?,
+            attn_c_proj: linear(g, l, "attn_output", c, c)?,
+            ln_2: norm(g, Some(l), "ffn_norm", c)?,
+            c_fc: linear(g, l, "ffn_up", c, f)?,
+            mlp_c_proj: linear(g, l, "ffn_down", f, c)?,
+        })
+    }
+}
+
 /// A GPT-2 model: hyper-parameters plus views into the GGUF blob.
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
@@ -280,6 +319,8 @@ pub struct Model<'a> {
     pub ln_f: Norm<'a>,
     /// Output projection, `(V, C)`: `output` if the file has it, else `wte` (tied).
     pub lm_head: Matrix<'a>,
+    /// Every block's views, looked up once by [`Model::load`]; entries past `L` are empty.
+    layers: [Layer<'a>; MAX_LAYERS],
     gguf: Gguf<'a>,
 }
 
@@ -420,25 +461,30 @@ impl<'a> Model<'a> {
             Some(out) => matrix_of(&out, c, v)?,
             None => wte,
         };
-        let model = Self { hparams: hp, wte, wpe, ln_f, lm_head, gguf: *g };
-        for l in 0..hp.n_layer {
-            model.layer(l)?;
+        if hp.n_layer > MAX_LAYERS {
+            return Err(ModelError::TooManyLayers { n_layer: hp.n_layer, max: MAX_LAYERS });
         }
-        Ok(model)
+        let mut layers = [Layer::EMPTY; MAX_LAYERS];
+        for (l, slot) in layers.iter_mut().enumerate().take(hp.n_layer) {
+            *slot = Layer::find(g, &hp, l)?;
+        }
+        Ok(Self { hparams: hp, wte, wpe, ln_f, lm_head, layers, gguf: *g })
     }
 
-    /// Block `l`'s weights (looked up in the blob; [`Model::load`] has checked every block).
+    /// Block `l`'s weights. A block past the last one is reported as its first missing tensor,
+    /// `blk.{l}.attn_norm.weight`.
     pub fn layer(&self, l: usize) -> Result<Layer<'a>, ModelError> {
-        let g = &self.gguf;
-        let HParams { n_embd: c, n_ff: f, .. } = self.hparams;
-        Ok(Layer {
-            ln_1: norm(g, Some(l), "attn_norm", c)?,
-            c_attn: linear(g, l, "attn_qkv", c, c.saturating_mul(3))?,
-            attn_c_proj: linear(g, l, "attn_output", c, c)?,
-            ln_2: norm(g, Some(l), "ffn_norm", c)?,
-            c_fc: linear(g, l, "ffn_up", c, f)?,
-            mlp_c_proj: linear(g, l, "ffn_down", f, c)?,
-        })
+        match self.layers().get(l) {
+            Some(w) => Ok(*w),
+            None => Err(ModelError::Gguf(GgufError::MissingTensor {
+                name: name_of(&tensor_name(Some(l), "attn_norm", "weight")),
+            })),
+        }
+    }
+
+    /// Every block's weights in order, `(L)`.
+    pub fn layers(&self) -> &[Layer<'a>] {
+        self.layers.get(..self.hparams.n_layer).unwrap_or(&[])
     }
 
     /// The parsed GGUF file the weights point into.
@@ -762,6 +808,33 @@ mod tests {
         );
         let blob = Spec::gpt2(0).set("gpt2.attention.layer_norm_epsilon", Meta::F32(-1.0)).build();
         assert_eq!(load(&blob).unwrap_err(), ModelError::BadEpsilon { value: -1.0 });
+    }
+
+    #[test]
+    fn layer_views_are_the_tensors_named_for_each_block() {
+        let blob = Spec::gpt2(8).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        assert_eq!(m.layers().len(), 2);
+        for (l, w) in m.layers().iter().enumerate() {
+            let qkv = g.tensor(&format!("blk.{l}.attn_qkv.weight")).unwrap();
+            let down_b = g.tensor(&format!("blk.{l}.ffn_down.bias")).unwrap();
+            assert_eq!(w.c_attn.weight.data.as_ptr(), qkv.data.as_ptr());
+            assert_eq!(w.mlp_c_proj.bias.data.as_ptr(), down_b.data.as_ptr());
+            assert_eq!(m.layer(l).unwrap(), *w);
+        }
+        assert_eq!(
+            m.layer(2).unwrap_err(),
+            ModelError::Gguf(GgufError::MissingTensor { name: name_of("blk.2.attn_norm.weight") })
+        );
+    }
+
+    #[test]
+    fn rejects_more_blocks_than_max_layers() {
+        let blob = Spec::gpt2(0).set("gpt2.block_count", Meta::U32(MAX_LAYERS as u32 + 1)).build();
+        let err = load(&blob).unwrap_err();
+        assert_eq!(err, ModelError::TooManyLayers { n_layer: MAX_LAYERS + 1, max: MAX_LAYERS });
+        assert_eq!(err.to_string(), "the model has 49 blocks; mote runs at most 48");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! `libm`'s, so the results are bit-identical on every target. These are the portable reference
 //! kernels; faster target-specific ones must reproduce them exactly.
 
+#[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+mod x86_64;
+
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
 use crate::quant::{f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
@@ -74,6 +77,36 @@ pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
     sum
 }
 
+/// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes: the AVX2 kernel when
+/// mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected at run time), else
+/// [`matvec_q8_0_portable`]. Both give the same bits.
+fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    if let Some(fast) = x86_64::matvec_q8_0_kernel() {
+        return fast(out, w, row_bytes, xq);
+    }
+    matvec_q8_0_portable(out, w, row_bytes, xq)
+}
+
+/// The reference for [`matvec_q8_0_rows`]: row by row with [`dot_q8_0`].
+fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    if row_bytes == 0 {
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        *o = dot_q8_0(row, xq);
+    }
+}
+
+/// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"` or `"portable"`.
+pub fn q8_0_kernel_name() -> &'static str {
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    if x86_64::matvec_q8_0_kernel().is_some() {
+        return "avx2";
+    }
+    "portable"
+}
+
 /// `out(d) = W(d, n) . x(n) + bias(d)`, over F32, F16 or Q8_0 rows.
 ///
 /// For Q8_0 rows `x` is first quantized to Q8_0 blocks in `xq` (at least `n / 32` blocks), as ggml
@@ -109,9 +142,7 @@ pub fn matvec(
                 None => return,
             };
             quantize_row_q8_0(xq, x);
-            for (o, row) in out.iter_mut().zip(rows) {
-                *o = dot_q8_0(row, xq);
-            }
+            matvec_q8_0_rows(out, w.data, rb, xq);
         }
     }
     if let Some(b) = bias {

@@ -1,5 +1,6 @@
-//! Generation: prefill the prompt one position at a time, then decode (greedily, or with a
-//! [`Sampler`]), streaming each new token to a callback, until a stop rule fires.
+//! Generation: prefill the prompt one position at a time (the output head runs at its last position
+//! only), then decode (greedily, or with a [`Sampler`]), streaming each new token to a callback,
+//! until a stop rule fires.
 //!
 //! Stop rules, checked after each new token is chosen:
 //! 1. the token is the end-of-text token: stop with [`StopReason::EndOfText`] (the token is not
@@ -11,7 +12,7 @@
 
 use core::fmt;
 
-use crate::forward::{forward, ForwardError};
+use crate::forward::{forward, forward_without_logits, ForwardError};
 use crate::model::Model;
 use crate::sampler::Sampler;
 use crate::state::RunState;
@@ -122,6 +123,15 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
         Ok(self.state.logits())
     }
 
+    /// Feeds one token whose prediction nobody reads: [`Session::step`] without the output head.
+    fn feed(&mut self, token: u32) -> Result<(), ForwardError> {
+        let pos = self.pos;
+        forward_without_logits(self.model, &mut self.state, token, pos)?;
+        self.state.record_token(pos, token);
+        self.pos += 1;
+        Ok(())
+    }
+
     /// Feeds one token and lets `sampler` choose the next from the logits and every token fed so
     /// far (prompt included, as transformers' processors see them).
     fn step_and_pick(&mut self, token: u32, sampler: &mut Sampler) -> Result<u32, ForwardError> {
@@ -162,8 +172,9 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
             Some(split) => split,
             None => return Err(SessionError::EmptyPrompt),
         };
+        // Only the last prompt position's logits are read.
         for &t in head {
-            self.step(t)?;
+            self.feed(t)?;
         }
         let mut next = self.step_and_pick(*last, sampler)?;
         let mut n_generated = 0;

@@ -111,19 +111,24 @@ const fn kv_rows(hp: &HParams) -> usize {
     hp.n_layer.saturating_mul(hp.n_ctx)
 }
 
-/// Calls `f(i, d * q)` for the values `off..off + n` of a row of Q8_0 blocks, in order, converting
-/// each block's scale once.
-fn for_each_dequantized(blocks: &[BlockQ8_0], off: usize, n: usize, mut f: impl FnMut(usize, f32)) {
+/// Calls `f(i, q, d)` for each stretch of a row of Q8_0 blocks that covers values `off..off + n`,
+/// in order: `q` are the stretch's quantized values (one block or part of one), `d` its block's
+/// scale and `i` where the stretch starts within `0..n`. Kernels then scale once per block.
+fn for_each_block(
+    blocks: &[BlockQ8_0],
+    off: usize,
+    n: usize,
+    mut f: impl FnMut(usize, &[i8], f32),
+) {
     let mut i = 0;
     while i < n {
         let e = off + i;
         let Some(blk) = blocks.get(e / QK8_0) else { return };
-        let d = blk.scale();
         let start = e % QK8_0;
-        for &q in blk.qs.iter().skip(start).take(n - i) {
-            f(i, f32::from(q) * d);
-            i += 1;
-        }
+        let len = (QK8_0 - start).min(n - i);
+        let Some(q) = blk.qs.get(start..start + len) else { return };
+        f(i, q, blk.scale());
+        i += len;
     }
 }
 
@@ -161,17 +166,21 @@ impl KvCache<'_> {
         }
     }
 
-    /// `sum_i q(i) * kv(row, off + i)`, in order.
+    /// `sum_i q(i) * kv(row, off + i)`, in order (for Q8_0, in order within each block, each
+    /// block's sum scaled once and added in block order).
     fn dot(&self, row: usize, c: usize, off: usize, q: &[f32]) -> f32 {
         let mut s = 0.0f32;
         match self {
             Self::Q8_0(b) => {
                 let nb = c / QK8_0;
                 let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return 0.0 };
-                for_each_dequantized(blocks, off, q.len(), |i, k| {
-                    if let Some(&qi) = q.get(i) {
-                        s += qi * k;
+                // Per block: sum_j q(j) * k_q(j) in order, then times the block's scale.
+                for_each_block(blocks, off, q.len(), |i, kq, d| {
+                    let mut p = 0.0f32;
+                    for (&qi, &k) in q.get(i..).unwrap_or(&[]).iter().zip(kq) {
+                        p += qi * f32::from(k);
                     }
+                    s += p * d;
                 });
             }
             Self::F16(h) => {
@@ -192,15 +201,18 @@ impl KvCache<'_> {
         s
     }
 
-    /// `out(i) += a * kv(row, off + i)`.
+    /// `out(i) += a * kv(row, off + i)` (for Q8_0, `out(i) += (a * d) * q(i)`, `d` the block's
+    /// scale).
     fn axpy(&self, out: &mut [f32], a: f32, row: usize, c: usize, off: usize) {
         match self {
             Self::Q8_0(b) => {
                 let nb = c / QK8_0;
                 let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return };
-                for_each_dequantized(blocks, off, out.len(), |i, v| {
-                    if let Some(o) = out.get_mut(i) {
-                        *o += a * v;
+                // Per block: the weight times the block's scale once, then times each value.
+                for_each_block(blocks, off, out.len(), |i, vq, d| {
+                    let ad = a * d;
+                    for (o, &v) in out.get_mut(i..).unwrap_or(&mut []).iter_mut().zip(vq) {
+                        *o += ad * f32::from(v);
                     }
                 });
             }
@@ -540,6 +552,32 @@ mod tests {
                 assert!((a - b).abs() <= tol, "{kv:?}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn q8_0_attention_matches_f32_attention_when_the_cache_is_exact() {
+        // Integer keys and values with 127 in every block quantize exactly (d = 1), so the per-block
+        // Q8_0 kernels must give what the f32 cache gives. C = 96, two heads of 48: each head
+        // covers one whole block and half of another.
+        let h = hp(96);
+        let run = |kv: KvType| {
+            let mut buf = vec![0u8; RunState::bytes_needed(&h, kv)];
+            let mut s = RunState::new(&h, kv, &mut buf).unwrap();
+            for pos in 0..3 {
+                for (i, v) in s.qkv.iter_mut().enumerate() {
+                    *v = if i % 32 == 5 { 127.0 } else { ((i * 7 + pos * 13) % 41) as f32 - 20.0 };
+                }
+                s.store_kv(1, pos);
+            }
+            for (i, v) in s.qkv[..96].iter_mut().enumerate() {
+                *v = ((i % 5) as f32 - 2.0) / 64.0;
+            }
+            s.attend(1, 2);
+            s.xb.to_vec()
+        };
+        let (f, q) = (run(KvType::F32), run(KvType::Q8_0));
+        assert!(f.iter().all(|v| v.is_finite()));
+        assert_eq!(f, q);
     }
 
     #[test]

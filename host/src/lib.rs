@@ -1,6 +1,7 @@
 //! The desktop side of mote as a library, so that end-to-end tests and tools can call the same code
 //! as the `mote` binary: the GGUF writer, the converter, and each subcommand.
 
+pub mod bench;
 pub mod boards;
 pub mod convert;
 pub mod eval;

@@ -1,9 +1,9 @@
 //! `mote`: convert Hugging Face GPT-2 checkpoints to GGUF, inspect a model and whether it fits a board,
-//! generate text, evaluate perplexity, tokenize.
+//! generate text, evaluate perplexity, measure speed, tokenize.
 
 use clap::{Parser, Subcommand};
 
-use mote::{convert, eval, generate, inspect, tokenize};
+use mote::{bench, convert, eval, generate, inspect, tokenize};
 
 #[derive(Parser)]
 #[command(name = "mote", version, about = "GPT-2 on microcontrollers: the desktop tool")]
@@ -22,6 +22,8 @@ enum Command {
     Generate(generate::Args),
     /// Perplexity of a model on a text file.
     Eval(eval::Args),
+    /// Prompt and decode tokens/s on this machine, next to llama.cpp's when llama-bench is found.
+    Bench(bench::Args),
     /// Text to token ids.
     Tokenize(tokenize::TokenizeArgs),
     /// Token ids to text.
@@ -35,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Tokenize(a) => tokenize::run_tokenize(a),
         Command::Detokenize(a) => tokenize::run_detokenize(a),
     };
