@@ -5,7 +5,13 @@
 //! Determinism: every sum runs in one fixed order written out here (no reassociation, no fused
 //! multiply-add: Rust never contracts `a * b + c` on its own), and every transcendental function is
 //! `libm`'s, so the results are bit-identical on every target. These are the portable reference
-//! kernels; faster target-specific ones must reproduce them exactly.
+//! kernels; faster target-specific ones must reproduce them exactly: `cortex_m` (Cortex-M DSP
+//! extension) and `helium` (Cortex-M55 vector extension), chosen at compile time by [`matvec`].
+
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+pub mod cortex_m;
+#[cfg(all(target_arch = "arm", feature = "helium"))]
+pub mod helium;
 
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
@@ -109,6 +115,12 @@ pub fn matvec(
                 None => return,
             };
             quantize_row_q8_0(xq, x);
+            // The fastest kernel the target has; each gives the portable loop's bits.
+            #[cfg(all(target_arch = "arm", feature = "helium"))]
+            helium::matvec_q8_0(out, w.data, rb, xq);
+            #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
+            cortex_m::matvec_q8_0(out, w.data, rb, xq);
+            #[cfg(not(all(target_arch = "arm", any(target_feature = "dsp", feature = "helium"))))]
             for (o, row) in out.iter_mut().zip(rows) {
                 *o = dot_q8_0(row, xq);
             }
