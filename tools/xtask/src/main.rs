@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod boards;
 mod ci;
 mod firmware;
@@ -45,6 +46,8 @@ enum Command {
     Qemu(QemuArgs),
     /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs.
     Ci(ci::CiArgs),
+    /// Count instructions per multiply-accumulate of the Q8_0 kernels on every QEMU board.
+    BenchKernels(bench::BenchKernelsArgs),
 }
 
 /// Build mote-core for a bare-metal target.
@@ -157,6 +160,7 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
         Command::Ci(args) => ci::run(&root, &args),
+        Command::BenchKernels(args) => bench::run(&root, &args).map(|()| ExitCode::SUCCESS),
     }
 }
 
