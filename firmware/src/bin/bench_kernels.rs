@@ -1,8 +1,8 @@
 //! Instructions per multiply-accumulate of the Q8_0 matrix-vector kernels, counted with SysTick.
 //!
 //! Under `qemu -icount shift=0` one instruction takes one nanosecond of virtual time, so a SysTick
-//! tick is `1e9 / clock_hz` instructions (40 on the 25 MHz mps2 boards, 31.25 on the 32 MHz
-//! mps3-an547) and the counts are the same on every run. On a real board a tick is a core cycle:
+//! tick is `1e9 / clock_hz` instructions (40 on the 25 MHz mps2-an386 and -an500, 50 on the
+//! 20 MHz mps2-an505, 31.25 on the 32 MHz mps3-an547) and the counts are the same on every run. On a real board a tick is a core cycle:
 //! there, ticks / (rows x columns) is cycles per multiply-accumulate, and the figure printed as
 //! instructions means nothing.
 //!
