@@ -94,15 +94,18 @@ pub fn run(root: &Path, args: &BenchKernelsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Instructions per MAC by (kernel, rows, cols), in the order the bench first printed them, then
-/// by board.
+/// A kernel on a shape: (kernel, rows, cols).
+type Key = (String, u64, u64);
+
+/// Instructions per MAC by kernel and shape, in the order the bench first printed them, then by
+/// board.
 #[derive(Default)]
 struct Table {
-    rows: Vec<((String, u64, u64), BTreeMap<String, f64>)>,
+    rows: Vec<(Key, BTreeMap<String, f64>)>,
 }
 
 impl Table {
-    fn insert(&mut self, key: (String, u64, u64), board: &str, per_mac: f64) {
+    fn insert(&mut self, key: Key, board: &str, per_mac: f64) {
         let at = match self.rows.iter().position(|(k, _)| *k == key) {
             Some(at) => at,
             None => {
