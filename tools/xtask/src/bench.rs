@@ -117,8 +117,18 @@ impl Table {
     }
 }
 
-/// The table in Markdown: one row per kernel and shape, one column per board.
+/// The table in Markdown: one row per kernel and shape, grouped by shape, one column per board.
 fn render(boards: &[&Board], table: &Table) -> String {
+    // Shapes in the order first seen; within a shape, kernels in the order first seen (a kernel
+    // that only some boards have comes after the others).
+    let mut shapes: Vec<(u64, u64)> = Vec::new();
+    for ((_, r, c), _) in &table.rows {
+        if !shapes.contains(&(*r, *c)) {
+            shapes.push((*r, *c));
+        }
+    }
+    let mut rows: Vec<&(Key, BTreeMap<String, f64>)> = table.rows.iter().collect();
+    rows.sort_by_key(|((_, r, c), _)| shapes.iter().position(|s| *s == (*r, *c)));
     let mut out = String::from("\ninstructions per multiply-accumulate (QEMU -icount shift=0)\n\n");
     out.push_str("| kernel | rows x cols |");
     for b in boards {
@@ -127,7 +137,7 @@ fn render(boards: &[&Board], table: &Table) -> String {
     out.push_str("\n|---|---|");
     out.push_str(&"---:|".repeat(boards.len()));
     out.push('\n');
-    for ((kernel, rows, cols), by_board) in &table.rows {
+    for ((kernel, rows, cols), by_board) in rows {
         out.push_str(&format!("| {kernel} | {rows} x {cols} |"));
         for b in boards {
             match by_board.get(&b.name) {
@@ -153,5 +163,33 @@ mod tests {
         assert_eq!(c.per_mac(32_000_000), 2496.0 * 31.25 / 65536.0);
         assert!(parse_line("INFO  mps2-an386 (cortex-m4f): one SysTick tick = ...").is_none());
         assert!(parse_line("INFO  kernel dsp 512 x 128: many ticks").is_none());
+    }
+
+    #[test]
+    fn table_groups_kernels_by_shape() {
+        let boards = crate::boards::load(&crate::repo_root()).unwrap();
+        let (m4, m55) = (boards.get("mps2-an386").unwrap(), boards.get("mps3-an547").unwrap());
+        let mut table = Table::default();
+        for (kernel, rows, board, v) in [
+            ("portable", 128, m4, 8.0),
+            ("dsp", 128, m4, 1.6),
+            ("portable", 512, m4, 7.9),
+            ("portable", 128, m55, 7.7),
+            ("helium", 128, m55, 0.4),
+        ] {
+            table.insert((kernel.into(), rows, 128), &board.name, v);
+        }
+        let text = render(&[m4, m55], &table);
+        let lines: Vec<&str> =
+            text.lines().skip_while(|l| !l.starts_with("|---")).skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "| portable | 128 x 128 | 8.00 | 7.70 |",
+                "| dsp | 128 x 128 | 1.60 | - |",
+                "| helium | 128 x 128 | - | 0.40 |",
+                "| portable | 512 x 128 | 7.90 | - |",
+            ]
+        );
     }
 }
