@@ -5,7 +5,13 @@
 //! Determinism: every sum runs in one fixed order written out here (no reassociation, no fused
 //! multiply-add: Rust never contracts `a * b + c` on its own), and every transcendental function is
 //! `libm`'s, so the results are bit-identical on every target. These are the portable reference
-//! kernels; faster target-specific ones must reproduce them exactly.
+//! kernels; faster target-specific ones must reproduce them exactly: `cortex_m` (Cortex-M DSP
+//! extension) and `helium` (Cortex-M55 vector extension), chosen at compile time by [`matvec`].
+
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+pub mod cortex_m;
+#[cfg(all(target_arch = "arm", feature = "helium"))]
+pub mod helium;
 
 #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 mod x86_64;
@@ -81,14 +87,25 @@ pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
 /// mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected at run time), else
 /// [`matvec_q8_0_portable`]. Both give the same bits.
 fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    // The fastest kernel the target has; each gives the portable loop's bits. On Arm the choice
+    // is made at compile time, on x86_64 at run time (with the host's `std` feature).
+    #[cfg(all(target_arch = "arm", feature = "helium"))]
+    return helium::matvec_q8_0(out, w, row_bytes, xq);
+    #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
+    return cortex_m::matvec_q8_0(out, w, row_bytes, xq);
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if let Some(fast) = x86_64::matvec_q8_0_kernel() {
         return fast(out, w, row_bytes, xq);
     }
+    #[allow(unreachable_code)]
     matvec_q8_0_portable(out, w, row_bytes, xq)
 }
 
 /// The reference for [`matvec_q8_0_rows`]: row by row with [`dot_q8_0`].
+#[cfg_attr(
+    all(target_arch = "arm", any(target_feature = "dsp", feature = "helium")),
+    allow(dead_code)
+)]
 fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
     if row_bytes == 0 {
         return;
@@ -98,8 +115,13 @@ fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[Block
     }
 }
 
-/// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"` or `"portable"`.
+/// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"`, `"dsp"`, `"helium"`
+/// or `"portable"`.
 pub fn q8_0_kernel_name() -> &'static str {
+    #[cfg(all(target_arch = "arm", feature = "helium"))]
+    return "helium";
+    #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
+    return "dsp";
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if x86_64::matvec_q8_0_kernel().is_some() {
         return "avx2";

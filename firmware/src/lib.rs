@@ -8,6 +8,7 @@
 //!   into their own exit status;
 //! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
+//! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
 //! - the board's description ([`BOARD`], generated from `boards.toml` by `build.rs`), the
 //!   build-time inputs ([`inputs`]) and [`include_aligned!`] for embedding a model in flash.
 #![no_std]
@@ -16,6 +17,7 @@ pub mod blob;
 pub mod board;
 pub mod exit;
 pub mod fault;
+pub mod random;
 pub mod stack;
 pub mod systick;
 

@@ -3,8 +3,9 @@
 //! SysTick counts down from 2^24 - 1 at the core clock ([`crate::BOARD`]`.clock_hz`) and raises an
 //! exception at each wrap, which extends it to 64 bits. On a real board a tick is a core clock
 //! cycle. Under `qemu -icount shift=0` a tick is a fixed number of executed instructions (40 on
-//! the 25 MHz mps2 boards), so counts are the same on every run of the same binary; without
-//! `-icount`, QEMU's SysTick does not advance.
+//! the 25 MHz mps2-an386 and -an500, 50 on the 20 MHz mps2-an505, 31.25 on the 32 MHz
+//! mps3-an547), so counts are the same on every run of the same binary; without `-icount`,
+//! QEMU's SysTick does not advance.
 //!
 //! The firmware owns SysTick: binaries must not take `SYST` from `cortex_m::Peripherals`.
 

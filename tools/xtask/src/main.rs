@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod boards;
 mod ci;
 mod device;
@@ -55,6 +56,8 @@ enum Command {
     BenchMcu(device::BenchArgs),
     /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs.
     Ci(ci::CiArgs),
+    /// Count instructions per multiply-accumulate of the Q8_0 kernels on every QEMU board.
+    BenchKernels(bench::BenchKernelsArgs),
 }
 
 /// Build mote-core for a bare-metal target.
@@ -185,6 +188,7 @@ fn run(command: Command) -> Result<ExitCode> {
             device::bench_mcu(&root, board, &args).map(|()| ExitCode::SUCCESS)
         }
         Command::Ci(args) => ci::run(&root, &args),
+        Command::BenchKernels(args) => bench::run(&root, &args).map(|()| ExitCode::SUCCESS),
     }
 }
 

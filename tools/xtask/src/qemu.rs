@@ -208,17 +208,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_qemu_board_has_a_hello_golden_file() {
+    fn every_qemu_board_has_hello_and_kernels_golden_files() {
+        // hello: the board boots and logs; kernels: the fast kernels match the portable one there.
         let root = crate::repo_root();
         let boards = crate::boards::load(&root).unwrap();
         for board in boards.qemu_boards() {
-            let path = golden_path(&root, "hello", &board.name);
-            assert!(
-                path.is_file(),
-                "missing {} (cargo xtask qemu --board {} --bless)",
-                path.display(),
-                board.name
-            );
+            for bin in ["hello", "kernels"] {
+                let path = golden_path(&root, bin, &board.name);
+                assert!(
+                    path.is_file(),
+                    "missing {} (cargo xtask qemu --board {} --bin {bin} --bless)",
+                    path.display(),
+                    board.name
+                );
+            }
         }
     }
 }

@@ -1,0 +1,314 @@
+//! The Q8_0 matrix-vector product on Cortex-M cores with the DSP extension (Cortex-M4F, M7, M33,
+//! M55): `SXTB16` widens two `i8` to two `i16` lanes, `SMLAD` multiplies two lane pairs and adds both
+//! products to an `i32`, so four weights cost five instructions.
+//!
+//! Bit-identical to [`dot_q8_0`](super::dot_q8_0) row by row: each block's `i32` dot product is
+//! exact whatever the order of its terms, and the f32 combination is the portable one, in the same
+//! order: `sum += isum as f32 * (d_w * d_x)`, block by block from `sum = 0.0`. `VCVTB` widens the
+//! f16 scale exactly and `VMLA.F32` rounds the product before the addition (it is not fused), so
+//! each f32 operation is the one the portable kernel performs.
+//!
+//! How the work is shared: the activation blocks are widened once per matrix into `i16` lane pairs
+//! in the order `SXTB16` leaves the weights in (`x(4k), x(4k+2)` then `x(4k+1), x(4k+3)`), preceded
+//! by each block's f32 scale; then four rows at a time walk their blocks together, so one `LDRD` of
+//! activation pairs feeds sixteen multiply-accumulates, and one loop of assembly goes through every
+//! group of four rows. Rows left over (fewer than four) go one at
+//! a time. The widened activation lives on the stack, [`CHUNK_BLOCKS`] blocks at a time; the row
+//! sums wait in `out` between chunks, which keeps the order of the f32 additions.
+//!
+//! Registers: the FPU registers are used by name and saved on the stack around each block of
+//! assembly, because Rust's `sreg` operand class requires the `vfp2` feature, which includes double
+//! precision, and these cores' FPUs are single precision only.
+//!
+//! Letters: `n` input length, `d` output length, `nb = n / 32` blocks per row.
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+use core::mem::MaybeUninit;
+
+use crate::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+
+/// Activation blocks widened per pass: 16 blocks (512 columns, the widest matrix input of the
+/// default model) take 1,088 bytes of stack; wider rows take more passes.
+pub const CHUNK_BLOCKS: usize = 16;
+
+/// Words of one widened activation block: its scale (f32 bits), then 16 words of `i16` lane pairs.
+const WIDE_WORDS: usize = 1 + QK8_0 / 2;
+
+/// Rows that share one pass over the activation.
+const ROWS: usize = 4;
+
+/// `out(d) = W(d, n) . x(n)` for Q8_0 rows of `row_bytes` bytes each in `w` against the Q8_0
+/// activation `xq`: the same result, bit for bit, as `*o = dot_q8_0(row, xq)` for each row.
+///
+/// As there, the rows are `w.chunks_exact(row_bytes)`, rows beyond `out` are not read (nor are
+/// entries of `out` beyond the rows written), and a row and `xq` are read up to the shorter of the
+/// two.
+pub fn matvec_q8_0(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+    if row_bytes == 0 {
+        return;
+    }
+    let d = out.len().min(w.len() / row_bytes);
+    if d == 0 {
+        return;
+    }
+    let out = &mut out[..d];
+    out.fill(0.0);
+    let nb = xq.len().min(row_bytes / Q8_0_BLOCK_BYTES);
+    // Not zeroed first: that would cost as much as widening it at 128 columns.
+    let mut wide = [const { MaybeUninit::<u32>::uninit() }; CHUNK_BLOCKS * WIDE_WORDS];
+    let mut b0 = 0;
+    while b0 < nb {
+        let chunk = &xq[b0..nb.min(b0 + CHUNK_BLOCKS)];
+        let wide = widen(&mut wide[..chunk.len() * WIDE_WORDS], chunk);
+        // Rows r.. start at w[r * row_bytes..]; this pass begins at block b0 of each.
+        let skip = b0 * Q8_0_BLOCK_BYTES;
+        let full = d - d % ROWS;
+        let (sums, rest) = out.split_at_mut(full);
+        rows4(sums, &w[skip..], row_bytes, wide);
+        for (sum, row) in rest.iter_mut().zip(w.chunks_exact(row_bytes).skip(full)) {
+            row1(sum, &row[skip..], wide);
+        }
+        b0 += chunk.len();
+    }
+}
+
+/// `wide(nb, 17) = [f32 bits of d_x(b); lane pairs of q_x(b)]`: each block's scale, then for each
+/// group of four values `x0..x3` the words `[x0, x2]` and `[x1, x3]` (low lane first), as
+/// `SXTB16` and `SXTB16 ROR #8` lay out four weights.
+fn widen<'w>(wide: &'w mut [MaybeUninit<u32>], xq: &[BlockQ8_0]) -> &'w [u32] {
+    assert_eq!(wide.len(), xq.len() * WIDE_WORDS);
+    for (dst, block) in wide.chunks_exact_mut(WIDE_WORDS).zip(xq) {
+        dst[0].write(block.scale().to_bits());
+        for (pair, q) in dst[1..].chunks_exact_mut(2).zip(block.qs.chunks_exact(4)) {
+            pair[0].write(lanes(q[0], q[2]));
+            pair[1].write(lanes(q[1], q[3]));
+        }
+    }
+    // SAFETY: the loop wrote every word: 17 per block (the scale, then 8 pairs) for each of the
+    // xq.len() blocks, which is the length of `wide`.
+    unsafe { core::slice::from_raw_parts(wide.as_ptr().cast::<u32>(), wide.len()) }
+}
+
+/// Two `i8` as the two signed 16-bit lanes of a word, `lo` in bits 0..16.
+fn lanes(lo: i8, hi: i8) -> u32 {
+    u32::from(i16::from(lo) as u16) | (u32::from(i16::from(hi) as u16) << 16)
+}
+
+/// f16 bits to f32 with the FPU's `VCVTB.F32.F16`: exact, as [`crate::quant::f16_bits_to_f32`].
+pub fn f16_bits_to_f32(bits: u16) -> f32 {
+    let mut x = u32::from(bits);
+    // SAFETY: register-only except for s0, which is saved on the stack and restored (see
+    // "Registers" in the module docs).
+    unsafe {
+        asm!(
+            "vpush {{s0}}",
+            "vmov s0, {x}",
+            "vcvtb.f32.f16 s0, s0",
+            "vmov {x}, s0",
+            "vpop {{s0}}",
+            x = inout(reg) x,
+            options(preserves_flags),
+        );
+    }
+    f32::from_bits(x)
+}
+
+/// The multiply-accumulate of an even lane pair into accumulator `$a`: `start` begins a block's
+/// sum (`SMUAD`), `add` adds to it (`SMLAD`).
+macro_rules! mac_even {
+    (start, $a:literal) => {
+        concat!("smuad {", $a, "}, {t}, {xa}\n")
+    };
+    (add, $a:literal) => {
+        concat!("smlad {", $a, "}, {t}, {xa}, {", $a, "}\n")
+    };
+}
+
+/// One word of weights (four `i8`) for each of the four rows against one `LDRD` of activation lane
+/// pairs: 21 instructions for 16 multiply-accumulates.
+macro_rules! rows4_word {
+    ($mode:ident) => {
+        concat!(
+            "ldrd {xa}, {xb}, [{px}], #8\n",
+            // Row 1 at p0 + rs, then row 0 at p0, moving p0 on by a word.
+            "ldr {w}, [{p0}, {rs}]\n",
+            "sxtb16 {t}, {w}\n",
+            mac_even!($mode, "a1"),
+            "sxtb16 {t}, {w}, ror #8\n",
+            "smlad {a1}, {t}, {xb}, {a1}\n",
+            "ldr {w}, [{p0}], #4\n",
+            "sxtb16 {t}, {w}\n",
+            mac_even!($mode, "a0"),
+            "sxtb16 {t}, {w}, ror #8\n",
+            "smlad {a0}, {t}, {xb}, {a0}\n",
+            // Row 3 at p2 + rs, then row 2 at p2.
+            "ldr {w}, [{p2}, {rs}]\n",
+            "sxtb16 {t}, {w}\n",
+            mac_even!($mode, "a3"),
+            "sxtb16 {t}, {w}, ror #8\n",
+            "smlad {a3}, {t}, {xb}, {a3}\n",
+            "ldr {w}, [{p2}], #4\n",
+            "sxtb16 {t}, {w}\n",
+            mac_even!($mode, "a2"),
+            "sxtb16 {t}, {w}, ror #8\n",
+            "smlad {a2}, {t}, {xb}, {a2}\n",
+        )
+    };
+}
+
+/// `sum(d) += W(d, nb) . x(nb)` for `d` a multiple of four, rows `r` at `w[r * row_bytes..]`,
+/// against `wide` (whole widened blocks): four rows at a time, block by block in the portable order.
+fn rows4(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
+    let nb = wide.len() / WIDE_WORDS;
+    let groups = sum.len() / ROWS;
+    if nb == 0 || groups == 0 {
+        return;
+    }
+    // The assembly reads nb blocks of each row and nb widened blocks; check both.
+    let block_bytes = nb * Q8_0_BLOCK_BYTES;
+    assert!(block_bytes <= row_bytes && w.len() >= (ROWS * groups - 1) * row_bytes + block_bytes);
+    let x_end = wide[nb * WIDE_WORDS..].as_ptr();
+    let sum_end = sum[ROWS * groups..].as_mut_ptr();
+    // From where a group's rows 0 and 2 end to where the next group's begin.
+    let next_group = ROWS * row_bytes - block_bytes;
+    // SAFETY: reads row r from `p0 + r * rs` for nb * 34 bytes, r < 4 * groups, inside `w` by the
+    // assertion above (LDR and LDRH may be unaligned on these cores), and nb * 68 bytes of `wide`
+    // from `px` (word-aligned, as LDRD and VLDM need) up to `x_end`, one past its end, once per
+    // group; reads and writes `sum` from `w`'s start up to `sum_end`, one past its end. Both loops
+    // run at least once (nb >= 1, groups >= 1). Every core register it writes is an output; the
+    // FPU registers it uses (s16..s31) are pushed first and popped last.
+    unsafe {
+        asm!(
+            // s20: the group's sums in memory; s21: x_end; s29: the activation's start;
+            // s30: next_group; s31: sum_end.
+            "vpush {{s16-s31}}",
+            "vmov s20, {w}",
+            "vmov s21, {t}",
+            "vmov s29, {px}",
+            "vmov s30, {xb}",
+            "vmov s31, {xa}",
+            "3:",
+            // s16..s19: the four rows' sums.
+            "vmov {w}, s20",
+            "vldmia {w}, {{s16-s19}}",
+            "add {p2}, {p0}, {rs}, lsl #1",
+            "2:",
+            // s23..s26: the rows' scales times the activation's, k(r) = d_w(r) * d_x (s22).
+            "vldmia {px}!, {{s22}}",
+            "ldrh {w}, [{p0}, {rs}]",
+            "ldrh {t}, [{p0}], #2",
+            "vmov s23, s24, {t}, {w}",
+            "ldrh {w}, [{p2}, {rs}]",
+            "ldrh {t}, [{p2}], #2",
+            "vmov s25, s26, {t}, {w}",
+            "vcvtb.f32.f16 s23, s23",
+            "vcvtb.f32.f16 s24, s24",
+            "vcvtb.f32.f16 s25, s25",
+            "vcvtb.f32.f16 s26, s26",
+            "vmul.f32 s23, s23, s22",
+            "vmul.f32 s24, s24, s22",
+            "vmul.f32 s25, s25, s22",
+            "vmul.f32 s26, s26, s22",
+            // a(r) = sum_j q_w(r, j) * q_x(j), exact in i32.
+            rows4_word!(start),
+            ".rept 7",
+            rows4_word!(add),
+            ".endr",
+            // s(r) += f32(a(r)) * k(r): VMLA rounds the product, then adds.
+            "vmov s27, s28, {a0}, {a1}",
+            "vcvt.f32.s32 s27, s27",
+            "vcvt.f32.s32 s28, s28",
+            "vmla.f32 s16, s27, s23",
+            "vmla.f32 s17, s28, s24",
+            "vmov s27, s28, {a2}, {a3}",
+            "vcvt.f32.s32 s27, s27",
+            "vcvt.f32.s32 s28, s28",
+            "vmla.f32 s18, s27, s25",
+            "vmla.f32 s19, s28, s26",
+            "vmov {t}, s21",
+            "cmp {px}, {t}",
+            "bne 2b",
+            // The group's sums back to memory; on to the next group.
+            "vmov {w}, s20",
+            "vstmia {w}!, {{s16-s19}}",
+            "vmov s20, {w}",
+            "vmov {t}, s30",
+            "add {p0}, {p0}, {t}",
+            "vmov {px}, s29",
+            "vmov {t}, s31",
+            "cmp {w}, {t}",
+            "bne 3b",
+            "vpop {{s16-s31}}",
+            p0 = inout(reg) w.as_ptr() => _,
+            rs = in(reg) row_bytes,
+            px = inout(reg) wide.as_ptr() => _,
+            t = inout(reg) x_end => _,
+            w = inout(reg) sum.as_mut_ptr() => _,
+            xa = inout(reg) sum_end => _,
+            xb = inout(reg) next_group => _,
+            p2 = out(reg) _,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+        );
+    }
+}
+
+/// `sum += W(1, nb) . x(nb)` for one row, block by block in the portable order.
+fn row1(sum: &mut f32, w: &[u8], wide: &[u32]) {
+    let nb = wide.len() / WIDE_WORDS;
+    if nb == 0 {
+        return;
+    }
+    assert!(w.len() >= nb * Q8_0_BLOCK_BYTES);
+    let x_end = wide[nb * WIDE_WORDS..].as_ptr();
+    // SAFETY: reads nb * 34 bytes of `w` from `p` (inside it by the assertion) and nb * 68 bytes
+    // of word-aligned `wide` from `px` up to `x_end`, one past its end; nb >= 1. Reads and writes
+    // the sum. Every core register it writes is an output; the FPU registers it uses (s16..s19)
+    // are pushed first and popped last.
+    unsafe {
+        asm!(
+            // s16: the sum; s17: k = d_w * d_x (s18); s19: f32(a).
+            "vpush {{s16-s19}}",
+            "vldr s16, [{ps}]",
+            "2:",
+            "vldmia {px}!, {{s18}}",
+            "ldrh {w}, [{p}], #2",
+            "vmov s17, {w}",
+            "vcvtb.f32.f16 s17, s17",
+            "vmul.f32 s17, s17, s18",
+            "ldrd {xa}, {xb}, [{px}], #8",
+            "ldr {w}, [{p}], #4",
+            "sxtb16 {t}, {w}",
+            "smuad {a}, {t}, {xa}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a}, {t}, {xb}, {a}",
+            ".rept 7",
+            "ldrd {xa}, {xb}, [{px}], #8",
+            "ldr {w}, [{p}], #4",
+            "sxtb16 {t}, {w}",
+            "smlad {a}, {t}, {xa}, {a}",
+            "sxtb16 {t}, {w}, ror #8",
+            "smlad {a}, {t}, {xb}, {a}",
+            ".endr",
+            "vmov s19, {a}",
+            "vcvt.f32.s32 s19, s19",
+            "vmla.f32 s16, s19, s17",
+            "cmp {px}, {end}",
+            "bne 2b",
+            "vstr s16, [{ps}]",
+            "vpop {{s16-s19}}",
+            p = inout(reg) w.as_ptr() => _,
+            px = inout(reg) wide.as_ptr() => _,
+            end = in(reg) x_end,
+            ps = in(reg) sum as *mut f32,
+            w = out(reg) _,
+            t = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            a = out(reg) _,
+        );
+    }
+}

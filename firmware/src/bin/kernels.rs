@@ -1,0 +1,183 @@
+//! The fast Q8_0 kernels against the portable one, bit for bit, on this core: the DSP kernel
+//! (`ops::cortex_m`) everywhere, and the Helium kernel (`ops::helium`) where the board has it.
+//!
+//! For each shape (row counts that leave 0 to 3 rows after the groups of four, 32 to 1056 columns:
+//! up to three passes of the DSP kernel over the activation) and each fill (uniform values under
+//! three seeds, then -128 and 127 everywhere, then the two against each other), every output of
+//! each kernel must have the same f32 bits as `ops::dot_q8_0` on that row, and the entry after the
+//! last row must be left alone; `ops::matvec` (which picks the fastest kernel) must match the
+//! portable quantize-then-dot; and `VCVTB` must widen all 65,536 f16 values as the portable
+//! conversion does. Any difference is printed and the run exits 1.
+#![no_std]
+#![no_main]
+
+use mote_core::gguf::GgmlType;
+use mote_core::model::Matrix;
+use mote_core::ops::{self, cortex_m};
+use mote_core::quant::{self, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use mote_firmware::random::{Gen, Values};
+use mote_firmware::{self as fw, ExitCode};
+
+/// (rows, columns) checked: single rows, row counts that leave 1 to 3 rows after the groups of
+/// four, the default model's matrix inputs (128, 512) and wider ones (768; 1056 takes three
+/// passes of `cortex_m::CHUNK_BLOCKS`).
+const SHAPES: [(usize, usize); 9] =
+    [(1, 32), (3, 32), (4, 64), (5, 128), (33, 128), (128, 128), (13, 512), (9, 768), (6, 1056)];
+
+/// The fills, each with its generator seed.
+const FILLS: [(Values, u64); 6] = [
+    (Values::Uniform, 1),
+    (Values::Uniform, 2),
+    (Values::Uniform, 3),
+    (Values::Min, 4),
+    (Values::Max, 5),
+    (Values::Opposite, 6),
+];
+
+/// Largest matrix of [`SHAPES`] in bytes, widest row in blocks, most rows.
+const MAX_WEIGHT_BYTES: usize = largest().0;
+const MAX_BLOCKS: usize = largest().1;
+const MAX_ROWS: usize = largest().2;
+
+/// (bytes, blocks per row, rows), each the largest over [`SHAPES`].
+const fn largest() -> (usize, usize, usize) {
+    let (mut bytes, mut blocks, mut rows) = (0, 0, 0);
+    let mut i = 0;
+    while i < SHAPES.len() {
+        let (d, n) = SHAPES[i];
+        let nb = n / QK8_0;
+        if d * nb * Q8_0_BLOCK_BYTES > bytes {
+            bytes = d * nb * Q8_0_BLOCK_BYTES;
+        }
+        if nb > blocks {
+            blocks = nb;
+        }
+        if d > rows {
+            rows = d;
+        }
+        i += 1;
+    }
+    (bytes, blocks, rows)
+}
+
+/// A Q8_0 matrix-vector kernel: `(out, rows, row_bytes, xq)`.
+type Kernel = fn(&mut [f32], &[u8], usize, &[BlockQ8_0]);
+
+/// The kernels checked, by name.
+const KERNELS: &[(&str, Kernel)] = &[
+    ("DSP", cortex_m::matvec_q8_0),
+    #[cfg(feature = "helium")]
+    ("Helium", mote_core::ops::helium::matvec_q8_0),
+];
+
+/// What the entry after the last row holds before a kernel runs, and must hold after: a NaN no
+/// kernel computes.
+const SENTINEL: u32 = 0x7FC0_DEAD;
+
+/// Mismatches printed before the rest are only counted.
+const MAX_REPORTED: u32 = 8;
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    fw::init();
+    let mut failures = 0u32;
+    for (name, _) in KERNELS {
+        defmt::info!("kernel {=str} against the portable one", name);
+    }
+
+    let differ = (0..=u16::MAX)
+        .filter(|&b| cortex_m::f16_bits_to_f32(b).to_bits() != quant::f16_bits_to_f32(b).to_bits())
+        .count();
+    defmt::info!("f16 to f32 with VCVTB: 65536 values, {=usize} differ", differ);
+    failures += differ as u32;
+
+    let mut w = [0u8; MAX_WEIGHT_BYTES];
+    let mut xq = [BlockQ8_0::ZERO; MAX_BLOCKS];
+    let mut x = [0.0f32; MAX_BLOCKS * QK8_0];
+    let mut portable = [0.0f32; MAX_ROWS + 1];
+    let mut fast = [0.0f32; MAX_ROWS + 1];
+    for (d, n) in SHAPES {
+        let nb = n / QK8_0;
+        let rb = nb * Q8_0_BLOCK_BYTES;
+        let w = &mut w[..d * rb];
+        let xq = &mut xq[..nb];
+        let mut shape_failures = 0u32;
+        for (values, seed) in FILLS {
+            let mut gen = Gen::new(seed);
+            gen.weights(w, values);
+            gen.activation(xq, values);
+            for (o, row) in portable.iter_mut().zip(w.chunks_exact(rb)) {
+                *o = ops::dot_q8_0(row, xq);
+            }
+            for &(name, kernel) in KERNELS {
+                // One entry more than there are rows: the kernel must leave it alone.
+                fast[d] = f32::from_bits(SENTINEL);
+                kernel(&mut fast[..=d], w, rb, xq);
+                shape_failures += compare(name, d, n, values, seed, &portable[..d], &fast[..d]);
+                if fast[d].to_bits() != SENTINEL {
+                    defmt::error!(
+                        "{=str} {=usize} x {=usize}: wrote past the last row",
+                        name,
+                        d,
+                        n
+                    );
+                    shape_failures += 1;
+                }
+            }
+
+            // The dispatching matvec quantizes a float activation first.
+            let x = &mut x[..n];
+            gen.floats(x);
+            quant::quantize_row_q8_0(xq, x);
+            for (o, row) in portable.iter_mut().zip(w.chunks_exact(rb)) {
+                *o = ops::dot_q8_0(row, xq);
+            }
+            let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: d, data: w };
+            ops::matvec(&mut fast[..d], &m, None, x, xq);
+            shape_failures += compare("matvec", d, n, values, seed, &portable[..d], &fast[..d]);
+        }
+        let runs = FILLS.len() * (KERNELS.len() + 1);
+        defmt::info!(
+            "{=usize} x {=usize}: {=usize} runs, {=usize} outputs, {=u32} differ",
+            d,
+            n,
+            runs,
+            runs * d,
+            shape_failures
+        );
+        failures += shape_failures;
+    }
+
+    if failures == 0 {
+        defmt::info!("every kernel identical to the portable one");
+        fw::exit(ExitCode::Success)
+    } else {
+        defmt::error!("{=u32} differences", failures);
+        fw::exit(ExitCode::Failure)
+    }
+}
+
+/// Counts the outputs of `kernel` whose bits differ, printing the first few.
+fn compare(
+    kernel: &str,
+    d: usize,
+    n: usize,
+    values: Values,
+    seed: u64,
+    want: &[f32],
+    got: &[f32],
+) -> u32 {
+    let mut count = 0;
+    for (row, (a, b)) in want.iter().zip(got).enumerate() {
+        if a.to_bits() != b.to_bits() {
+            if count < MAX_REPORTED {
+                defmt::error!(
+                    "{=str} {=usize} x {=usize}, {} seed {=u64}, row {=usize}: portable {=f32} ({=u32:#010x}), fast {=f32} ({=u32:#010x})",
+                    kernel, d, n, values, seed, row, *a, a.to_bits(), *b, b.to_bits()
+                );
+            }
+            count += 1;
+        }
+    }
+    count
+}
