@@ -19,10 +19,10 @@ const DEFAULT_MODEL: &str = "../models/tinystories-675k/tinystories-675k-q8_0.gg
 const DEFAULT_MAX_TOKENS: u32 = 64;
 /// Flash for code and read-only data beside the model: the budget `mote inspect --board` plans
 /// with (host/src/boards.rs, `CODE_FLASH_BUDGET`).
-const CODE_FLASH_BUDGET: u64 = 120 * 1024;
+const CODE_FLASH_BUDGET: u64 = 128 * 1024;
 /// RAM for the stack and the other statics beside the run state, the tokenizer's scratch and the
 /// prompt: `mote inspect --board`'s `RAM_RESERVE`.
-const RAM_RESERVE: u64 = 16 * 1024;
+const RAM_RESERVE: u64 = 40 * 1024;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

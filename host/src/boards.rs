@@ -11,13 +11,15 @@ use serde::Deserialize;
 const BOARDS_TOML: &str = include_str!("../../boards.toml");
 
 /// Flash kept for the firmware's code and read-only data beside the model. The generating firmware
-/// measures 113.5 KiB (`cargo xtask size`, of which 40.6 KiB is the Unicode category table of the
-/// pre-tokenizer), and the plan must not promise less than a build takes; the goal is 48 KiB.
-pub const CODE_FLASH_BUDGET: u64 = 120 * 1024;
+/// measures 121 KiB with the Cortex-M DSP kernels (`cargo xtask size`; 40.6 KiB of it is the
+/// Unicode category table of the pre-tokenizer), and the plan must not promise less than a build
+/// takes; the goal is 48 KiB.
+pub const CODE_FLASH_BUDGET: u64 = 128 * 1024;
 
-/// RAM kept beside the run state and the tokenizer's scratch for the stack and the firmware's other
-/// statics: issue 7's budget (8 KB beyond the run state) plus 8 KB of stack.
-pub const RAM_RESERVE: u64 = 16 * 1024;
+/// RAM kept beside the run state and the tokenizer's scratch for the firmware's other statics (the
+/// goal: 8 KiB) and its stack (32 KiB; the generating firmware's measured peak is 27 KiB, most of
+/// it the model's layer views, built on the stack while loading).
+pub const RAM_RESERVE: u64 = 40 * 1024;
 
 /// A memory region of a board.
 #[derive(Clone, Copy, Debug, Deserialize)]

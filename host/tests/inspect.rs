@@ -125,7 +125,7 @@ fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let size = std::fs::metadata(&model).unwrap().len() as i64;
     assert_eq!(r["board"]["fits"], true);
-    assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - 120 * 1024);
+    assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - 128 * 1024);
 
     let o =
         mote(&["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "mps3-an547".as_ref()]);

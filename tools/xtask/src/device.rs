@@ -30,7 +30,7 @@ const DEFAULT_PROMPT: &str = "Once upon a time";
 const DEFAULT_MAX_TOKENS: u32 = 64;
 /// Flash the plan keeps for code beside the model (`mote inspect`'s code budget; checked against
 /// the plan's JSON by `size`).
-pub const CODE_FLASH_BUDGET: u64 = 120 * 1024;
+pub const CODE_FLASH_BUDGET: u64 = 128 * 1024;
 /// How far the plan of `mote inspect --board` may be from what the build and the run use.
 pub const PLAN_TOLERANCE: u64 = 4 * 1024;
 
