@@ -2,32 +2,15 @@
 //! back with mote's core reader and with the independent PyPI `gguf` package
 //! (`tools/py/check_gguf.py`), plus every bad input the converter must refuse without leaving a file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mote_core::gguf::{GgmlType, Gguf};
 use mote_core::quant::{dequantize_row_q8_0, f16_bits_to_f32, QK8_0};
+use mote_tests::{mote, repo_root, shared_data};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde_json::json;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `shared/data` beside the repository (CI), or beside a parent folder (a git worktree).
-fn shared_data() -> PathBuf {
-    repo_root()
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/data"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| repo_root().join("../shared/data"))
-}
-
-fn mote(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().unwrap()
-}
 
 /// Runs `mote convert DIR -o OUT [extra]`; returns (success, stderr).
 fn convert(dir: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
