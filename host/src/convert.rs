@@ -263,7 +263,9 @@ fn safetensors_error(path: &Path, e: SafeTensorError) -> anyhow::Error {
         SafeTensorError::TensorInvalidInfo => {
             "a tensor's shape and dtype do not match its data size".into()
         }
-        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+        SafeTensorError::HeaderTooSmall
+        | SafeTensorError::HeaderTooLarge
+        | SafeTensorError::InvalidHeaderLength => {
             "the header length is wrong (is the file truncated?)".into()
         }
         other => format!("{other:?}"),
