@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 mod boards;
 mod ci;
 mod firmware;
+mod fuzz;
 mod golden;
 mod qemu;
 mod setup;
@@ -43,7 +44,9 @@ enum Command {
     /// Build a firmware binary, run it in QEMU, decode its defmt output, compare it with its golden
     /// `.out` file; exits with the firmware's exit code.
     Qemu(QemuArgs),
-    /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs.
+    /// Run each cargo-fuzz target briefly (nightly toolchain; skipped without one outside CI).
+    Fuzz(fuzz::FuzzArgs),
+    /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs, fuzzing.
     Ci(ci::CiArgs),
 }
 
@@ -156,6 +159,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let code = qemu::build_and_run(&root, board, &bin, &options, golden, args.timeout)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
+        Command::Fuzz(args) => fuzz::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Ci(args) => ci::run(&root, &args),
     }
 }
