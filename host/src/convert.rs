@@ -312,8 +312,8 @@ fn plan_tensors(
     let layers_in_file = st.len() as u64 / 12;
     if cfg.n_layer > layers_in_file {
         bail!(
-            "{}: config.json says n_layer {}, but the file has {} tensors, enough for {layers_in_file} \
-             layers; the config does not match the weights",
+            "{}: config.json says n_layer {}, but the file has {} tensors, 12 per layer: at most \
+             {layers_in_file}; the config does not match the weights",
             path.display(),
             cfg.n_layer,
             st.len()

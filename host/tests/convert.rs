@@ -531,7 +531,7 @@ fn refuses_missing_zero_negative_and_absurd_dimensions() {
     edit_config(d.path(), |c| {
         c.insert("n_layer".into(), json!(u32::MAX));
     });
-    assert_refused(d.path(), &["n_layer 4294967295", "enough for 1 layers"], &[]);
+    assert_refused(d.path(), &["n_layer 4294967295", "16 tensors, 12 per layer: at most 1"], &[]);
     let d = tiny_dir();
     edit_config(d.path(), |c| {
         c.insert("n_inner".into(), json!(0));
