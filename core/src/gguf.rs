@@ -10,6 +10,9 @@
 //! then the tensor data. Tensor `i`'s offset must be the running sum of the earlier tensors' sizes,
 //! each padded to the alignment, as ggml writes and llama.cpp demands; this also rules out overlaps.
 
+// Reads bytes from outside: no unchecked indexing, no arithmetic that can overflow.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
+
 use core::fmt;
 
 /// `GGUF` read as a little-endian u32.
@@ -187,10 +190,10 @@ impl GgmlType {
     /// Bytes taken by `n` elements, or `None` if `n` is not a whole number of blocks or overflows.
     pub fn bytes_for(self, n: u64) -> Option<u64> {
         let bl = self.block_len() as u64;
-        if n % bl != 0 {
+        if n.checked_rem(bl)? != 0 {
             return None;
         }
-        (n / bl).checked_mul(self.block_bytes() as u64)
+        n.checked_div(bl)?.checked_mul(self.block_bytes() as u64)
     }
 }
 
@@ -539,19 +542,21 @@ impl<'a> Reader<'a> {
                 match elem.fixed_size() {
                     // Fixed-size elements: check the span, and the bools' values.
                     Some(size) => {
-                        let data = self.bytes(len * size as u64)?;
+                        // `count` checked `len` against the bytes left, so this cannot saturate.
+                        let data = self.bytes(len.saturating_mul(size as u64))?;
                         if elem == T::Bool {
-                            if let Some(i) = data.iter().position(|&b| b > 1) {
+                            if let Some((i, &found)) = data.iter().enumerate().find(|(_, &b)| b > 1)
+                            {
                                 return Err(GgufError::InvalidBool {
-                                    found: data[i],
-                                    offset: data_start + i,
+                                    found,
+                                    offset: data_start.saturating_add(i),
                                 });
                             }
                         }
                     }
                     None => {
                         for _ in 0..len {
-                            self.value(elem, depth + 1)?;
+                            self.value(elem, depth.saturating_add(1))?;
                         }
                     }
                 }
@@ -692,7 +697,7 @@ impl<'a> Iterator for ArrayIter<'a> {
         if self.left == 0 {
             return None;
         }
-        self.left -= 1;
+        self.left = self.left.saturating_sub(1);
         // The array was checked whole at parse time, so this cannot fail; stop if it somehow does.
         match self.r.value(self.elem, 1) {
             Ok(v) => Some(v),
@@ -727,7 +732,7 @@ impl<'a> Iterator for StrIter<'a> {
         if self.left == 0 {
             return None;
         }
-        self.left -= 1;
+        self.left = self.left.saturating_sub(1);
         match self.r.str() {
             Ok(s) => Some(s),
             Err(_) => {
@@ -776,7 +781,7 @@ impl<'a> TensorInfo<'a> {
 
     /// The shape, as many dimensions as are in use.
     pub fn shape(&self) -> &[u64] {
-        &self.dims[..self.n_dims]
+        self.dims.get(..self.n_dims).unwrap_or(&self.dims)
     }
 }
 
@@ -998,7 +1003,7 @@ impl<'a> Iterator for MetadataIter<'a> {
         if self.left == 0 {
             return None;
         }
-        self.left -= 1;
+        self.left = self.left.saturating_sub(1);
         let pair = (|| {
             let key = self.r.str()?;
             let ty = self.r.value_type()?;
@@ -1023,7 +1028,7 @@ impl<'a> Iterator for TensorIter<'a> {
         if self.left == 0 {
             return None;
         }
-        self.left -= 1;
+        self.left = self.left.saturating_sub(1);
         let t = (|| {
             let raw = read_tensor_info(&mut self.r).ok()?;
             let start = usize::try_from(raw.offset).ok()?.checked_add(self.data_start)?;
@@ -1085,7 +1090,7 @@ fn read_tensor_info<'a>(r: &mut Reader<'a>) -> Result<RawTensorInfo<'a>, GgufErr
     let ty_raw = r.u32()?;
     let ty = GgmlType::from_u32(ty_raw)
         .ok_or(GgufError::UnsupportedTensorType { name: name_of(name), ty: ty_raw })?;
-    if dims[0] % ty.block_len() as u64 != 0 {
+    if dims[0].checked_rem(ty.block_len() as u64) != Some(0) {
         return Err(GgufError::RowNotBlocks {
             name: name_of(name),
             row_len: dims[0],
@@ -1098,9 +1103,9 @@ fn read_tensor_info<'a>(r: &mut Reader<'a>) -> Result<RawTensorInfo<'a>, GgufErr
 }
 
 fn align_up(x: u64, a: u64) -> u64 {
-    match x % a {
-        0 => x,
-        rem => x.saturating_add(a - rem),
+    match x.checked_rem(a) {
+        None | Some(0) => x,
+        Some(rem) => x.saturating_add(a.saturating_sub(rem)),
     }
 }
 

@@ -24,6 +24,20 @@
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
+// No panics outside tests: every failure is a typed error (see docs/robustness.md). The modules
+// that read bytes from outside (gguf, tokenizer, model) also deny unchecked indexing and
+// arithmetic that can overflow.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 #![warn(missing_docs)]
 
 pub mod forward;

@@ -14,6 +14,9 @@
 //! it in a fixed array of [`MAX_LAYERS`], so that a forward step does no name look-ups and never
 //! meets a bad tensor.
 
+// Reads bytes from outside: no unchecked indexing, no arithmetic that can overflow.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
+
 use core::fmt::{self, Write as _};
 
 use crate::gguf::{name_of, GgmlType, Gguf, GgufError, Name, TensorInfo, ERROR_NAME_LEN};
@@ -165,8 +168,8 @@ impl core::error::Error for ModelError {}
 
 /// The dimensions of a shape up to the last one that is not 1 (at least one).
 fn trim_dims(d: &[u64; 4]) -> &[u64] {
-    let used = d.iter().rposition(|&x| x != 1).map_or(1, |i| i + 1);
-    &d[..used]
+    let used = d.iter().rposition(|&x| x != 1).map_or(1, |i| i.saturating_add(1));
+    d.get(..used).unwrap_or(d)
 }
 
 /// A matrix `W(n_out, n_in)` stored row by row in the blob: row `i` is output unit `i`.
@@ -186,9 +189,9 @@ impl<'a> Matrix<'a> {
     /// Bytes per row.
     pub fn row_bytes(&self) -> usize {
         match self.ty {
-            GgmlType::F32 => self.n_in * 4,
-            GgmlType::F16 => self.n_in * 2,
-            GgmlType::Q8_0 => self.n_in / QK8_0 * Q8_0_BLOCK_BYTES,
+            GgmlType::F32 => self.n_in.saturating_mul(4),
+            GgmlType::F16 => self.n_in.saturating_mul(2),
+            GgmlType::Q8_0 => (self.n_in / QK8_0).saturating_mul(Q8_0_BLOCK_BYTES),
         }
     }
 
@@ -207,13 +210,17 @@ impl<'a> Matrix<'a> {
         };
         match self.ty {
             GgmlType::F32 => {
-                for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {
-                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                for (o, b) in
+                    out.iter_mut().zip(row.chunks_exact(4).filter_map(<[u8]>::first_chunk))
+                {
+                    *o = f32::from_le_bytes(*b);
                 }
             }
             GgmlType::F16 => {
-                for (o, b) in out.iter_mut().zip(row.chunks_exact(2)) {
-                    *o = f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                for (o, b) in
+                    out.iter_mut().zip(row.chunks_exact(2).filter_map(<[u8]>::first_chunk))
+                {
+                    *o = f16_bits_to_f32(u16::from_le_bytes(*b));
                 }
             }
             GgmlType::Q8_0 => crate::quant::dequantize_row_q8_0(out, row),
@@ -243,7 +250,7 @@ impl<'a> F32s<'a> {
 
     /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = f32> + 'a {
-        self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.data.chunks_exact(4).filter_map(<[u8]>::first_chunk).map(|b| f32::from_le_bytes(*b))
     }
 }
 
@@ -350,7 +357,7 @@ impl HParams {
         if !(eps.is_finite() && eps > 0.0) {
             return Err(ModelError::BadEpsilon { value: eps });
         }
-        if n_embd % n_head != 0 {
+        if n_embd.checked_rem(n_head) != Some(0) {
             return Err(ModelError::HeadsDoNotDivideWidth { n_embd, n_head });
         }
         let n_vocab = g.get_array("tokenizer.ggml.tokens")?.len();

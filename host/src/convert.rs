@@ -118,6 +118,32 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The reading half of `mote convert` on in-memory inputs, with no tokenizer and no file: checks
+/// `config_json` and the safetensors file `safetensors` against each other, then converts every
+/// tensor to `out_type` into `sink`. Returns the number of tensors converted. The `convert_inputs`
+/// fuzz target drives this with arbitrary bytes; [`convert`] runs the same checks on files.
+pub fn convert_in_memory(
+    config_json: &[u8],
+    safetensors: &[u8],
+    out_type: OutType,
+    sink: impl Write,
+) -> Result<usize> {
+    let path = Path::new("model.safetensors");
+    let cfg = config::from_json(config_json).context("in config.json")?;
+    let st = SafeTensors::deserialize(safetensors).map_err(|e| safetensors_error(path, e))?;
+    let plan = plan_tensors(&st, path, &cfg, out_type, &mut Vec::new())?;
+    let mut b = GgufBuilder::new();
+    for t in &plan {
+        b.add_tensor(&t.gguf_name, &t.dims, t.ty)?;
+    }
+    let mut stream = b.start(sink)?;
+    for t in &plan {
+        write_tensor(&mut stream, &st, t)?;
+    }
+    stream.finish()?;
+    Ok(plan.len())
+}
+
 /// Converts `args.hf_dir` to `args.output`. On any error no output file is left behind.
 pub fn convert(args: &Args) -> Result<Report> {
     let dir = &args.hf_dir;
@@ -237,7 +263,9 @@ fn safetensors_error(path: &Path, e: SafeTensorError) -> anyhow::Error {
         SafeTensorError::TensorInvalidInfo => {
             "a tensor's shape and dtype do not match its data size".into()
         }
-        SafeTensorError::HeaderTooSmall | SafeTensorError::InvalidHeaderLength => {
+        SafeTensorError::HeaderTooSmall
+        | SafeTensorError::HeaderTooLarge
+        | SafeTensorError::InvalidHeaderLength => {
             "the header length is wrong (is the file truncated?)".into()
         }
         other => format!("{other:?}"),
@@ -279,6 +307,18 @@ fn plan_tensors(
     notes: &mut Vec<String>,
 ) -> Result<Vec<TensorPlan>> {
     let (e, v, p, f) = (cfg.n_embd, cfg.vocab_size, cfg.n_positions, cfg.n_ff);
+    // Every layer has 12 tensors: a config with more layers than the file has tensors is wrong, and
+    // is refused before a tensor list is sized from it.
+    let layers_in_file = st.len() as u64 / 12;
+    if cfg.n_layer > layers_in_file {
+        bail!(
+            "{}: config.json says n_layer {}, but the file has {} tensors, 12 per layer: at most \
+             {layers_in_file}; the config does not match the weights",
+            path.display(),
+            cfg.n_layer,
+            st.len()
+        );
+    }
     // (HF name, GGUF name, expected HF shape, Conv1D transpose)
     let mut wanted: Vec<(String, String, Vec<u64>, bool)> = vec![
         ("wte.weight".into(), "token_embd.weight".into(), vec![v, e], false),

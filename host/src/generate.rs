@@ -2,6 +2,7 @@
 //! firmware runs. The model file is memory-mapped and read in place; the run state is one
 //! allocation of exactly [`RunState::bytes_needed`] bytes.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use anyhow::{bail, Context as _};
 use mote_core::gguf::Gguf;
 
 pub use crate::model_file::ModelFile;
+use crate::tokenize::utf8_text;
 use mote_core::model::Model;
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::{logits_checksum, Generated, Session};
@@ -22,13 +24,20 @@ pub struct Args {
     /// GGUF model file (from `mote convert`); without it, the bundled tinystories-675k model.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Prompt text, encoded with the model's own tokenizer.
-    #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
-    pub prompt: Option<String>,
+    /// Prompt text (UTF-8), encoded with the model's own tokenizer.
+    #[arg(
+        long,
+        conflicts_with_all = ["tokens", "prompt_file"],
+        required_unless_present_any = ["tokens", "prompt_file"]
+    )]
+    pub prompt: Option<OsString>,
+    /// Read the prompt text (UTF-8) from a file instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "tokens")]
+    pub prompt_file: Option<PathBuf>,
     /// Prompt as token ids, comma-separated (`--tokens 464,2068,7586`).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub tokens: Option<Vec<u32>>,
-    /// Most tokens to generate.
+    /// Most tokens to generate (at least 1; generation also stops when the context is full).
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
     /// Element type of the KV cache.
@@ -235,7 +244,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::open_arg(args.model.as_deref())?;
     let gguf = file.gguf()?;
     let model = load_model(&gguf, file.name())?;
-    let prompt = prompt_tokens(&gguf, args.prompt.as_deref(), args.tokens.as_deref())?;
+    if args.max_tokens == 0 {
+        bail!("--max-tokens 0 generates nothing; give 1 or more");
+    }
+    let prompt_bytes = match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => Some(p.as_encoded_bytes().to_vec()),
+        (None, Some(path)) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the prompt file {}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let prompt_text = prompt_bytes.as_deref().map(|b| utf8_text(b, "the prompt")).transpose()?;
+    let prompt = prompt_tokens(&gguf, prompt_text, args.tokens.as_deref())?;
     let detok = Detokenizer::new(&gguf);
     if !detok.has_text() && !args.json {
         eprintln!(

@@ -2,32 +2,15 @@
 //! back with mote's core reader and with the independent PyPI `gguf` package
 //! (`tools/py/check_gguf.py`), plus every bad input the converter must refuse without leaving a file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mote_core::gguf::{GgmlType, Gguf};
 use mote_core::quant::{dequantize_row_q8_0, f16_bits_to_f32, QK8_0};
+use mote_tests::{mote, repo_root, shared_data};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde_json::json;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `shared/data` beside the repository (CI), or beside a parent folder (a git worktree).
-fn shared_data() -> PathBuf {
-    repo_root()
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/data"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| repo_root().join("../shared/data"))
-}
-
-fn mote(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().unwrap()
-}
 
 /// Runs `mote convert DIR -o OUT [extra]`; returns (success, stderr).
 fn convert(dir: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
@@ -408,6 +391,7 @@ fn assert_refused(hf: &Path, needles: &[&str], extra: &[&str]) {
         assert!(err.contains(n), "message lacks {n:?}: {err}");
     }
     assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not a one-line error: {err}");
     let left: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
@@ -508,4 +492,99 @@ fn refuses_an_unwritable_output_path_and_an_existing_output() {
     let (ok, err) = convert(d.path(), &out, &["--force"]);
     assert!(ok, "{err}");
     assert!(Gguf::parse(&std::fs::read(&out).unwrap()).is_ok());
+}
+
+/// Rewrites `dir/config.json` with `edit` applied.
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let p = dir.join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    edit(c.as_object_mut().unwrap());
+    std::fs::write(&p, c.to_string()).unwrap();
+}
+
+#[test]
+fn refuses_missing_zero_negative_and_absurd_dimensions() {
+    for key in ["n_embd", "n_head", "n_layer", "n_positions", "vocab_size"] {
+        let d = tiny_dir();
+        edit_config(d.path(), |c| {
+            c.remove(key);
+        });
+        assert_refused(d.path(), &[&format!("config.json has no {key}")], &[]);
+        for (value, needle) in [
+            (json!(0), format!("field {key} is 0")),
+            (json!(-64), format!("field {key} is -64, expected a non-negative integer")),
+            (json!(2.5), format!("field {key} is 2.5, expected a non-negative integer")),
+            (json!(1u64 << 40), format!("field {key} is {}, more than GGUF's u32", 1u64 << 40)),
+            (json!(1e30), format!("field {key} is 1e+30, expected a non-negative integer")),
+        ] {
+            let d = tiny_dir();
+            edit_config(d.path(), |c| {
+                c.insert(key.into(), value);
+            });
+            assert_refused(d.path(), &[&needle], &[]);
+        }
+    }
+    // In range for a u32 but more layers than the file has tensors for: refused before anything
+    // is sized from it.
+    let d = tiny_dir();
+    edit_config(d.path(), |c| {
+        c.insert("n_layer".into(), json!(u32::MAX));
+    });
+    assert_refused(d.path(), &["n_layer 4294967295", "16 tensors, 12 per layer: at most 1"], &[]);
+    let d = tiny_dir();
+    edit_config(d.path(), |c| {
+        c.insert("n_inner".into(), json!(0));
+    });
+    assert_refused(d.path(), &["field n_inner is 0"], &[]);
+}
+
+/// Writes a safetensors file: `header` JSON, then `data`, with `claimed_len` as the header length
+/// (the true length when `None`).
+fn write_safetensors(
+    path: &Path,
+    header: &serde_json::Value,
+    data: &[u8],
+    claimed_len: Option<u64>,
+) {
+    let header = header.to_string();
+    let mut raw = claimed_len.unwrap_or(header.len() as u64).to_le_bytes().to_vec();
+    raw.extend(header.as_bytes());
+    raw.extend(data);
+    std::fs::write(path, raw).unwrap();
+}
+
+#[test]
+fn refuses_safetensors_headers_that_lie() {
+    let d = tiny_dir();
+    let p = d.path().join("model.safetensors");
+    let two = json!({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                     "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}});
+    // A header length past the end of the file.
+    write_safetensors(&p, &two, &[0; 16], Some(1 << 40));
+    assert_refused(d.path(), &["model.safetensors", "header length is wrong"], &[]);
+    // Offsets out of order, leaving a gap.
+    let gap = json!({"a": {"dtype": "F32", "shape": [2], "data_offsets": [12, 20]},
+                     "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}});
+    write_safetensors(&p, &gap, &[0; 20], None);
+    assert_refused(d.path(), &["model.safetensors", "data offsets are invalid"], &[]);
+    // Shape and dtype that disagree with the byte count: 3 F32 in 8 bytes, 2 F16 in 8 bytes.
+    for (dtype, shape) in [("F32", 3), ("F16", 2)] {
+        let bad = json!({"a": {"dtype": dtype, "shape": [shape], "data_offsets": [0, 8]}});
+        write_safetensors(&p, &bad, &[0; 8], None);
+        assert_refused(d.path(), &["model.safetensors", "shape and dtype do not match"], &[]);
+    }
+    // A dtype mote does not convert, in an otherwise valid checkpoint.
+    let d = tiny_dir();
+    let p = d.path().join("model.safetensors");
+    let bytes = std::fs::read(&p).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let header = header.replacen("\"F32\"", "\"I32\"", 1);
+    assert_eq!(header.len(), n);
+    let mut raw = bytes[..8].to_vec();
+    raw.extend(header.as_bytes());
+    raw.extend(&bytes[8 + n..]);
+    std::fs::write(&p, raw).unwrap();
+    assert_refused(d.path(), &["dtype I32", "F32, F16 and BF16"], &[]);
 }

@@ -1,15 +1,11 @@
 //! The default model (`models/tinystories-675k`): its committed GGUF is exactly what `mote convert`
 //! makes of its committed checkpoint, and it fits the 1 MB-flash board it was sized for.
 
+use mote_tests::mote;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/tinystories-675k")
-}
-
-fn mote(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().expect("run mote")
 }
 
 #[test]

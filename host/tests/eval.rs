@@ -8,6 +8,7 @@ use mote::eval::evaluate;
 use mote::generate::ModelFile;
 use mote_core::model::Model;
 use mote_core::state::KvType;
+use mote_tests::shared_data;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -94,22 +95,6 @@ fn rejects_text_too_short_to_predict() {
     let model = Model::load(&g).unwrap();
     let err = evaluate(&model, KvType::F32, &[1]).unwrap_err().to_string();
     assert!(err.contains("needs at least 2"), "{err}");
-}
-
-/// `../shared/data` beside the repository, or beside the main checkout when run from a git worktree.
-fn shared_data() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let here = root.join("../shared/data");
-    if here.is_dir() {
-        return here;
-    }
-    let out = Command::new("git")
-        .args(["rev-parse", "--git-common-dir"])
-        .current_dir(&root)
-        .output()
-        .expect("git");
-    let common = root.join(String::from_utf8_lossy(&out.stdout).trim());
-    common.join("../../shared/data")
 }
 
 /// `mote eval --text` tokenizes with mote's tokenizer and must reproduce transformers' mean NLL on

@@ -2,8 +2,8 @@
 //! the greedy tokens transformers gives (fixtures from `tools/py/reference.py`).
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use mote_tests::mote;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -16,10 +16,6 @@ fn index() -> Value {
 
 fn ids(v: &Value) -> Vec<u64> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
-}
-
-fn mote(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().expect("run mote")
 }
 
 fn csv(v: &[u64]) -> String {

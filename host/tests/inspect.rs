@@ -1,25 +1,7 @@
 //! `mote inspect` on a model converted from the shared fake GPT-2, and on a damaged file.
 
+use mote_tests::{mote, shared_data};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `shared/data` beside the repository (CI), or beside a parent folder (a git worktree).
-fn shared_data() -> PathBuf {
-    repo_root()
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/data"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| repo_root().join("../shared/data"))
-}
-
-fn mote(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().unwrap()
-}
 
 fn converted_fake_gpt2(dir: &Path) -> PathBuf {
     let out = dir.join("fake.gguf");

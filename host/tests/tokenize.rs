@@ -3,105 +3,22 @@
 //! `mote::tokenizer_index::build`. Expected ids are Hugging Face's (see
 //! tests/fixtures/tokenizer/gpt2_hard.json, written by tools/py/tokenizer_reference.py).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use mote_core::gguf::Gguf;
 use mote_core::tokenizer::{Special, Tokenizer};
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `shared/data` beside the repository, or beside a parent folder (a worktree).
-fn shared_data() -> PathBuf {
-    repo_root()
-        .ancestors()
-        .map(|a| a.join("shared/data"))
-        .find(|p| p.join("gpt2-tokenizer").exists())
-        .unwrap_or_else(|| repo_root().join("../shared/data"))
-}
-
-fn gpt2_files() -> (Vec<String>, Vec<String>) {
-    let dir = shared_data().join("gpt2-tokenizer");
-    let encoder: std::collections::HashMap<String, u32> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("encoder.json")).unwrap()).unwrap();
-    let mut tokens = vec![String::new(); encoder.len()];
-    for (t, id) in encoder {
-        tokens[id as usize] = t;
-    }
-    let merges = std::fs::read_to_string(dir.join("vocab.bpe"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("#version") && !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    (tokens, merges)
-}
-
-/// A metadata-only GGUF v3 with GPT-2's tokenizer and, if `with_index`, the converter's index.
-fn gpt2_gguf(with_index: bool) -> Vec<u8> {
-    let (tokens, merges) = gpt2_files();
-    let mut kv = Vec::new();
-    let mut n_kv = 0u64;
-    let mut key = |kv: &mut Vec<u8>, k: &str, ty: u32| {
-        n_kv += 1;
-        kv.extend((k.len() as u64).to_le_bytes());
-        kv.extend(k.as_bytes());
-        kv.extend(ty.to_le_bytes());
-    };
-    let strings = |kv: &mut Vec<u8>, v: &[String]| {
-        kv.extend(8u32.to_le_bytes());
-        kv.extend((v.len() as u64).to_le_bytes());
-        for s in v {
-            kv.extend((s.len() as u64).to_le_bytes());
-            kv.extend(s.as_bytes());
-        }
-    };
-    let words = |kv: &mut Vec<u8>, elem: u32, v: &[u32]| {
-        kv.extend(elem.to_le_bytes());
-        kv.extend((v.len() as u64).to_le_bytes());
-        for x in v {
-            kv.extend(x.to_le_bytes());
-        }
-    };
-    key(&mut kv, "tokenizer.ggml.model", 8);
-    kv.extend(4u64.to_le_bytes());
-    kv.extend(b"gpt2");
-    key(&mut kv, "tokenizer.ggml.tokens", 9);
-    strings(&mut kv, &tokens);
-    key(&mut kv, "tokenizer.ggml.merges", 9);
-    strings(&mut kv, &merges);
-    key(&mut kv, "tokenizer.ggml.token_type", 9);
-    let types: Vec<u32> = tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
-    words(&mut kv, 5, &types);
-    if with_index {
-        for (k, v) in mote::tokenizer_index::build(&tokens, &merges) {
-            key(&mut kv, &k, 9);
-            words(&mut kv, 4, &v);
-        }
-    }
-    let mut out = b"GGUF".to_vec();
-    out.extend(3u32.to_le_bytes());
-    out.extend(0u64.to_le_bytes());
-    out.extend(n_kv.to_le_bytes());
-    out.extend(kv);
-    out
-}
+use mote_tests::{mote, repo_root, shared_data};
 
 /// The indexed GGUF as a file, written once.
 fn model_path() -> &'static Path {
     static FILE: OnceLock<tempfile::TempPath> = OnceLock::new();
     FILE.get_or_init(|| {
         let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), gpt2_gguf(true)).unwrap();
+        std::fs::write(f.path(), mote_tests::gpt2_gguf(true, &[])).unwrap();
         f.into_temp_path()
     })
-}
-
-fn mote(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mote")).args(args).output().unwrap()
 }
 
 fn run(args: &[&str]) -> Output {
@@ -201,8 +118,8 @@ fn errors_say_what_to_do() {
 
 #[test]
 fn index_built_for_the_converter_gives_the_ids_of_the_scans() {
-    let indexed = gpt2_gguf(true);
-    let plain = gpt2_gguf(false);
+    let indexed = mote_tests::gpt2_gguf(true, &[]);
+    let plain = mote_tests::gpt2_gguf(false, &[]);
     let a = Tokenizer::from_gguf(&Gguf::parse(&indexed).unwrap()).unwrap();
     let b = Tokenizer::from_gguf(&Gguf::parse(&plain).unwrap()).unwrap();
     assert!(a.vocab().has_index() && !b.vocab().has_index());

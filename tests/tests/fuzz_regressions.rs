@@ -1,4 +1,5 @@
-//! Every input the fuzzers ever found a fault with stays a test: `fuzz/regressions/<target>/`.
+//! Every input the fuzzers ever found a fault with stays a test: `fuzz/regressions/<target>/`,
+//! replayed through the same function the fuzz target calls (`mote_tests::exercise_*`).
 
 use std::fs;
 
@@ -11,15 +12,54 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
             out.push((path.display().to_string(), fs::read(&path).unwrap()));
         }
     }
+    assert!(!out.is_empty(), "{} holds no inputs", dir.display());
     out
+}
+
+fn replay(target: &str, exercise: impl Fn(&[u8]) + std::panic::RefUnwindSafe) {
+    for (name, data) in inputs(target) {
+        let result = std::panic::catch_unwind(|| exercise(&data));
+        assert!(result.is_ok(), "{name} makes the {target} fuzz target fail");
+    }
 }
 
 #[test]
 fn gguf_reader_survives_every_saved_fuzz_input() {
-    let inputs = inputs("gguf_parse");
-    assert!(!inputs.is_empty());
-    for (name, data) in inputs {
-        let result = std::panic::catch_unwind(|| mote_tests::exercise_gguf(&data));
-        assert!(result.is_ok(), "{name} makes the GGUF reader panic");
-    }
+    replay("gguf_parse", |d| {
+        mote_tests::exercise_gguf(d);
+    });
+}
+
+#[test]
+fn model_load_and_generation_survive_every_saved_fuzz_input() {
+    replay("model_generate", |d| {
+        mote_tests::exercise_model(d);
+    });
+}
+
+#[test]
+fn tokenizer_survives_every_saved_fuzz_input() {
+    replay("tokenizer", |d| {
+        for tok in mote_tests::fuzz_tokenizers() {
+            mote_tests::exercise_tokenizer(tok, d);
+        }
+    });
+}
+
+#[test]
+fn converter_reading_survives_every_saved_fuzz_input() {
+    replay("convert_inputs", |d| {
+        mote_tests::exercise_convert(d);
+    });
+}
+
+/// The model target's harness reaches generation on a valid model (the default one), so that a
+/// mutated model is exercised as far as the forward pass and the samplers.
+#[test]
+fn model_target_generates_from_a_valid_model() {
+    let path = mote_tests::repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+    let blob = fs::read(path).unwrap();
+    // Three runs (F32, F16 and Q8_0 caches) of up to 4 tokens each.
+    let n = mote_tests::exercise_model(&blob);
+    assert!((3..=12).contains(&n), "{n} tokens generated");
 }

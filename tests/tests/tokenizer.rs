@@ -2,139 +2,17 @@
 //! `tools/py/tokenizer_reference.py`), on GPT-2's real vocabulary from `../shared/data/gpt2-tokenizer`
 //! written into a GGUF here, with and without the `mote.tokenizer.*` index.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use mote_core::gguf::Gguf;
-use mote_core::tokenizer::{index, BpeScratch, Special, StreamDecoder, Tokenizer, TokenizerError};
+use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer, TokenizerError};
+use mote_tests::{gpt2_files, gpt2_gguf, index_arrays, shared_data};
 use proptest::prelude::*;
 use serde::Deserialize;
-
-/// `shared/data`: `../shared/data` beside the repository (CI's layout), or beside a parent folder
-/// (a git worktree under the clone's parent).
-fn shared_data() -> PathBuf {
-    let direct = mote_tests::shared_data();
-    if direct.join("gpt2-tokenizer").exists() {
-        return direct;
-    }
-    mote_tests::repo_root()
-        .ancestors()
-        .map(|a| a.join("shared/data"))
-        .find(|p| p.join("gpt2-tokenizer").exists())
-        .unwrap_or(direct)
-}
 
 fn fixture(name: &str) -> String {
     let path = mote_tests::repo_root().join("tests/fixtures/tokenizer").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// GPT-2's vocabulary (id order) and merges (rank order).
-fn gpt2_files() -> (Vec<String>, Vec<String>) {
-    let dir = shared_data().join("gpt2-tokenizer");
-    let encoder: std::collections::HashMap<String, u32> =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("encoder.json")).unwrap()).unwrap();
-    let mut tokens = vec![String::new(); encoder.len()];
-    for (t, id) in encoder {
-        tokens[id as usize] = t;
-    }
-    let merges = std::fs::read_to_string(dir.join("vocab.bpe"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("#version") && !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    (tokens, merges)
-}
-
-/// A minimal GGUF v3 writer for these tests: metadata only, no tensors.
-#[derive(Default)]
-struct GgufBytes {
-    kv: Vec<u8>,
-    n_kv: u64,
-}
-
-impl GgufBytes {
-    fn key(&mut self, k: &str, ty: u32) {
-        self.n_kv += 1;
-        self.kv.extend((k.len() as u64).to_le_bytes());
-        self.kv.extend(k.as_bytes());
-        self.kv.extend(ty.to_le_bytes());
-    }
-    fn string(&mut self, k: &str, v: &str) {
-        self.key(k, 8);
-        self.kv.extend((v.len() as u64).to_le_bytes());
-        self.kv.extend(v.as_bytes());
-    }
-    fn u32(&mut self, k: &str, v: u32) {
-        self.key(k, 4);
-        self.kv.extend(v.to_le_bytes());
-    }
-    fn strings(&mut self, k: &str, v: &[String]) {
-        self.key(k, 9);
-        self.kv.extend(8u32.to_le_bytes());
-        self.kv.extend((v.len() as u64).to_le_bytes());
-        for s in v {
-            self.kv.extend((s.len() as u64).to_le_bytes());
-            self.kv.extend(s.as_bytes());
-        }
-    }
-    /// An array of 4-byte elements of GGUF type `elem` (4 = u32, 5 = i32).
-    fn words(&mut self, k: &str, elem: u32, v: &[u32]) {
-        self.key(k, 9);
-        self.kv.extend(elem.to_le_bytes());
-        self.kv.extend((v.len() as u64).to_le_bytes());
-        for x in v {
-            self.kv.extend(x.to_le_bytes());
-        }
-    }
-    fn finish(self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(3u32.to_le_bytes());
-        out.extend(0u64.to_le_bytes());
-        out.extend(self.n_kv.to_le_bytes());
-        out.extend(self.kv);
-        out
-    }
-}
-
-/// Index arrays computed with `mote_core::tokenizer::index`, as `mote convert` writes them.
-fn index_arrays(tokens: &[String], merges: &[String]) -> [(&'static str, Vec<u32>); 3] {
-    let mut offsets = vec![0; tokens.len()];
-    let mut order = vec![0; tokens.len()];
-    let mut rows = vec![[0u32; 4]; merges.len()];
-    index::string_offsets(tokens, &mut offsets).unwrap();
-    index::token_order(tokens, &mut order).unwrap();
-    index::merge_pairs(tokens, merges, &order, &mut rows).unwrap();
-    [
-        (index::TOKEN_OFFSETS, offsets),
-        (index::TOKEN_ORDER, order),
-        (index::MERGE_PAIRS, rows.concat()),
-    ]
-}
-
-/// GPT-2's tokenizer as a GGUF, as llama.cpp's converter writes it (`<|endoftext|>` a control
-/// token, bos = eos = 50256), plus `extra` arrays.
-fn gpt2_gguf(with_index: bool, extra: &[(&'static str, Vec<u32>)]) -> Vec<u8> {
-    let (tokens, merges) = gpt2_files();
-    let mut g = GgufBytes::default();
-    g.string("general.architecture", "gpt2");
-    g.string("tokenizer.ggml.model", "gpt2");
-    g.strings("tokenizer.ggml.tokens", &tokens);
-    let types: Vec<u32> = tokens.iter().map(|t| if t == "<|endoftext|>" { 3 } else { 1 }).collect();
-    g.words("tokenizer.ggml.token_type", 5, &types);
-    g.strings("tokenizer.ggml.merges", &merges);
-    g.u32("tokenizer.ggml.bos_token_id", 50256);
-    g.u32("tokenizer.ggml.eos_token_id", 50256);
-    if with_index {
-        for (k, v) in index_arrays(&tokens, &merges) {
-            g.words(k, 4, &v);
-        }
-    }
-    for (k, v) in extra {
-        g.words(k, 4, v);
-    }
-    g.finish()
 }
 
 /// GPT-2's tokenizer with the index, loaded once (loading checks every string and the index).

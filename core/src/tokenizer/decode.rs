@@ -7,6 +7,11 @@
 //! [`StreamDecoder`] holds back an incomplete UTF-8 sequence until the next token completes it, and
 //! replaces bytes that can never be completed by U+FFFD.
 
+// Hot encode/decode loops over bounded scratch: exempt from the tokenizer's indexing and overflow
+// lints (the panic lints still apply) because the pending buffer holds at most one UTF-8 character (4 bytes), indexed by
+// counts bounded by the UTF-8 sequence length; the `tokenizer` fuzz target exercises them.
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use super::bytes::char_to_byte;
 
 /// Calls `emit` with the bytes of the mapped token string `token`, in chunks.

@@ -28,8 +28,8 @@ pub const MERGE_PAIRS: &str = "mote.tokenizer.merge_pairs";
 /// Splits a merge `"left right"` at its first space after the first byte (as llama.cpp does, so
 /// that a left part may itself be a space). `None` when there is no such space.
 pub fn split_merge(merge: &[u8]) -> Option<(&[u8], &[u8])> {
-    let at = merge.get(1..)?.iter().position(|&b| b == b' ')? + 1;
-    Some((merge.get(..at)?, merge.get(at + 1..)?))
+    let at = merge.get(1..)?.iter().position(|&b| b == b' ')?.checked_add(1)?;
+    Some((merge.get(..at)?, merge.get(at.checked_add(1)?..)?))
 }
 
 /// The offsets of `strings`' records in a GGUF string array, into `out` (same length). `None` when
@@ -41,7 +41,7 @@ pub fn string_offsets<S: AsRef<str>>(strings: &[S], out: &mut [u32]) -> Option<(
     let mut at: u64 = 0;
     for (s, o) in strings.iter().zip(out.iter_mut()) {
         *o = u32::try_from(at).ok()?;
-        at += 8 + s.as_ref().len() as u64;
+        at = at.checked_add(8)?.checked_add(s.as_ref().len() as u64)?;
     }
     Some(())
 }

@@ -23,6 +23,9 @@
 //! only with [`Special::Recognize`]; otherwise they are ordinary text, as in Hugging Face's
 //! `tokenizers` with no added tokens.
 
+// Reads bytes from outside: no unchecked indexing, no arithmetic that can overflow.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
+
 pub mod bpe;
 pub mod bytes;
 pub mod decode;
@@ -280,7 +283,7 @@ impl<'a> Tokenizer<'a> {
         self.encode_each(text, special, scratch, |id| {
             let slot = out.get_mut(n).ok_or(TokenizerError::OutputFull { capacity })?;
             *slot = id;
-            n += 1;
+            n = n.saturating_add(1);
             Ok(())
         })?;
         Ok(n)
@@ -336,13 +339,13 @@ impl<'a> Tokenizer<'a> {
     /// Decodes `ids` into `out` (the raw bytes, which need not be UTF-8 if the ids split a
     /// character); returns the number of bytes written.
     pub fn decode(&self, ids: &[u32], out: &mut [u8]) -> Result<usize, TokenizerError> {
-        let mut n = 0;
+        let mut n = 0usize;
         let mut full = false;
         for &id in ids {
-            self.token_bytes(id, |b| match out.get_mut(n..n + b.len()) {
+            self.token_bytes(id, |b| match out.get_mut(n..n.saturating_add(b.len())) {
                 Some(dst) => {
                     dst.copy_from_slice(b);
-                    n += b.len();
+                    n = n.saturating_add(b.len());
                 }
                 None => full = true,
             })?;

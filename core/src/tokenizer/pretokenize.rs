@@ -20,6 +20,10 @@
 //! flash), and it follows the current Unicode release. Hand-made tables would drift from Unicode;
 //! `regex-syntax`'s tables need `alloc`.
 
+// Hot encode/decode loops over bounded scratch: exempt from the tokenizer's indexing and overflow
+// lints (the panic lints still apply) because positions are char boundaries of the text being split, found by the scan itself; the `tokenizer` fuzz target exercises them.
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+
 use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
 
 /// The class of a character for the pre-tokenizer pattern.

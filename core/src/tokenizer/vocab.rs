@@ -58,7 +58,7 @@ const NO_TOKEN: u32 = u32::MAX;
 fn u32_at(raw: &[u8], i: usize) -> Option<u32> {
     let at = i.checked_mul(4)?;
     let b = raw.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    Some(u32::from_le_bytes(*b.first_chunk::<4>()?))
 }
 
 /// The strings of a GGUF string array's data as bytes, walked without re-checking UTF-8 (the
@@ -67,7 +67,8 @@ fn records(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut at = 0usize;
     core::iter::from_fn(move || {
         let s = record_at(data, at)?;
-        at += 8 + s.len();
+        // `record_at` found the record inside `data`, so this stays within its length.
+        at = at.saturating_add(8).saturating_add(s.len());
         Some(s)
     })
 }
@@ -75,16 +76,18 @@ fn records(data: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Row `i` of the merge table.
 fn pair_row(raw: &[u8], i: usize) -> Option<[u32; 4]> {
     let at = i.checked_mul(4)?;
-    Some([u32_at(raw, at)?, u32_at(raw, at + 1)?, u32_at(raw, at + 2)?, u32_at(raw, at + 3)?])
+    let word = |k: usize| u32_at(raw, at.checked_add(k)?);
+    Some([word(0)?, word(1)?, word(2)?, word(3)?])
 }
 
 /// The first row in `0..n` of the sorted merge table for which `before` is false.
 fn partition(raw: &[u8], n: usize, before: impl Fn([u32; 4]) -> bool) -> usize {
     let (mut lo, mut hi) = (0usize, n);
     while lo < hi {
-        let mid = lo + (hi - lo) / 2;
+        // lo < hi: neither the midpoint nor lo + 1 can overflow.
+        let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
         if pair_row(raw, mid).is_some_and(&before) {
-            lo = mid + 1;
+            lo = mid.saturating_add(1);
         } else {
             hi = mid;
         }
@@ -95,8 +98,8 @@ fn partition(raw: &[u8], n: usize, before: impl Fn([u32; 4]) -> bool) -> usize {
 /// The string whose GGUF record (u64 length, bytes) starts at `offset` of `data`.
 fn record_at(data: &[u8], offset: usize) -> Option<&[u8]> {
     let len = data.get(offset..offset.checked_add(8)?)?;
-    let len = u64::from_le_bytes([len[0], len[1], len[2], len[3], len[4], len[5], len[6], len[7]]);
-    let start = offset + 8;
+    let len = u64::from_le_bytes(*len.first_chunk::<8>()?);
+    let start = offset.checked_add(8)?;
     data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
 }
 
@@ -156,7 +159,7 @@ impl<'a> Vocab<'a> {
         let index = match (
             u32s(index::TOKEN_OFFSETS, tokens.len())?,
             u32s(index::TOKEN_ORDER, tokens.len())?,
-            u32s(index::MERGE_PAIRS, merges.len() * 4)?,
+            u32s(index::MERGE_PAIRS, merges.len().saturating_mul(4))?,
         ) {
             (None, None, None) => None,
             (Some(token_offsets), Some(token_order), Some(merge_pairs)) => {
@@ -293,10 +296,10 @@ impl<'a> Vocab<'a> {
             Some(ix) => {
                 let (mut lo, mut hi) = (0usize, self.len());
                 while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
+                    let mid = lo.saturating_add(hi.saturating_sub(lo) / 2);
                     let id = u32_at(ix.token_order, mid)?;
                     if self.token_at(ix, id)? < s {
-                        lo = mid + 1;
+                        lo = mid.saturating_add(1);
                     } else {
                         hi = mid;
                     }
@@ -312,7 +315,7 @@ impl<'a> Vocab<'a> {
     /// of the merges (the path for files without the index).
     pub fn merge_rank(&self, left: &[u8], right: &[u8]) -> Option<u32> {
         // A merge "left right" has exactly this length; most merges are rejected on it alone.
-        let len = left.len() + 1 + right.len();
+        let len = left.len().saturating_add(1).saturating_add(right.len());
         records(self.merges.raw())
             .position(|m| m.len() == len && split_merge(m) == Some((left, right)))
             .map(|i| i as u32)
@@ -333,15 +336,16 @@ impl<'a> Vocab<'a> {
         let Some(mut strings) = self.tokens.strings() else { return };
         let mut next = 0usize; // the id of the string `strings` yields next
         for (id, chunk) in (0u32..).zip(raw.chunks_exact(4)) {
-            let t = i32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            let Some(&bytes) = chunk.first_chunk::<4>() else { return };
+            let t = i32::from_le_bytes(bytes);
             if !matches!(t, TOKEN_TYPE_CONTROL | TOKEN_TYPE_USER_DEFINED) {
                 continue;
             }
             let s = match self.index {
                 Some(ix) => self.token_at(ix, id),
                 None => {
-                    let s = strings.nth(id as usize - next).map(str::as_bytes);
-                    next = id as usize + 1;
+                    let s = strings.nth((id as usize).saturating_sub(next)).map(str::as_bytes);
+                    next = (id as usize).saturating_add(1);
                     s
                 }
             };

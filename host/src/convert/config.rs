@@ -35,6 +35,10 @@ pub struct HfConfig {
 /// The activations mote and llama.cpp compute for GPT-2: GELU with the tanh approximation.
 const TANH_GELUS: &[&str] = &["gelu_new", "gelu_pytorch_tanh", "gelu_fast"];
 
+/// The largest dimension a config may give: GGUF stores GPT-2's hyper-parameters as u32 (and the
+/// converter computes `3 * n_embd` and `4 * n_embd` in u64, which this bound keeps from overflowing).
+const MAX_DIM: u64 = u32::MAX as u64;
+
 /// Reads and checks `dir/config.json`.
 pub fn load(dir: &Path) -> Result<HfConfig> {
     let path = dir.join("config.json");
@@ -47,6 +51,12 @@ pub fn load(dir: &Path) -> Result<HfConfig> {
     let v: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", path.display()))?;
     parse(&v).with_context(|| format!("in {}", path.display()))
+}
+
+/// Reads and checks the bytes of a `config.json`.
+pub fn from_json(bytes: &[u8]) -> Result<HfConfig> {
+    let v: Value = serde_json::from_slice(bytes).context("config.json is not valid JSON")?;
+    parse(&v)
 }
 
 /// Checks a parsed `config.json`.
@@ -72,6 +82,9 @@ pub fn parse(v: &Value) -> Result<HfConfig> {
     let required = |key: &str| -> Result<u64> {
         match uint(key)? {
             Some(0) => bail!("config.json field {key} is 0"),
+            Some(n) if n > MAX_DIM => bail!(
+                "config.json field {key} is {n}, more than GGUF's u32 hyper-parameters hold ({MAX_DIM})"
+            ),
             Some(n) => Ok(n),
             None => bail!("config.json has no {key}; it is needed for a GPT-2 model"),
         }
@@ -86,6 +99,9 @@ pub fn parse(v: &Value) -> Result<HfConfig> {
     }
     let n_ctx = match uint("n_ctx")? {
         Some(0) => bail!("config.json field n_ctx is 0"),
+        Some(n) if n > MAX_DIM => bail!(
+            "config.json field n_ctx is {n}, more than GGUF's u32 hyper-parameters hold ({MAX_DIM})"
+        ),
         Some(n) => n,
         None => n_positions,
     };
@@ -100,6 +116,9 @@ pub fn parse(v: &Value) -> Result<HfConfig> {
         Some(n) => n,
         None => 4 * n_embd,
     };
+    if n_ff > MAX_DIM {
+        bail!("config.json: the MLP width {n_ff} is more than GGUF's u32 hyper-parameters hold ({MAX_DIM})");
+    }
     let layer_norm_epsilon = match v.get("layer_norm_epsilon") {
         None | Some(Value::Null) => 1e-5,
         Some(x) => match x.as_f64() {

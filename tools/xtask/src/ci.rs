@@ -12,9 +12,14 @@ use clap::Args;
 use crate::boards::{self, Transport};
 use crate::device;
 use crate::firmware::{self, Options};
+use crate::fuzz::FuzzArgs;
 use crate::qemu::{self, Golden, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 use crate::toolchain::{self, CORE_TARGETS};
+
+/// Seconds of fuzzing per target in CI: four targets add about 4 minutes (plus building them) to a
+/// run of about 15-25 minutes, well under CI's 90-minute limit.
+const FUZZ_SECONDS: u64 = 60;
 
 /// Options of `cargo xtask ci`.
 #[derive(Args)]
@@ -152,6 +157,10 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         let options = Options { prompt: Some("Once upon a time. ".repeat(40)), ..generate.clone() };
         expect_message(&firmware::refused(root, default_board, &options)?, "shorten MOTE_PROMPT")
     });
+    // Each fuzz target briefly, so that a regression in code that reads untrusted bytes surfaces;
+    // CI requires the nightly toolchain that `cargo xtask setup` installs.
+    let fuzz = FuzzArgs { seconds: FUZZ_SECONDS, target: None, require: true };
+    steps.run("fuzz", || crate::fuzz::run(root, &fuzz));
 
     println!("\nci summary:");
     for o in &steps.outcomes {

@@ -15,6 +15,7 @@ mod boards;
 mod ci;
 mod device;
 mod firmware;
+mod fuzz;
 mod golden;
 mod qemu;
 mod setup;
@@ -54,7 +55,10 @@ enum Command {
     /// Count the default model's instructions per token and per weight multiply-accumulate in
     /// QEMU (`-icount shift=0`).
     BenchMcu(device::BenchArgs),
-    /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs.
+    /// Run each cargo-fuzz target briefly (nightly toolchain; skipped without one outside CI).
+    Fuzz(fuzz::FuzzArgs),
+    /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs,
+    /// device == desktop parity, memory against the plan, fuzzing.
     Ci(ci::CiArgs),
     /// Count instructions per multiply-accumulate of the Q8_0 kernels on every QEMU board.
     BenchKernels(bench::BenchKernelsArgs),
@@ -187,6 +191,7 @@ fn run(command: Command) -> Result<ExitCode> {
             let board = boards.get_or_default(args.board.as_deref())?;
             device::bench_mcu(&root, board, &args).map(|()| ExitCode::SUCCESS)
         }
+        Command::Fuzz(args) => fuzz::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Ci(args) => ci::run(&root, &args),
         Command::BenchKernels(args) => bench::run(&root, &args).map(|()| ExitCode::SUCCESS),
     }

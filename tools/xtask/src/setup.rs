@@ -5,6 +5,8 @@
 //!   toolchain route (rustc-web, cargo-web, rust-web-src, rust-web-clippy, lld-19) when rustup
 //!   lacks a bare-metal target, and qemu-system-arm;
 //! - defmt-print, pinned, with `cargo install --locked`;
+//! - for `cargo xtask fuzz`: rustup's nightly toolchain (minimal profile) and cargo-fuzz (`cargo
+//!   install --locked`);
 //! - the light Python test dependencies of tools/py/requirements-test.txt, with pip.
 //!
 //! On Debian bookworm with qemu-utils from backports (10.x), qemu-system-arm 7.2 cannot be
@@ -21,7 +23,7 @@ use clap::Args;
 
 use crate::qemu::DEFMT_PRINT_VERSION;
 use crate::toolchain::{self, Job, CORE_TARGETS};
-use crate::{boards, shell};
+use crate::{boards, fuzz, shell};
 
 /// Options of `cargo xtask setup`.
 #[derive(Args)]
@@ -42,7 +44,15 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     let defmt_print = !defmt_print_ok();
     let python = missing_python(root)?;
     let components = missing_rustup_components();
-    if apt.is_empty() && !defmt_print && python.is_empty() && components.is_empty() {
+    let nightly = !fuzz::nightly_ok();
+    let cargo_fuzz = !fuzz::cargo_fuzz_ok();
+    if apt.is_empty()
+        && !defmt_print
+        && python.is_empty()
+        && components.is_empty()
+        && !nightly
+        && !cargo_fuzz
+    {
         println!("setup: everything is installed");
         return Ok(());
     }
@@ -60,6 +70,12 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     }
     if !components.is_empty() {
         missing.push(format!("rustup components {}", components.join(" ")));
+    }
+    if nightly {
+        missing.push("the nightly toolchain".into());
+    }
+    if cargo_fuzz {
+        missing.push("cargo-fuzz".into());
     }
     println!("setup: missing {}", missing.join("; "));
     if args.check {
@@ -80,6 +96,21 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     if defmt_print {
         let mut cmd = Command::new(toolchain::host_cargo());
         cmd.args(["install", "defmt-print", "--locked", "--version", DEFMT_PRINT_VERSION]);
+        if let Err(e) = shell::run(&mut cmd) {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    if nightly {
+        // The only route to a nightly compiler with libFuzzer's sanitizer support.
+        let mut cmd = Command::new("rustup");
+        cmd.args(["toolchain", "install", "nightly", "--profile", "minimal"]);
+        if let Err(e) = shell::run(&mut cmd) {
+            failures.push(format!("{e:#} (cargo xtask fuzz needs rustup's nightly toolchain)"));
+        }
+    }
+    if cargo_fuzz {
+        let mut cmd = Command::new(toolchain::host_cargo());
+        cmd.args(["install", "cargo-fuzz", "--locked"]);
         if let Err(e) = shell::run(&mut cmd) {
             failures.push(format!("{e:#}"));
         }
