@@ -1,6 +1,7 @@
 //! mote's tokenizer against Hugging Face `tokenizers` (fixtures written by
 //! `tools/py/tokenizer_reference.py`), on GPT-2's real vocabulary from `../shared/data/gpt2-tokenizer`
-//! written into a GGUF here, with and without the `mote.tokenizer.*` index.
+//! written into a GGUF here, with and without the `mote.tokenizer.*` index, and on the default
+//! model's own 2,048-token vocabulary, read from its GGUF (its `tokenizer.json` is the reference).
 
 use std::sync::OnceLock;
 
@@ -27,6 +28,19 @@ fn plain() -> &'static Tokenizer<'static> {
     static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
     static TOK: OnceLock<Tokenizer<'static>> = OnceLock::new();
     TOK.get_or_init(|| tokenizer(BLOB.get_or_init(|| gpt2_gguf(false, &[]))))
+}
+
+/// The default model's tokenizer, from the GGUF the firmware embeds.
+fn default_model() -> &'static Tokenizer<'static> {
+    static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
+    static TOK: OnceLock<Tokenizer<'static>> = OnceLock::new();
+    TOK.get_or_init(|| {
+        tokenizer(BLOB.get_or_init(|| {
+            let path = mote_tests::repo_root()
+                .join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        }))
+    })
 }
 
 fn tokenizer(blob: &[u8]) -> Tokenizer<'_> {
@@ -63,12 +77,12 @@ struct Hard {
     cases: Vec<HardCase>,
 }
 
-fn hard_cases() -> Vec<HardCase> {
-    serde_json::from_str::<Hard>(&fixture("gpt2_hard.json")).unwrap().cases
+fn hard_cases(name: &str) -> Vec<HardCase> {
+    serde_json::from_str::<Hard>(&fixture(&format!("{name}_hard.json"))).unwrap().cases
 }
 
-fn check_hard_strings(tok: &Tokenizer<'_>) {
-    let cases = hard_cases();
+fn check_hard_strings(tok: &Tokenizer<'_>, name: &str) {
+    let cases = hard_cases(name);
     assert!(cases.len() > 50);
     for c in &cases {
         assert_eq!(encode(tok, &c.text, Special::AsText).unwrap(), c.ids, "text {:?}", c.text);
@@ -86,14 +100,27 @@ fn check_hard_strings(tok: &Tokenizer<'_>) {
 fn matches_hugging_face_on_hard_strings_with_the_index() {
     let tok = indexed();
     assert!(tok.vocab().has_index());
-    check_hard_strings(tok);
+    check_hard_strings(tok, "gpt2");
 }
 
 #[test]
 fn matches_hugging_face_on_hard_strings_without_the_index() {
     let tok = plain();
     assert!(!tok.vocab().has_index());
-    check_hard_strings(tok);
+    check_hard_strings(tok, "gpt2");
+}
+
+#[test]
+fn default_model_matches_hugging_face_on_hard_strings() {
+    let tok = default_model();
+    assert_eq!(tok.n_vocab(), 2048);
+    assert!(tok.vocab().has_index());
+    check_hard_strings(tok, "tinystories675k");
+}
+
+#[test]
+fn default_model_matches_hugging_face_on_every_line_of_tinystories_and_tinyshakespeare() {
+    check_corpus(default_model(), "tinystories675k");
 }
 
 /// FNV-1a 64 over each line's ids (4 bytes LE each) then ff ff ff ff, as the fixture script does.
@@ -137,8 +164,12 @@ struct Corpus {
 
 #[test]
 fn matches_hugging_face_on_every_line_of_tinystories_and_tinyshakespeare() {
-    let tok = indexed();
-    let corpus: Corpus = serde_json::from_str(&fixture("gpt2_corpus.json")).unwrap();
+    check_corpus(indexed(), "gpt2");
+}
+
+/// Every line of the four corpus files encodes to the ids of `{name}_corpus.json`.
+fn check_corpus(tok: &Tokenizer<'_>, name: &str) {
+    let corpus: Corpus = serde_json::from_str(&fixture(&format!("{name}_corpus.json"))).unwrap();
     assert_eq!(corpus.files.len(), 4);
     for f in &corpus.files {
         let text = std::fs::read_to_string(shared_data().join(&f.path)).unwrap();
@@ -216,7 +247,7 @@ fn matches_hugging_face_on_every_unicode_character() {
 #[test]
 fn stream_decoding_emits_each_character_as_soon_as_it_is_complete() {
     let tok = indexed();
-    for c in hard_cases() {
+    for c in hard_cases("gpt2") {
         let mut out = String::new();
         let mut stream = StreamDecoder::new();
         let mut decoded = 0; // bytes of the text that the ids so far stand for

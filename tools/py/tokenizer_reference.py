@@ -19,6 +19,12 @@ tests/fixtures/tokenizer/:
 Hash of a block of lines: FNV-1a 64 over, for each line, each id as 4 little-endian bytes followed by
 the separator ff ff ff ff. The Rust tests compute the same.
 
+The same hard-string and corpus files for one of the project's own tokenizers (its Hugging Face
+tokenizer.json, as train.py saved it beside the checkpoint), named by --name:
+
+       python3 tools/py/tokenizer_reference.py --tokenizer-json models/tinystories-675k/tokenizer.json \
+           --name tinystories675k      (writes tinystories675k_hard.json and tinystories675k_corpus.json)
+
 Usage: python3 tools/py/tokenizer_reference.py [--data ../shared/data] [--out tests/fixtures/tokenizer]
        python3 tools/py/tokenizer_reference.py --show "some text"   (prints ids and tokens)
        python3 tools/py/tokenizer_reference.py --bench FILE         (encode throughput, one thread)
@@ -148,6 +154,17 @@ def gpt2_tokenizer(data):
     return tok, special
 
 
+def json_tokenizer(path):
+    """A tokenizer.json as Hugging Face loads it (its special tokens recognised), and the same without
+    its added tokens (special tokens are plain text)."""
+    from tokenizers import Tokenizer
+
+    special = Tokenizer.from_file(str(path))
+    spec = json.loads(path.read_text())
+    spec["added_tokens"] = []
+    return Tokenizer.from_str(json.dumps(spec)), special
+
+
 def corpus_files(data):
     files = sorted((data / "tinystories").glob("*.txt"))
     files.append(data / "tinyshakespeare" / "input.txt")
@@ -231,11 +248,20 @@ def main():
     ap.add_argument("--bench", type=Path, help="time encoding FILE line by line and exit")
     ap.add_argument("--gguf", type=Path, help="write GPT-2's tokenizer as a GGUF and exit")
     ap.add_argument("--index", action="store_true", help="with --gguf: add the mote.tokenizer.* index")
+    ap.add_argument("--tokenizer-json", type=Path,
+                    help="reference a project tokenizer (tokenizer.json) instead of GPT-2's")
+    ap.add_argument("--name", default="gpt2", help="fixture file prefix (with --tokenizer-json)")
     args = ap.parse_args()
     if args.gguf is not None:
         write_gguf(args.data, args.gguf, args.index)
         return
-    tok, special = gpt2_tokenizer(args.data)
+    if args.tokenizer_json is not None:
+        tok, special = json_tokenizer(args.tokenizer_json)
+        described = f"Hugging Face tokenizers Tokenizer.from_file({args.tokenizer_json.name})"
+    else:
+        tok, special = gpt2_tokenizer(args.data)
+        described = "Hugging Face tokenizers BPE(encoder.json, vocab.bpe) + ByteLevel(add_prefix_space=False)"
+    name = args.name
 
     if args.show is not None:
         enc = tok.encode(args.show)
@@ -269,8 +295,8 @@ def main():
             "ids": tok.encode(s).ids,
             "ids_special": special.encode(s).ids,
         })
-    write_json(args.out / "gpt2_hard.json", {
-        "tokenizer": "Hugging Face tokenizers BPE(encoder.json, vocab.bpe) + ByteLevel(add_prefix_space=False)",
+    write_json(args.out / f"{name}_hard.json", {
+        "tokenizer": described,
         "special": SPECIAL,
         "cases": hard,
     })
@@ -288,7 +314,9 @@ def main():
             "samples": [{"line": i, "ids": ids[i]} for i in range(0, len(ids), SAMPLE_EVERY)],
         })
         print(f"{path}: {len(lines)} lines")
-    write_json(args.out / "gpt2_corpus.json", {"files": files})
+    write_json(args.out / f"{name}_corpus.json", {"files": files})
+    if args.tokenizer_json is not None:
+        return  # the Unicode sweep checks the pre-tokenizer, which is the same for every vocabulary
 
     blocks = []
     for start in range(0, 0x110000, SWEEP_BLOCK):
