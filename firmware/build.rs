@@ -361,6 +361,13 @@ fn generate_inputs(manifest_dir: &Path, budget: &Budget) -> Result<String, Strin
             .ok_or_else(|| format!("MOTE_MAX_TOKENS={v:?} is not a positive whole number"))?,
         Err(_) => DEFAULT_MAX_TOKENS,
     };
+    if max_tokens as usize > hp.n_ctx {
+        return Err(format!(
+            "MOTE_MAX_TOKENS={max_tokens} is more than the model can ever produce: its context \
+             holds {} tokens, prompt included",
+            hp.n_ctx
+        ));
+    }
     if n_prompt >= hp.n_ctx {
         return Err(format!(
             "the prompt {prompt:?} encodes to {n_prompt} tokens, but the model's context holds \

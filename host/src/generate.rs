@@ -247,6 +247,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.max_tokens == 0 {
         bail!("--max-tokens 0 generates nothing; give 1 or more");
     }
+    let n_ctx = model.hparams.n_ctx;
+    if args.max_tokens > n_ctx {
+        bail!(
+            "--max-tokens {} is more than {} can ever produce: its context holds {n_ctx} tokens, \
+             prompt included; give at most {n_ctx}",
+            args.max_tokens,
+            file.name()
+        );
+    }
     let prompt_bytes = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => Some(p.as_encoded_bytes().to_vec()),
         (None, Some(path)) => Some(

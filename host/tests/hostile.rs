@@ -178,18 +178,29 @@ fn refuses_empty_huge_and_invalid_utf8_prompts() {
 }
 
 #[test]
-fn max_tokens_zero_is_refused_and_huge_stops_at_the_context() {
+fn max_tokens_zero_and_beyond_the_context_are_refused() {
     let out = generate(&[os("--tokens"), os("1"), os("--max-tokens"), os("0")]);
     assert_one_line_error("--max-tokens 0", &out, &["--max-tokens 0 generates nothing"]);
 
-    let max = usize::MAX.to_string();
-    let out = generate(&[os("--tokens"), os("1"), os("--max-tokens"), os(&max), os("--json")]);
+    // More than the context (128 positions) can ever hold, up to the largest count.
+    for huge in ["129".to_string(), usize::MAX.to_string()] {
+        let out = generate(&[os("--tokens"), os("1"), os("--max-tokens"), os(&huge)]);
+        assert_one_line_error(
+            "huge --max-tokens",
+            &out,
+            &[&format!("--max-tokens {huge} is more than"), "context holds 128 tokens"],
+        );
+    }
+
+    // The whole context is allowed: a 1-token prompt fills it (token limit and a full context
+    // coincide at 128), unless the model ends the text first.
+    let out = generate(&[os("--tokens"), os("1"), os("--max-tokens"), os("128"), os("--json")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let n = v["generated_ids"].as_array().unwrap().len();
     let stop = v["stop"].as_str().unwrap();
     assert!(
-        (stop == "context full" && n == 128) || (stop == "end of text" && n < 128),
+        (stop == "token limit" && n == 128) || (stop == "end of text" && n < 128),
         "stop {stop} after {n} tokens"
     );
 
