@@ -36,8 +36,8 @@ fn default_model() -> &'static Tokenizer<'static> {
     static TOK: OnceLock<Tokenizer<'static>> = OnceLock::new();
     TOK.get_or_init(|| {
         tokenizer(BLOB.get_or_init(|| {
-            let path = mote_tests::repo_root()
-                .join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+            let path =
+                mote_tests::repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
             std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         }))
     })
