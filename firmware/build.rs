@@ -17,12 +17,6 @@ const DEFAULT_PROMPT: &str = "Once upon a time";
 const DEFAULT_MODEL: &str = "../models/tinystories-675k/tinystories-675k-q8_0.gguf";
 /// Tokens generated when the build sets no `MOTE_MAX_TOKENS` (as `mote generate`).
 const DEFAULT_MAX_TOKENS: u32 = 64;
-/// Flash for code and read-only data beside the model: the budget `mote inspect --board` plans
-/// with (host/src/boards.rs, `CODE_FLASH_BUDGET`).
-const CODE_FLASH_BUDGET: u64 = 128 * 1024;
-/// RAM for the stack and the other statics beside the run state, the tokenizer's scratch and the
-/// prompt: `mote inspect --board`'s `RAM_RESERVE`.
-const RAM_RESERVE: u64 = 40 * 1024;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -151,7 +145,21 @@ fn main() {
     fs::write(out_dir.join("board.rs"), board_rs).unwrap();
 
     write_inputs(&out_dir);
-    let budget = Budget { board: name.clone(), flash: flash.1, ram: ram.1 };
+    // The plan's budgets, the same `mote inspect --board` uses.
+    let plan = doc.get("plan").and_then(|p| p.as_table());
+    let plan_number = |key: &str| -> u64 {
+        plan.and_then(|p| p.get(key))
+            .and_then(|v| v.as_integer())
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or_else(|| fail(format!("boards.toml: plan.{key} is missing or not a number")))
+    };
+    let budget = Budget {
+        board: name.clone(),
+        flash: flash.1,
+        ram: ram.1,
+        code_flash: plan_number("code_flash"),
+        ram_reserve: plan_number("ram_reserve"),
+    };
     let generate_rs = match generate_inputs(&manifest_dir, &budget) {
         Ok(rs) => rs,
         // Only the generating binaries include this file: hello still builds for a board too small
@@ -244,11 +252,17 @@ fn write_inputs(out_dir: &Path) {
     fs::write(out_dir.join("inputs.rs"), rs).unwrap();
 }
 
-/// What a board offers, for the generating binaries' checks.
+/// What a board offers and what the plan keeps beside the model and the run state
+/// (boards.toml's `[plan]`), for the generating binaries' checks.
 struct Budget {
     board: String,
     flash: u64,
     ram: u64,
+    /// Flash for code and read-only data beside the model.
+    code_flash: u64,
+    /// RAM for the stack and the other statics beside the run state, the tokenizer's scratch and
+    /// the prompt.
+    ram_reserve: u64,
 }
 
 /// `generate.rs`: what the generating binaries need to know at build time about their model,
@@ -378,11 +392,12 @@ fn generate_inputs(manifest_dir: &Path, budget: &Budget) -> Result<String, Strin
 
     // Memory: the same plan as `mote inspect --board`, checked against the board.
     let model_flash = bytes.len() as u64;
-    let flash_needed = model_flash + CODE_FLASH_BUDGET;
+    let code_flash = budget.code_flash;
+    let flash_needed = model_flash + code_flash;
     if flash_needed > budget.flash {
         return Err(format!(
             "board {} cannot hold the model {name}: it needs {flash_needed} bytes of flash \
-             (model {model_flash} + code {CODE_FLASH_BUDGET}), the board has {} \
+             (model {model_flash} + code {code_flash}), the board has {} \
              (`mote inspect --board {} MODEL` shows the plan)",
             budget.board, budget.flash, budget.board
         ));
@@ -390,12 +405,13 @@ fn generate_inputs(manifest_dir: &Path, budget: &Budget) -> Result<String, Strin
     let state_bytes = RunState::bytes_needed(&hp, kv);
     let scratch_bytes = std::mem::size_of::<BpeScratch>();
     let prompt_bytes = 4 * n_prompt;
-    let ram_needed = (state_bytes + scratch_bytes + prompt_bytes) as u64 + RAM_RESERVE;
+    let ram_reserve = budget.ram_reserve;
+    let ram_needed = (state_bytes + scratch_bytes + prompt_bytes) as u64 + ram_reserve;
     if ram_needed > budget.ram {
         return Err(format!(
             "board {} cannot hold the run state of {name} with a {} KV cache: it needs {ram_needed} \
              bytes of RAM (run state {state_bytes} + tokenizer {scratch_bytes} + prompt \
-             {prompt_bytes} + stack and other statics {RAM_RESERVE}), the board has {} \
+             {prompt_bytes} + stack and other statics {ram_reserve}), the board has {} \
              (try MOTE_KV=q8_0, or a model with a shorter context)",
             budget.board,
             kv.name(),

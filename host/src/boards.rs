@@ -10,16 +10,15 @@ use serde::Deserialize;
 /// `boards.toml`, the single source of truth about boards (schema at its top).
 const BOARDS_TOML: &str = include_str!("../../boards.toml");
 
-/// Flash kept for the firmware's code and read-only data beside the model. The generating firmware
-/// measures 121 KiB with the Cortex-M DSP kernels (`cargo xtask size`; 40.6 KiB of it is the
-/// Unicode category table of the pre-tokenizer), and the plan must not promise less than a build
-/// takes; the goal is 48 KiB.
-pub const CODE_FLASH_BUDGET: u64 = 128 * 1024;
-
-/// RAM kept beside the run state and the tokenizer's scratch for the firmware's other statics (the
-/// goal: 8 KiB) and its stack (32 KiB; the generating firmware's measured peak is 27 KiB, most of
-/// it the model's layer views, built on the stack while loading).
-pub const RAM_RESERVE: u64 = 40 * 1024;
+/// What every plan keeps beside the model and the run state: `boards.toml`'s `[plan]`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Flash for the firmware's code and read-only data beside the model.
+    pub code_flash: u64,
+    /// RAM for the stack and the other statics beside the run state and the tokenizer's scratch.
+    pub ram_reserve: u64,
+}
 
 /// A memory region of a board.
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -45,13 +44,22 @@ pub struct Board {
 
 #[derive(Deserialize)]
 struct BoardsFile {
+    plan: Budgets,
     board: Vec<Board>,
+}
+
+fn read() -> Result<BoardsFile> {
+    toml::from_str(BOARDS_TOML).context("boards.toml is malformed")
 }
 
 /// Every board, in `boards.toml`'s order.
 pub fn all() -> Result<Vec<Board>> {
-    let f: BoardsFile = toml::from_str(BOARDS_TOML).context("boards.toml is malformed")?;
-    Ok(f.board)
+    Ok(read()?.board)
+}
+
+/// What every plan keeps beside the model and the run state.
+pub fn budgets() -> Result<Budgets> {
+    Ok(read()?.plan)
 }
 
 /// The board called `name`; an unknown name lists the known ones.
@@ -78,24 +86,28 @@ pub struct Plan {
     pub kv: KvType,
     /// The tokenizer's working memory.
     pub tokenizer_scratch: u64,
-    /// RAM for the run state, the tokenizer and [`RAM_RESERVE`].
+    /// RAM for the run state, the tokenizer and the reserve.
     pub ram: u64,
+    /// The budgets the plan was made with.
+    pub budgets: Budgets,
 }
 
 impl Plan {
-    /// The plan for a model file of `model_flash` bytes with hyper-parameters `hp`. Q8_0 is the
-    /// device's KV type; a model whose width is not whole Q8_0 blocks falls back to F16.
-    pub fn new(model_flash: u64, hp: &HParams) -> Self {
+    /// The plan for a model file of `model_flash` bytes with hyper-parameters `hp`, with
+    /// `budgets` for code and reserve. Q8_0 is the device's KV type; a model whose width is not
+    /// whole Q8_0 blocks falls back to F16.
+    pub fn new(model_flash: u64, hp: &HParams, budgets: Budgets) -> Self {
         let kv = if hp.n_embd % 32 == 0 { KvType::Q8_0 } else { KvType::F16 };
         let run_state = RunState::bytes_needed(hp, kv) as u64;
         let tokenizer_scratch = std::mem::size_of::<BpeScratch>() as u64;
         Self {
             model_flash,
-            flash: model_flash + CODE_FLASH_BUDGET,
+            flash: model_flash + budgets.code_flash,
             run_state,
             kv,
             tokenizer_scratch,
-            ram: run_state + tokenizer_scratch + RAM_RESERVE,
+            ram: run_state + tokenizer_scratch + budgets.ram_reserve,
+            budgets,
         }
     }
 }
@@ -148,13 +160,15 @@ mod tests {
             eps: 1e-5,
             eos_token: None,
         };
-        let p = Plan::new(800_000, &hp);
+        let b = budgets().unwrap();
+        assert_eq!(b, Budgets { code_flash: 128 * 1024, ram_reserve: 40 * 1024 });
+        let p = Plan::new(800_000, &hp, b);
         assert_eq!(p.kv, KvType::Q8_0);
-        assert_eq!(p.flash, 800_000 + CODE_FLASH_BUDGET);
-        assert_eq!(p.ram, p.run_state + p.tokenizer_scratch + RAM_RESERVE);
+        assert_eq!(p.flash, 800_000 + b.code_flash);
+        assert_eq!(p.ram, p.run_state + p.tokenizer_scratch + b.ram_reserve);
         let nrf = find("nrf52840-dk").unwrap();
         let fit = Fit::new(&p, &nrf);
         assert!(fit.fits());
-        assert_eq!(fit.flash_margin, (1 << 20) - 800_000 - CODE_FLASH_BUDGET as i64);
+        assert_eq!(fit.flash_margin, (1 << 20) - 800_000 - b.code_flash as i64);
     }
 }

@@ -14,7 +14,7 @@ use mote_core::gguf::{Gguf, Value};
 use mote_core::model::HParams;
 use mote_core::state::{KvType, RunState};
 
-use crate::boards::{Fit, Plan, CODE_FLASH_BUDGET, RAM_RESERVE};
+use crate::boards::{Budgets, Fit, Plan};
 use serde_json::{json, Value as Json};
 
 /// Arrays longer than this are summarised (length, element type, first few elements).
@@ -48,13 +48,14 @@ pub fn run(args: Args) -> Result<()> {
             args.model.display()
         )
     })?;
-    let mut report = report(&g);
+    let budgets = crate::boards::budgets()?;
+    let mut report = report(&g, budgets);
     if let Some(name) = &args.board {
         let board = crate::boards::find(name)?;
         let hp = HParams::from_gguf(&g).with_context(|| {
             format!("{} is not a GPT-2 model, so it has no device plan", args.model.display())
         })?;
-        let plan = Plan::new(g.blob().len() as u64, &hp);
+        let plan = Plan::new(g.blob().len() as u64, &hp, budgets);
         let fit = Fit::new(&plan, &board);
         report["board"] = json!({
             "name": board.name,
@@ -86,8 +87,9 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Everything `mote inspect` reports, as JSON (the `--json` output; the text output prints the same).
-pub fn report(g: &Gguf<'_>) -> Json {
+/// Everything `mote inspect` reports, as JSON (the `--json` output; the text output prints the same),
+/// with the device plan made with `budgets`.
+pub fn report(g: &Gguf<'_>, budgets: Budgets) -> Json {
     let metadata: Vec<Json> = g
         .metadata()
         .map(|(key, value)| json!({"key": key, "type": type_name(&value), "value": value_json(&value)}))
@@ -115,7 +117,7 @@ pub fn report(g: &Gguf<'_>) -> Json {
         "memory": {
             // The whole file is flashed: header and tokenizer are read in place like the weights.
             "flash_bytes": g.blob().len(),
-            "ram": ram_plan(g),
+            "ram": ram_plan(g, budgets),
         },
     })
 }
@@ -123,7 +125,7 @@ pub fn report(g: &Gguf<'_>) -> Json {
 /// RAM for the run state at full context per KV type, and the whole device plan (run state with
 /// the device's KV type, tokenizer scratch, stack and statics); `null` for a file that is not a
 /// GPT-2 model mote can run.
-fn ram_plan(g: &Gguf<'_>) -> Json {
+fn ram_plan(g: &Gguf<'_>, budgets: Budgets) -> Json {
     let Ok(hp) = HParams::from_gguf(g) else { return Json::Null };
     let mut run_state = serde_json::Map::new();
     for kv in [KvType::Q8_0, KvType::F16, KvType::F32] {
@@ -131,7 +133,7 @@ fn ram_plan(g: &Gguf<'_>) -> Json {
         let bytes = fits_kv.then(|| RunState::bytes_needed(&hp, kv));
         run_state.insert(kv.name().to_string(), json!(bytes));
     }
-    let plan = Plan::new(g.blob().len() as u64, &hp);
+    let plan = Plan::new(g.blob().len() as u64, &hp, budgets);
     json!({
         "n_ctx": hp.n_ctx,
         "run_state_bytes": run_state,
@@ -139,10 +141,10 @@ fn ram_plan(g: &Gguf<'_>) -> Json {
             "kv": plan.kv.name(),
             "run_state_bytes": plan.run_state,
             "tokenizer_scratch_bytes": plan.tokenizer_scratch,
-            "reserve_bytes": RAM_RESERVE,
+            "reserve_bytes": plan.budgets.ram_reserve,
             "ram_bytes": plan.ram,
             "flash_bytes": plan.flash,
-            "code_flash_budget_bytes": CODE_FLASH_BUDGET,
+            "code_flash_budget_bytes": plan.budgets.code_flash,
         },
     })
 }

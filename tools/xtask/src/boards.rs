@@ -13,9 +13,22 @@ use serde::Deserialize;
 pub struct Boards {
     /// The board used when none is named.
     pub default: String,
+    /// What every memory plan keeps beside the model and the run state.
+    pub plan: Plan,
     /// Every board, in listing order.
     #[serde(rename = "board")]
     pub boards: Vec<Board>,
+}
+
+/// boards.toml's `[plan]`: bytes kept on every board beside the model and the run state.
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Flash for the firmware's code and read-only data.
+    pub code_flash: u64,
+    /// RAM for the stack and the other statics.
+    #[allow(dead_code)]
+    pub ram_reserve: u64,
 }
 
 /// One board.
@@ -227,6 +240,7 @@ mod tests {
     fn rejects_rtt_board_without_probe_rs_chip() {
         let text = r#"
             default = "x"
+            plan = { code_flash = 1, ram_reserve = 1 }
             [[board]]
             name = "x"
             description = "d"
@@ -244,7 +258,10 @@ mod tests {
 
     #[test]
     fn rejects_default_that_is_not_a_board() {
-        let err = parse("default = \"nope\"\nboard = []\n").err().expect("rejected");
+        let err =
+            parse("default = \"nope\"\nboard = []\nplan = { code_flash = 1, ram_reserve = 1 }\n")
+                .err()
+                .expect("rejected");
         assert!(format!("{err:#}").contains("unknown board \"nope\""), "{err:#}");
     }
 }

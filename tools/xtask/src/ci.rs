@@ -108,7 +108,7 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     let release = Options { release: true, ..Options::default() };
     let model_bytes = fs::metadata(root.join(device::DEFAULT_MODEL))?.len();
     for board in &boards.boards {
-        let holds_model = model_bytes + device::CODE_FLASH_BUDGET <= board.flash.size;
+        let holds_model = model_bytes + boards.plan.code_flash <= board.flash.size;
         steps.run(format!("firmware {}", board.name), || {
             if holds_model {
                 return firmware::build(root, board, &release).map(|_| ());
