@@ -70,28 +70,34 @@ pub fn run(root: &Path, args: &BenchKernelsArgs) -> Result<()> {
     } else {
         args.board.iter().map(|name| boards.get(name)).collect::<Result<_>>()?
     };
-    let options = Options { release: true, bin: Some(BIN.to_string()), ..Options::default() };
     let mut table = Table::default();
     for board in &chosen {
-        let Some(q) = &board.qemu else {
-            bail!("board {} does not run in QEMU", board.name);
-        };
-        let built = firmware::build(root, board, &options)?;
-        let run = qemu::run(&q.machine, &q.cpu, &built.elfs[0], Duration::from_secs(args.timeout))?;
-        if run.code != 0 {
-            bail!("{BIN} on {} exited with {}", board.name, run.code);
-        }
-        let counts: Vec<Count> = run.log.lines().filter_map(parse_line).collect();
-        if counts.is_empty() {
-            bail!("{BIN} on {} printed no `kernel` lines", board.name);
-        }
-        for c in counts {
+        for c in measure(root, board, args.timeout)? {
             let per_mac = c.per_mac(board.clock_hz);
             table.insert((c.kernel.clone(), c.rows, c.cols), &board.name, per_mac);
         }
     }
     print!("{}", render(&chosen, &table));
     Ok(())
+}
+
+/// Builds `bench_kernels` for `board`, runs it in QEMU and returns its counts, in the order it
+/// printed them.
+pub fn measure(root: &Path, board: &Board, timeout_secs: u64) -> Result<Vec<Count>> {
+    let Some(q) = &board.qemu else {
+        bail!("board {} does not run in QEMU", board.name);
+    };
+    let options = Options { release: true, bin: Some(BIN.to_string()), ..Options::default() };
+    let built = firmware::build(root, board, &options)?;
+    let run = qemu::run(&q.machine, &q.cpu, &built.elfs[0], Duration::from_secs(timeout_secs))?;
+    if run.code != 0 {
+        bail!("{BIN} on {} exited with {}", board.name, run.code);
+    }
+    let counts: Vec<Count> = run.log.lines().filter_map(parse_line).collect();
+    if counts.is_empty() {
+        bail!("{BIN} on {} printed no `kernel` lines", board.name);
+    }
+    Ok(counts)
 }
 
 /// A kernel on a shape: (kernel, rows, cols).

@@ -28,9 +28,6 @@ pub const DEFAULT_MODEL: &str = "models/tinystories-675k/tinystories-675k-q8_0.g
 const DEFAULT_PROMPT: &str = "Once upon a time";
 /// Tokens the firmware generates when given no limit (as firmware/build.rs).
 const DEFAULT_MAX_TOKENS: u32 = 64;
-/// Flash the plan keeps for code beside the model (`mote inspect`'s code budget; checked against
-/// the plan's JSON by `size`).
-pub const CODE_FLASH_BUDGET: u64 = 128 * 1024;
 /// How far the plan of `mote inspect --board` may be from what the build and the run use.
 pub const PLAN_TOLERANCE: u64 = 4 * 1024;
 
@@ -100,6 +97,9 @@ pub struct DeviceRun {
     pub weight_macs: u64,
     /// Stack high-water mark in bytes.
     pub stack: u64,
+    /// Ticks of each token, in order (the first is the prompt's; token `k > 1` is the step at
+    /// position `prompt + k - 2`).
+    pub token_ticks: Vec<u64>,
 }
 
 /// Builds the generating firmware for `board` with `options` and runs it in QEMU.
@@ -139,6 +139,11 @@ pub fn parse_log(log: &str) -> Result<DeviceRun> {
             run.weight_macs = number_after(line, "per token:").unwrap_or(0);
         } else if line.contains("INFO  stack:") {
             run.stack = number_after(line, "stack:").unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("INFO  token ") {
+            // `token <n> <id> <ticks> ticks "<text>"`
+            if let Some(ticks) = rest.split_whitespace().nth(2).and_then(|t| t.parse().ok()) {
+                run.token_ticks.push(ticks);
+            }
         }
     }
     ensure!(!run.summary.is_empty(), "the run printed no summary line:\n{log}");
@@ -547,6 +552,22 @@ mod tests {
         assert_eq!(s["stop"], "token_limit");
         assert_eq!(s["logits_checksum"], "0x91adc697");
         assert_eq!(count_ids(s.get("prompt")), 2);
+    }
+
+    #[test]
+    fn logs_parse_into_counts_and_per_token_ticks() {
+        let log = "INFO  weight multiply-accumulates per token: 655360\n\
+                   INFO  token 1 12 106665 ticks \",\"\n\
+                   INFO  token 2 417 35567 ticks \" there\"\n\
+                   INFO  stop: TokenLimit, 2 tokens\n\
+                   INFO  ticks: prompt 106665 (4 positions), generation 35567 (35567 per token)\n\
+                   summary: kv=q8_0 prompt=[449] generated=[12, 417] stop=token_limit\n\
+                   INFO  stack: 28404 of 4103596 bytes used";
+        let run = parse_log(log).unwrap();
+        assert_eq!(run.token_ticks, [106665, 35567]);
+        assert_eq!((run.prompt_ticks, run.generation_ticks), (106665, 35567));
+        assert_eq!((run.generated, run.weight_macs, run.stack), (2, 655360, 28404));
+        assert!(parse_log("INFO  token 1 12 5 ticks").is_err(), "no summary line");
     }
 
     #[test]

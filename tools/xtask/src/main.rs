@@ -11,6 +11,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod benchmark;
 mod boards;
 mod ci;
 mod device;
@@ -62,6 +63,9 @@ enum Command {
     Ci(ci::CiArgs),
     /// Count instructions per multiply-accumulate of the Q8_0 kernels on every QEMU board.
     BenchKernels(bench::BenchKernelsArgs),
+    /// Every speed figure in one table: kernels and the decode step per QEMU board, desktop
+    /// tokens/s for three model sizes next to llama.cpp's when it is installed.
+    Bench(benchmark::BenchAllArgs),
 }
 
 /// Build mote-core for a bare-metal target.
@@ -194,6 +198,10 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Fuzz(args) => fuzz::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Ci(args) => ci::run(&root, &args),
         Command::BenchKernels(args) => bench::run(&root, &args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => {
+            let boards = boards::load(&root)?;
+            benchmark::run(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 
