@@ -19,7 +19,10 @@
 //! - [`state`]: the run state (KV cache, activations, logits) in caller-provided storage of a size
 //!   known before running.
 //! - [`forward`]: one GPT-2 forward step, reading like the math.
+//! - [`prefill`]: the prompt's positions as one batch, matrix-matrix work (desktop only: the
+//!   batch buffers are a separate, optional storage).
 //! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
+//! - [`split`]: how a matrix product's rows divide over threads, for the desktop to run.
 //! - [`sampler`]: greedy, or transformers' sampling controls with a seeded generator.
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -44,9 +47,11 @@ pub mod forward;
 pub mod gguf;
 pub mod model;
 pub mod ops;
+pub mod prefill;
 pub mod quant;
 pub mod sampler;
 pub mod session;
+pub mod split;
 pub mod state;
 pub mod tokenizer;
 
