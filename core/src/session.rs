@@ -1,5 +1,6 @@
-//! Generation: prefill the prompt (one position at a time, or in batches with a [`Prefill`] scratch;
-//! the output head runs at its last position only), then decode (greedily, or with a [`Sampler`]), streaming each new token to a callback,
+//! Generation: prefill the prompt (one position at a time, or on the desktop in batches with a
+//! [`crate::prefill::Prefill`] scratch; the output head runs at its last position only), then
+//! decode (greedily, or with a [`Sampler`]), streaming each new token to a callback,
 //! until a stop rule fires.
 //!
 //! Stop rules, checked after each new token is chosen:
@@ -14,6 +15,7 @@ use core::fmt;
 
 use crate::forward::{forward_split, forward_without_logits_split, ForwardError};
 use crate::model::Model;
+#[cfg(any(test, feature = "std"))]
 use crate::prefill::{prefill, Prefill};
 use crate::sampler::Sampler;
 use crate::split::{RowSplit, Serial};
@@ -94,7 +96,9 @@ pub struct Session<'m, 'b, 's> {
     pos: usize,
     /// Who computes the rows of large matrices ([`Serial`] unless told otherwise).
     split: &'m dyn RowSplit,
-    /// Scratch for batched prefill, if the caller gave one.
+    /// Scratch for batched prefill, if the caller gave one. Desktop only (the `std` feature):
+    /// the firmware never batches, and so does not carry the code.
+    #[cfg(any(test, feature = "std"))]
     prefill: Option<Prefill<'s>>,
 }
 
@@ -102,7 +106,14 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// A session at position 0. The state must have been sized for `model`'s hyper-parameters
     /// (checked at the first step).
     pub fn new(model: &'m Model<'b>, state: RunState<'s>) -> Self {
-        Self { model, state, pos: 0, split: &Serial, prefill: None }
+        Self {
+            model,
+            state,
+            pos: 0,
+            split: &Serial,
+            #[cfg(any(test, feature = "std"))]
+            prefill: None,
+        }
     }
 
     /// Hands the rows of large matrices to `split` (several threads, on the desktop). The
@@ -114,6 +125,8 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
 
     /// Prefills prompts in batches with `scratch` (sized for this model), matrix-matrix work
     /// instead of one position at a time; the cache and logits are bit-identical either way.
+    /// Desktop only (the `std` feature).
+    #[cfg(any(test, feature = "std"))]
     pub fn with_prefill(mut self, scratch: Prefill<'s>) -> Self {
         self.prefill = Some(scratch);
         self
@@ -149,6 +162,25 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
         forward_without_logits_split(self.model, &mut self.state, token, pos, self.split)?;
         self.state.record_token(pos, token);
         self.pos += 1;
+        Ok(())
+    }
+
+    /// Feeds `tokens` whose predictions nobody reads: in batches when there is a prefill
+    /// scratch, else one position at a time.
+    fn feed_all(&mut self, tokens: &[u32]) -> Result<(), ForwardError> {
+        #[cfg(any(test, feature = "std"))]
+        if let Some(scratch) = self.prefill.as_mut() {
+            let pos = self.pos;
+            prefill(self.model, &mut self.state, scratch, tokens, pos, self.split)?;
+            for (i, &t) in tokens.iter().enumerate() {
+                self.state.record_token(pos + i, t);
+            }
+            self.pos = pos + tokens.len();
+            return Ok(());
+        }
+        for &t in tokens {
+            self.feed(t)?;
+        }
         Ok(())
     }
 
@@ -193,20 +225,7 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
             None => return Err(SessionError::EmptyPrompt),
         };
         // Only the last prompt position's logits are read.
-        match self.prefill.as_mut() {
-            Some(scratch) => {
-                prefill(self.model, &mut self.state, scratch, head, 0, self.split)?;
-                for (p, &t) in head.iter().enumerate() {
-                    self.state.record_token(p, t);
-                }
-                self.pos = head.len();
-            }
-            None => {
-                for &t in head {
-                    self.feed(t)?;
-                }
-            }
-        }
+        self.feed_all(head)?;
         let mut next = self.step_and_pick(*last, sampler)?;
         let mut n_generated = 0;
         if max_tokens == 0 {

@@ -12,7 +12,7 @@ use rayon::ThreadPool;
 
 /// Positions per batched-prefill pass unless `--batch` says otherwise: a whole prompt of the
 /// bundled model, and enough on GPT-2 124M for the weights to be read from memory once per 64
-/// tokens; the scratch stays small next to the model (124M: 16 MB, most of it the 64 logit rows
+/// tokens; the scratch stays small next to the model (124M: 15 MB, most of it the 64 logit rows
 /// that `mote eval` needs).
 pub const DEFAULT_BATCH: usize = 64;
 
