@@ -7,8 +7,9 @@
 //!
 //! The crate is `no_std` and runs the same code on x86_64 and Cortex-M. Floating-point functions go
 //! through `libm`, never the platform's, so a model and a prompt give bit-identical results on every
-//! target. The optional `std` feature (the desktop crate's, never the firmware's) only adds run-time
-//! CPU detection, to pick the AVX2 Q8_0 kernel on x86_64; it gives the same bits as the portable one.
+//! target. The optional `std` feature (the desktop crate's, never the firmware's) adds run-time CPU
+//! detection, to pick the AVX2 Q8_0 kernel on x86_64, and batched prefill in [`session::Session`];
+//! both give the same bits as the portable, per-token path.
 //!
 //! Modules, one concept each:
 //! - [`gguf`]: a zero-copy GGUF reader (header, metadata, tensor infos, tensor views).

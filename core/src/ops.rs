@@ -207,7 +207,7 @@ pub fn matvec_split(
 /// for Q8_0 weights. Each output row has exactly the bits [`matvec`] gives for its row of `x`.
 ///
 /// Q8_0 weights are read in tiles of rows that every token passes over while they are in cache
-/// (see [`MATMUL_TILE_BYTES`]); with `split`, tokens are handed out in whole rows of `out`.
+/// (64 KB of rows at a time); with `split`, tokens are handed out in whole rows of `out`.
 pub fn matmul(
     out: &mut [f32],
     w: &Matrix<'_>,
