@@ -6,7 +6,8 @@
 use core::fmt;
 
 use crate::model::Model;
-use crate::ops::{add, gelu, layer_norm, matvec};
+use crate::ops::{add, gelu, layer_norm, matvec_split};
+use crate::split::{RowSplit, Serial};
 use crate::state::RunState;
 
 /// Why a forward step was refused.
@@ -62,11 +63,23 @@ pub fn forward<'s>(
     token: u32,
     pos: usize,
 ) -> Result<&'s [f32], ForwardError> {
-    forward_blocks(model, s, token, pos)?;
+    forward_split(model, s, token, pos, &Serial)
+}
+
+/// [`forward`] with the rows of large matrices handed out by `split` (to several threads, on the
+/// desktop); the same bits as [`forward`].
+pub fn forward_split<'s>(
+    model: &Model<'_>,
+    s: &'s mut RunState<'_>,
+    token: u32,
+    pos: usize,
+    split: &dyn RowSplit,
+) -> Result<&'s [f32], ForwardError> {
+    forward_blocks(model, s, token, pos, split)?;
     // logits = lm_head(ln_f(x))
     let hp = model.hparams;
     layer_norm(s.xb, s.x, model.ln_f.weight, model.ln_f.bias, hp.eps);
-    matvec(s.logits, &model.lm_head, None, s.xb, s.xq);
+    matvec_split(s.logits, &model.lm_head, None, s.xb, s.xq, split);
     Ok(s.logits)
 }
 
@@ -79,13 +92,25 @@ pub fn forward_without_logits(
     token: u32,
     pos: usize,
 ) -> Result<(), ForwardError> {
-    forward_blocks(model, s, token, pos)
+    forward_blocks(model, s, token, pos, &Serial)
 }
 
-/// The embeddings and every block: leaves the residual stream `x(C)` of `token` at `pos` in `s`.
-fn forward_blocks(
+/// [`forward_without_logits`] with the rows of large matrices handed out by `split`.
+pub fn forward_without_logits_split(
     model: &Model<'_>,
     s: &mut RunState<'_>,
+    token: u32,
+    pos: usize,
+    split: &dyn RowSplit,
+) -> Result<(), ForwardError> {
+    forward_blocks(model, s, token, pos, split)
+}
+
+/// Refuses a step that [`forward`] cannot run: a state sized for another model, a token outside
+/// the vocabulary, a position past the context.
+pub(crate) fn check_step(
+    model: &Model<'_>,
+    s: &RunState<'_>,
     token: u32,
     pos: usize,
 ) -> Result<(), ForwardError> {
@@ -99,6 +124,19 @@ fn forward_blocks(
     if pos >= hp.n_ctx {
         return Err(ForwardError::PositionOutOfRange { pos, n_ctx: hp.n_ctx });
     }
+    Ok(())
+}
+
+/// The embeddings and every block: leaves the residual stream `x(C)` of `token` at `pos` in `s`.
+fn forward_blocks(
+    model: &Model<'_>,
+    s: &mut RunState<'_>,
+    token: u32,
+    pos: usize,
+    split: &dyn RowSplit,
+) -> Result<(), ForwardError> {
+    let hp = model.hparams;
+    check_step(model, s, token, pos)?;
 
     // x = wte[token] + wpe[pos]
     model.wte.row_to_f32(s.x, token as usize);
@@ -108,16 +146,16 @@ fn forward_blocks(
     for (l, w) in model.layers().iter().enumerate() {
         // Attention: x += c_proj(attn(c_attn(ln_1(x))))
         layer_norm(s.xb, s.x, w.ln_1.weight, w.ln_1.bias, hp.eps);
-        matvec(s.qkv, &w.c_attn.weight, Some(w.c_attn.bias), s.xb, s.xq);
+        matvec_split(s.qkv, &w.c_attn.weight, Some(w.c_attn.bias), s.xb, s.xq, split);
         s.store_kv(l, pos);
         s.attend(l, pos);
-        matvec(s.xb2, &w.attn_c_proj.weight, Some(w.attn_c_proj.bias), s.xb, s.xq);
+        matvec_split(s.xb2, &w.attn_c_proj.weight, Some(w.attn_c_proj.bias), s.xb, s.xq, split);
         add(s.x, s.xb2);
         // MLP: x += c_proj(gelu(c_fc(ln_2(x))))
         layer_norm(s.xb, s.x, w.ln_2.weight, w.ln_2.bias, hp.eps);
-        matvec(s.hb, &w.c_fc.weight, Some(w.c_fc.bias), s.xb, s.xq);
+        matvec_split(s.hb, &w.c_fc.weight, Some(w.c_fc.bias), s.xb, s.xq, split);
         gelu(s.hb);
-        matvec(s.xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), s.hb, s.xq);
+        matvec_split(s.xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), s.hb, s.xq, split);
         add(s.x, s.xb2);
     }
     Ok(())

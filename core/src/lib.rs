@@ -7,8 +7,9 @@
 //!
 //! The crate is `no_std` and runs the same code on x86_64 and Cortex-M. Floating-point functions go
 //! through `libm`, never the platform's, so a model and a prompt give bit-identical results on every
-//! target. The optional `std` feature (the desktop crate's, never the firmware's) only adds run-time
-//! CPU detection, to pick the AVX2 Q8_0 kernel on x86_64; it gives the same bits as the portable one.
+//! target. The optional `std` feature (the desktop crate's, never the firmware's) adds run-time CPU
+//! detection, to pick the AVX2 Q8_0 kernel on x86_64, and batched prefill in [`session::Session`];
+//! both give the same bits as the portable, per-token path.
 //!
 //! Modules, one concept each:
 //! - [`gguf`]: a zero-copy GGUF reader (header, metadata, tensor infos, tensor views).
@@ -19,7 +20,10 @@
 //! - [`state`]: the run state (KV cache, activations, logits) in caller-provided storage of a size
 //!   known before running.
 //! - [`forward`]: one GPT-2 forward step, reading like the math.
+//! - [`prefill`]: the prompt's positions as one batch, matrix-matrix work (desktop only: the
+//!   batch buffers are a separate, optional storage).
 //! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
+//! - [`split`]: how a matrix product's rows divide over threads, for the desktop to run.
 //! - [`sampler`]: greedy, or transformers' sampling controls with a seeded generator.
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
@@ -44,9 +48,11 @@ pub mod forward;
 pub mod gguf;
 pub mod model;
 pub mod ops;
+pub mod prefill;
 pub mod quant;
 pub mod sampler;
 pub mod session;
+pub mod split;
 pub mod state;
 pub mod tokenizer;
 

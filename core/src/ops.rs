@@ -19,6 +19,7 @@ mod x86_64;
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
 use crate::quant::{f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use crate::split::{split_if_large, RowSplit, Serial};
 
 /// `sqrt(2 / pi)`, GELU's tanh-form constant.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -129,6 +130,14 @@ pub fn q8_0_kernel_name() -> &'static str {
     "portable"
 }
 
+/// Rows a piece of a split Q8_0 product holds a multiple of: the AVX2 kernel's group.
+const ROW_GRAIN: usize = 8;
+
+/// Bytes of weight rows [`matmul`] reads per tile: every token of the batch passes over a tile
+/// while it is in the core's 512 KB level-2 cache (and usually its 32 KB level 1 for the small
+/// model), so the weights come from memory once per batch instead of once per token.
+const MATMUL_TILE_BYTES: usize = 64 * 1024;
+
 /// `out(d) = W(d, n) . x(n) + bias(d)`, over F32, F16 or Q8_0 rows.
 ///
 /// For Q8_0 rows `x` is first quantized to Q8_0 blocks in `xq` (at least `n / 32` blocks), as ggml
@@ -140,6 +149,20 @@ pub fn matvec(
     bias: Option<F32s<'_>>,
     x: &[f32],
     xq: &mut [BlockQ8_0],
+) {
+    matvec_split(out, w, bias, x, xq, &Serial);
+}
+
+/// [`matvec`], with the rows of a Q8_0 matrix of at least [`crate::split::SPLIT_MIN_BYTES`]
+/// handed out by `split` (to several threads, on the desktop). Bit-identical to [`matvec`]: each
+/// row is computed by the same kernel in the same order wherever it runs.
+pub fn matvec_split(
+    out: &mut [f32],
+    w: &Matrix<'_>,
+    bias: Option<F32s<'_>>,
+    x: &[f32],
+    xq: &mut [BlockQ8_0],
+    split: &dyn RowSplit,
 ) {
     let rb = w.row_bytes();
     if rb == 0 {
@@ -164,12 +187,81 @@ pub fn matvec(
                 None => return,
             };
             quantize_row_q8_0(xq, x);
-            matvec_q8_0_rows(out, w.data, rb, xq);
+            let xq = &*xq;
+            split_if_large(split, w.data.len(), out, ROW_GRAIN, &|start, piece| {
+                if let Some(rows) = w.data.get(start.saturating_mul(rb)..) {
+                    matvec_q8_0_rows(piece, rows, rb, xq);
+                }
+            });
         }
     }
     if let Some(b) = bias {
         for (o, b) in out.iter_mut().zip(b.iter()) {
             *o += b;
+        }
+    }
+}
+
+/// `out(P, d) = X(P, n) . W(d, n)^T + bias(d)`: [`matvec`] for each of the `P` rows of `x`
+/// (tokens), with `P = min(out.len() / d, x.len() / n)`; `xq` holds at least `P * n / 32` blocks
+/// for Q8_0 weights. Each output row has exactly the bits [`matvec`] gives for its row of `x`.
+///
+/// Q8_0 weights are read in tiles of rows that every token passes over while they are in cache
+/// (64 KB of rows at a time); with `split`, tokens are handed out in whole rows of `out`.
+pub fn matmul(
+    out: &mut [f32],
+    w: &Matrix<'_>,
+    bias: Option<F32s<'_>>,
+    x: &[f32],
+    xq: &mut [BlockQ8_0],
+    split: &dyn RowSplit,
+) {
+    let (n, d, rb) = (w.n_in, w.n_out, w.row_bytes());
+    if n == 0 || d == 0 || rb == 0 {
+        return;
+    }
+    let p = (out.len() / d).min(x.len() / n);
+    let Some(out) = out.get_mut(..p * d) else { return };
+    match w.ty {
+        GgmlType::F32 | GgmlType::F16 => {
+            for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {
+                matvec(o, w, None, xt, &mut []);
+            }
+        }
+        GgmlType::Q8_0 => {
+            let nb = n / QK8_0;
+            let Some(xq) = xq.get_mut(..p * nb) else { return };
+            for (q, xt) in xq.chunks_exact_mut(nb.max(1)).zip(x.chunks_exact(n)) {
+                quantize_row_q8_0(q, xt);
+            }
+            let xq = &*xq;
+            let tile_rows = (MATMUL_TILE_BYTES / rb / ROW_GRAIN).max(1) * ROW_GRAIN;
+            split_if_large(split, w.data.len(), out, d, &|start, piece| {
+                let t0 = start / d;
+                let mut r0 = 0;
+                while r0 < d {
+                    let r1 = (r0 + tile_rows).min(d);
+                    let Some(rows) = w.data.get(r0 * rb..(r1 * rb).min(w.data.len())) else {
+                        return;
+                    };
+                    for (t, o) in piece.chunks_exact_mut(d).enumerate() {
+                        let from = (t0 + t) * nb;
+                        let (Some(o), Some(xt)) = (o.get_mut(r0..r1), xq.get(from..from + nb))
+                        else {
+                            return;
+                        };
+                        matvec_q8_0_rows(o, rows, rb, xt);
+                    }
+                    r0 = r1;
+                }
+            });
+        }
+    }
+    if let Some(b) = bias {
+        for o in out.chunks_exact_mut(d) {
+            for (o, b) in o.iter_mut().zip(b.iter()) {
+                *o += b;
+            }
         }
     }
 }

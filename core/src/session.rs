@@ -1,5 +1,6 @@
-//! Generation: prefill the prompt one position at a time (the output head runs at its last position
-//! only), then decode (greedily, or with a [`Sampler`]), streaming each new token to a callback,
+//! Generation: prefill the prompt (one position at a time, or on the desktop in batches with a
+//! [`crate::prefill::Prefill`] scratch; the output head runs at its last position only), then
+//! decode (greedily, or with a [`Sampler`]), streaming each new token to a callback,
 //! until a stop rule fires.
 //!
 //! Stop rules, checked after each new token is chosen:
@@ -12,9 +13,12 @@
 
 use core::fmt;
 
-use crate::forward::{forward, forward_without_logits, ForwardError};
+use crate::forward::{forward_split, forward_without_logits_split, ForwardError};
 use crate::model::Model;
+#[cfg(any(test, feature = "std"))]
+use crate::prefill::{prefill, Prefill};
 use crate::sampler::Sampler;
+use crate::split::{RowSplit, Serial};
 use crate::state::RunState;
 
 /// Why generation stopped.
@@ -90,13 +94,42 @@ pub struct Session<'m, 'b, 's> {
     model: &'m Model<'b>,
     state: RunState<'s>,
     pos: usize,
+    /// Who computes the rows of large matrices ([`Serial`] unless told otherwise).
+    split: &'m dyn RowSplit,
+    /// Scratch for batched prefill, if the caller gave one. Desktop only (the `std` feature):
+    /// the firmware never batches, and so does not carry the code.
+    #[cfg(any(test, feature = "std"))]
+    prefill: Option<Prefill<'s>>,
 }
 
 impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// A session at position 0. The state must have been sized for `model`'s hyper-parameters
     /// (checked at the first step).
     pub fn new(model: &'m Model<'b>, state: RunState<'s>) -> Self {
-        Self { model, state, pos: 0 }
+        Self {
+            model,
+            state,
+            pos: 0,
+            split: &Serial,
+            #[cfg(any(test, feature = "std"))]
+            prefill: None,
+        }
+    }
+
+    /// Hands the rows of large matrices to `split` (several threads, on the desktop). The
+    /// results are bit-identical to one thread's.
+    pub fn with_row_split(mut self, split: &'m dyn RowSplit) -> Self {
+        self.split = split;
+        self
+    }
+
+    /// Prefills prompts in batches with `scratch` (sized for this model), matrix-matrix work
+    /// instead of one position at a time; the cache and logits are bit-identical either way.
+    /// Desktop only (the `std` feature).
+    #[cfg(any(test, feature = "std"))]
+    pub fn with_prefill(mut self, scratch: Prefill<'s>) -> Self {
+        self.prefill = Some(scratch);
+        self
     }
 
     /// Positions used so far.
@@ -117,7 +150,7 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// Feeds one token at the next position and returns the logits for the token after it.
     pub fn step(&mut self, token: u32) -> Result<&[f32], ForwardError> {
         let pos = self.pos;
-        forward(self.model, &mut self.state, token, pos)?;
+        forward_split(self.model, &mut self.state, token, pos, self.split)?;
         self.state.record_token(pos, token);
         self.pos += 1;
         Ok(self.state.logits())
@@ -126,9 +159,28 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// Feeds one token whose prediction nobody reads: [`Session::step`] without the output head.
     fn feed(&mut self, token: u32) -> Result<(), ForwardError> {
         let pos = self.pos;
-        forward_without_logits(self.model, &mut self.state, token, pos)?;
+        forward_without_logits_split(self.model, &mut self.state, token, pos, self.split)?;
         self.state.record_token(pos, token);
         self.pos += 1;
+        Ok(())
+    }
+
+    /// Feeds `tokens` whose predictions nobody reads: in batches when there is a prefill
+    /// scratch, else one position at a time.
+    fn feed_all(&mut self, tokens: &[u32]) -> Result<(), ForwardError> {
+        #[cfg(any(test, feature = "std"))]
+        if let Some(scratch) = self.prefill.as_mut() {
+            let pos = self.pos;
+            prefill(self.model, &mut self.state, scratch, tokens, pos, self.split)?;
+            for (i, &t) in tokens.iter().enumerate() {
+                self.state.record_token(pos + i, t);
+            }
+            self.pos = pos + tokens.len();
+            return Ok(());
+        }
+        for &t in tokens {
+            self.feed(t)?;
+        }
         Ok(())
     }
 
@@ -173,9 +225,7 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
             None => return Err(SessionError::EmptyPrompt),
         };
         // Only the last prompt position's logits are read.
-        for &t in head {
-            self.feed(t)?;
-        }
+        self.feed_all(head)?;
         let mut next = self.step_and_pick(*last, sampler)?;
         let mut n_generated = 0;
         if max_tokens == 0 {
@@ -213,6 +263,7 @@ pub fn logits_checksum(logits: &[f32]) -> u32 {
 #[cfg(test)]
 mod session_tests {
     use super::*;
+    use crate::forward::forward;
     use crate::gguf::Gguf;
     use crate::model::test_model::{Meta, Spec};
     use crate::sampler::argmax;
@@ -313,6 +364,31 @@ mod session_tests {
             Err(SessionError::Forward(ForwardError::TokenOutOfRange { token: 40, n_vocab: 40 }))
         );
         assert!(streamed.is_empty());
+    }
+
+    #[test]
+    fn batched_prefill_generates_the_same_tokens_and_logits() {
+        let blob = without_eos(Spec::gpt2(8)).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let m = Model::load(&g).unwrap();
+        let prompt = [3, 1, 4, 1, 5];
+        let run = |batch: Option<usize>| {
+            let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];
+            let s = RunState::new(&m.hparams, KvType::Q8_0, &mut buf).unwrap();
+            let mut pbuf = vec![0u8; Prefill::bytes_needed(&m.hparams, batch.unwrap_or(1))];
+            let mut session = Session::new(&m, s);
+            if let Some(b) = batch {
+                session = session.with_prefill(Prefill::new(&m.hparams, b, &mut pbuf).unwrap());
+            }
+            let mut streamed = Vec::new();
+            let r = session.generate(&prompt, 3, |t| streamed.push(t)).unwrap();
+            (r, streamed, session.pos(), logits_checksum(session.logits()))
+        };
+        let expected = run(None);
+        assert_eq!(expected.2, prompt.len() + 2);
+        for batch in [1, 2, 4, 16] {
+            assert_eq!(run(Some(batch)), expected, "batch {batch}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! `mote bench`: how fast a model runs here, one thread, and how fast llama.cpp runs the same file
-//! in the same run when its `llama-bench` is installed.
+//! `mote bench`: how fast a model runs here, on `--threads` threads, and how fast llama.cpp runs
+//! the same file with as many threads in the same run when its `llama-bench` is installed.
 //!
 //! Prompt speed is what [`Session::generate`] spends before its first new token (the output head
-//! at the last prompt position only); decode speed is that of single steps from position 0 with
+//! at the last prompt position only), measured both batched (`--batch` positions per pass) and
+//! one position at a time; decode speed is that of single steps from position 0 with
 //! greedy feedback, which is what `llama-bench -p 0 -n N` times. Wall-clock figures on a shared
 //! machine are noisy: compare the ratio, which comes from one run.
 
@@ -15,10 +16,12 @@ use anyhow::{bail, Context as _};
 use mote_core::model::Model;
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
+use mote_core::split::RowSplit;
 use mote_core::state::{KvType, RunState};
 
 use crate::generate::{load_model, state_storage, KvArg};
 use crate::model_file::ModelFile;
+use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 
 /// The environment variable naming `llama-bench`, checked before `PATH`.
 pub const LLAMA_BENCH_ENV: &str = "MOTE_LLAMA_BENCH";
@@ -38,6 +41,10 @@ pub struct Args {
     /// Element type of the KV cache (llama.cpp's default is f16).
     #[arg(long, value_enum, default_value_t = KvArg::F16)]
     pub kv: KvArg,
+    /// Threads (also llama-bench's `-t`) and prefill batch; the prompt is also timed one
+    /// position at a time.
+    #[command(flatten)]
+    pub speed: SpeedArgs,
     /// Runs of each measurement; the mean is reported (`llama-bench -r`).
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
@@ -73,14 +80,18 @@ pub struct Report {
     pub n_vocab: usize,
     /// The Q8_0 kernel in use (`avx2` or `portable`).
     pub kernel: &'static str,
-    /// Threads (mote runs single-threaded).
+    /// Threads.
     pub threads: usize,
+    /// Prompt positions per batched-prefill pass (0: none).
+    pub batch: usize,
     /// KV cache type.
     pub kv: &'static str,
     /// Prompt tokens per run.
     pub prompt_tokens: usize,
-    /// Mean prompt tokens/s.
+    /// Mean prompt tokens/s, batched (one position at a time with `--batch 0`).
     pub prompt_tokens_per_second: f64,
+    /// Mean prompt tokens/s, one position at a time.
+    pub prompt_unbatched_tokens_per_second: f64,
     /// Decoded tokens per run.
     pub decode_tokens: usize,
     /// Mean decode tokens/s.
@@ -94,19 +105,37 @@ fn prompt(n: usize, n_vocab: usize) -> Vec<u32> {
     (0..n).map(|i| ((i * 7919 + 1) % n_vocab) as u32).collect()
 }
 
-/// Seconds to prefill `tokens` (up to the first new token's logits).
-fn time_prefill(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> anyhow::Result<f64> {
+/// Seconds to prefill `tokens` (up to the first new token's logits), `batch` positions per pass
+/// (0: one at a time).
+fn time_prefill(
+    model: &Model<'_>,
+    kv: KvType,
+    tokens: &[u32],
+    split: &dyn RowSplit,
+    batch: usize,
+) -> anyhow::Result<f64> {
     let mut storage = state_storage(model, kv);
-    let mut session = Session::new(model, RunState::new(&model.hparams, kv, &mut storage)?);
+    let mut scratch = prefill_storage(&model.hparams, batch);
+    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let mut session = Session::new(model, state).with_row_split(split);
+    if let Some(p) = prefill_scratch(&model.hparams, batch, &mut scratch)? {
+        session = session.with_prefill(p);
+    }
     let start = Instant::now();
     session.generate(tokens, 0, |_| {})?;
     Ok(start.elapsed().as_secs_f64())
 }
 
 /// Seconds to decode `n` tokens from position 0, each the argmax of the previous step's logits.
-fn time_decode(model: &Model<'_>, kv: KvType, n: usize) -> anyhow::Result<f64> {
+fn time_decode(
+    model: &Model<'_>,
+    kv: KvType,
+    n: usize,
+    split: &dyn RowSplit,
+) -> anyhow::Result<f64> {
     let mut storage = state_storage(model, kv);
-    let mut session = Session::new(model, RunState::new(&model.hparams, kv, &mut storage)?);
+    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let mut session = Session::new(model, state).with_row_split(split);
     let mut next = 0u32;
     let start = Instant::now();
     for _ in 0..n {
@@ -148,11 +177,12 @@ pub fn find_llama_bench() -> anyhow::Result<Option<PathBuf>> {
     Ok(std::env::split_paths(&path).map(|d| d.join("llama-bench")).find(|p| p.is_file()))
 }
 
-/// Runs `llama-bench -m M -p 0 -n N -t 1 -r R -o json` and returns its mean decode tokens/s.
+/// Runs `llama-bench -m M -p 0 -n N -t T -r R -o json` and returns its mean decode tokens/s.
 fn run_llama_bench(
     exe: &Path,
     model: &Path,
     n: usize,
+    threads: usize,
     repeat: usize,
 ) -> anyhow::Result<(String, f64)> {
     let args = [
@@ -163,7 +193,7 @@ fn run_llama_bench(
         "-n".into(),
         n.to_string(),
         "-t".into(),
-        "1".into(),
+        threads.to_string(),
         "-r".into(),
         repeat.to_string(),
         "-o".into(),
@@ -215,12 +245,21 @@ pub fn bench(
             bail!("{flag} {n} must be between 1 and the model's context length {}", hp.n_ctx);
         }
     }
+    let split = row_split(args.speed.threads)?;
+    let split = &*split;
     let tokens = prompt(args.prompt_tokens, hp.n_vocab);
-    let prompt_tps = mean_rate(args.repeat, tokens.len(), || time_prefill(model, kv, &tokens))?;
-    let decode_tps = mean_rate(args.repeat, args.tokens, || time_decode(model, kv, args.tokens))?;
+    let n = tokens.len();
+    let unbatched_tps = mean_rate(args.repeat, n, || time_prefill(model, kv, &tokens, split, 0))?;
+    let prompt_tps = match args.speed.batch {
+        0 => unbatched_tps,
+        b => mean_rate(args.repeat, n, || time_prefill(model, kv, &tokens, split, b))?,
+    };
+    let decode_tps =
+        mean_rate(args.repeat, args.tokens, || time_decode(model, kv, args.tokens, split))?;
     let llama_cpp = match llama {
         Some((exe, file)) => {
-            let (command, ts) = run_llama_bench(exe, file, args.tokens, args.repeat)?;
+            let (command, ts) =
+                run_llama_bench(exe, file, args.tokens, args.speed.threads, args.repeat)?;
             Some(LlamaFigures {
                 command,
                 decode_tokens_per_second: ts,
@@ -235,10 +274,12 @@ pub fn bench(
         n_layer: hp.n_layer,
         n_vocab: hp.n_vocab,
         kernel: mote_core::ops::q8_0_kernel_name(),
-        threads: 1,
+        threads: args.speed.threads,
+        batch: args.speed.batch,
         kv: kv.name(),
-        prompt_tokens: tokens.len(),
+        prompt_tokens: n,
         prompt_tokens_per_second: prompt_tps,
+        prompt_unbatched_tokens_per_second: unbatched_tps,
         decode_tokens: args.tokens,
         decode_tokens_per_second: decode_tps,
         llama_cpp,
@@ -276,13 +317,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "model {} (n_embd {}, {} blocks, vocab {}); Q8_0 kernel {}, {} thread, kv {}",
-        r.model, r.n_embd, r.n_layer, r.n_vocab, r.kernel, r.threads, r.kv
+        "model {} (n_embd {}, {} blocks, vocab {}); Q8_0 kernel {}, {} thread{}, kv {}",
+        r.model,
+        r.n_embd,
+        r.n_layer,
+        r.n_vocab,
+        r.kernel,
+        r.threads,
+        if r.threads == 1 { "" } else { "s" },
+        r.kv
     )?;
+    if r.batch > 0 {
+        writeln!(
+            out,
+            "mote       prompt {:>4} tokens: {:>10.1} tokens/s  (batches of {})",
+            r.prompt_tokens, r.prompt_tokens_per_second, r.batch
+        )?;
+    }
     writeln!(
         out,
-        "mote       prompt {:>4} tokens: {:>10.1} tokens/s",
-        r.prompt_tokens, r.prompt_tokens_per_second
+        "mote       prompt {:>4} tokens: {:>10.1} tokens/s  (one position at a time)",
+        r.prompt_tokens, r.prompt_unbatched_tokens_per_second
     )?;
     writeln!(
         out,

@@ -11,11 +11,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use mote_core::model::Model;
+use mote_core::prefill::prefill_logits;
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
 
 use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile};
+use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 
 /// Arguments of `mote eval`.
 #[derive(clap::Args)]
@@ -32,6 +34,8 @@ pub struct Args {
     /// Element type of the KV cache.
     #[arg(long, value_enum, default_value_t = KvArg::F32)]
     pub kv: KvArg,
+    #[command(flatten)]
+    pub speed: SpeedArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -61,24 +65,45 @@ fn nll(logits: &[f32], target: u32) -> f64 {
     (sum.ln() + max) - lt
 }
 
-/// Evaluates `tokens` (see the module docs for the windows).
-pub fn evaluate(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> anyhow::Result<Perplexity> {
+/// Evaluates `tokens` (see the module docs for the windows), each window in batches of
+/// `speed.batch` positions (one at a time for 0) on `speed.threads` threads: the logits, and so
+/// the result, are the same bits either way.
+pub fn evaluate(
+    model: &Model<'_>,
+    kv: KvType,
+    tokens: &[u32],
+    speed: SpeedArgs,
+) -> anyhow::Result<Perplexity> {
     let n_ctx = model.hparams.n_ctx;
+    let split = row_split(speed.threads)?;
     let mut storage = state_storage(model, kv);
-    let state = RunState::new(&model.hparams, kv, &mut storage)?;
-    let mut session = Session::new(model, state);
+    let mut scratch = prefill_storage(&model.hparams, speed.batch);
+    let mut batch = prefill_scratch(&model.hparams, speed.batch, &mut scratch)?;
+    let mut state = RunState::new(&model.hparams, kv, &mut storage)?;
     let (mut total, mut n_predicted, mut top1) = (0.0f64, 0usize, Vec::new());
-    for window in tokens.chunks(n_ctx) {
-        if window.len() < 2 {
-            break;
+    let mut score = |window: &[u32], i: usize, logits: &[f32]| {
+        if let Some(&next) = window.get(i + 1) {
+            total += nll(logits, next);
+            top1.push(argmax(logits));
+            n_predicted += 1;
         }
-        session.reset();
-        for (i, &t) in window.iter().enumerate() {
-            let logits = session.step(t)?;
-            if let Some(&next) = window.get(i + 1) {
-                total += nll(logits, next);
-                top1.push(argmax(logits));
-                n_predicted += 1;
+    };
+    let windows = tokens.chunks(n_ctx).take_while(|w| w.len() >= 2);
+    match batch.as_mut() {
+        Some(p) => {
+            for window in windows {
+                prefill_logits(model, &mut state, p, window, 0, &*split, |i, logits| {
+                    score(window, i, logits)
+                })?;
+            }
+        }
+        None => {
+            let mut session = Session::new(model, state).with_row_split(&*split);
+            for window in windows {
+                session.reset();
+                for (i, &t) in window.iter().enumerate() {
+                    score(window, i, session.step(t)?);
+                }
             }
         }
     }
@@ -121,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give --text FILE or --token-ids FILE"),
     };
-    let r = evaluate(&model, args.kv.into(), &tokens)?;
+    let r = evaluate(&model, args.kv.into(), &tokens, args.speed)?;
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {

@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 use mote_core::gguf::Gguf;
 
 pub use crate::model_file::ModelFile;
+use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 use crate::tokenize::utf8_text;
 use mote_core::model::Model;
 use mote_core::sampler::{Sampler, SamplerConfig};
@@ -46,6 +47,8 @@ pub struct Args {
     /// Print one JSON object (prompt ids, generated ids, text, tokens/s) instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub speed: SpeedArgs,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -193,6 +196,8 @@ pub struct Output {
 
 /// Runs generation (greedy unless `sampling` says otherwise) and calls `on_bytes` with each new
 /// token's bytes as it is produced.
+// Each argument is one independent choice of the command line; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     model: &Model<'_>,
     detok: &Detokenizer<'_>,
@@ -200,12 +205,18 @@ pub fn generate(
     max_tokens: usize,
     kv: KvType,
     sampling: SamplerConfig,
+    speed: SpeedArgs,
     mut on_bytes: impl FnMut(&[u8]),
 ) -> anyhow::Result<Output> {
     let mut sampler = Sampler::new(sampling, model.hparams.n_ctx)?;
+    let split = row_split(speed.threads)?;
     let mut storage = state_storage(model, kv);
+    let mut scratch = prefill_storage(&model.hparams, speed.batch);
     let state = RunState::new(&model.hparams, kv, &mut storage)?;
-    let mut session = Session::new(model, state);
+    let mut session = Session::new(model, state).with_row_split(&*split);
+    if let Some(p) = prefill_scratch(&model.hparams, speed.batch, &mut scratch)? {
+        session = session.with_prefill(p);
+    }
     let mut generated = Vec::new();
     let mut text = Vec::new();
     let start = Instant::now();
@@ -276,7 +287,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let json = args.json;
     let mut stdout = std::io::stdout().lock();
     let sampling = SamplerConfig::from(&args.sampling);
-    let out = generate(&model, &detok, &prompt, args.max_tokens, kv, sampling, |b| {
+    let out = generate(&model, &detok, &prompt, args.max_tokens, kv, sampling, args.speed, |b| {
         if !json {
             // Streaming is best effort: a closed pipe must not abort the generation's summary.
             let _ = stdout.write_all(b);

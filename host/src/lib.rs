@@ -9,5 +9,6 @@ pub mod generate;
 pub mod gguf_writer;
 pub mod inspect;
 pub mod model_file;
+pub mod threads;
 pub mod tokenize;
 pub mod tokenizer_index;

@@ -26,7 +26,9 @@ fn reports_prompt_and_decode_rates_of_the_bundled_model() {
     assert_eq!((j["n_embd"].as_u64(), j["n_vocab"].as_u64()), (Some(128), Some(2048)));
     assert_eq!((j["prompt_tokens"].as_u64(), j["decode_tokens"].as_u64()), (Some(5), Some(4)));
     assert!(j["prompt_tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert!(j["prompt_unbatched_tokens_per_second"].as_f64().unwrap() > 0.0);
     assert!(j["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!((j["threads"].as_u64(), j["batch"].as_u64()), (Some(1), Some(64)));
     assert!(["avx2", "portable"].contains(&j["kernel"].as_str().unwrap()));
     assert_eq!(j["kv"], "f16");
     assert!(j["llama_cpp"].is_null());
@@ -49,19 +51,32 @@ fn runs_llama_bench_from_the_environment_and_reports_the_ratio() {
         "#!/bin/sh\n\
          [ \"$1\" = -m ] && [ -s \"$2\" ] || exit 3\n\
          shift 2\n\
-         [ \"$*\" = \"-p 0 -n 4 -t 1 -r 1 -o json\" ] || exit 4\n\
+         [ \"$*\" = \"-p 0 -n 4 -t 2 -r 1 -o json\" ] || exit 4\n\
          echo '[{\"n_prompt\": 0, \"n_gen\": 4, \"avg_ts\": 250.0}]'\n",
     )
     .unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = exe.to_str().unwrap();
-    let args = ["bench", "--prompt-tokens", "3", "--tokens", "4", "--repeat", "1", "--json"];
+    // llama.cpp runs on as many threads as mote.
+    let args = [
+        "bench",
+        "--prompt-tokens",
+        "3",
+        "--tokens",
+        "4",
+        "--repeat",
+        "1",
+        "--threads",
+        "2",
+        "--json",
+    ];
     let j = json(&mote(&args, &[("MOTE_LLAMA_BENCH", exe)]));
     let l = &j["llama_cpp"];
     assert_eq!(l["decode_tokens_per_second"].as_f64(), Some(250.0));
     let ratio = j["decode_tokens_per_second"].as_f64().unwrap() / 250.0;
     assert!((l["ratio"].as_f64().unwrap() - ratio).abs() <= 1e-9 * ratio);
-    assert!(l["command"].as_str().unwrap().contains("-p 0 -n 4 -t 1"));
+    assert!(l["command"].as_str().unwrap().contains("-p 0 -n 4 -t 2"));
+    assert_eq!(j["threads"].as_u64(), Some(2));
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use mote::eval::evaluate;
 use mote::generate::ModelFile;
+use mote::threads::SpeedArgs;
 use mote_core::model::Model;
 use mote_core::state::KvType;
 use mote_tests::shared_data;
@@ -28,10 +29,37 @@ fn eval_tokens(m: &Value) -> Vec<u32> {
 }
 
 fn perplexity(file: &str, kv: KvType, tokens: &[u32]) -> mote::eval::Perplexity {
+    perplexity_with(file, kv, tokens, SpeedArgs::default())
+}
+
+fn perplexity_with(
+    file: &str,
+    kv: KvType,
+    tokens: &[u32],
+    speed: SpeedArgs,
+) -> mote::eval::Perplexity {
     let f = ModelFile::open(&fixtures().join(file)).unwrap();
     let g = f.gguf().unwrap();
     let model = Model::load(&g).unwrap();
-    evaluate(&model, kv, tokens).unwrap()
+    evaluate(&model, kv, tokens, speed).unwrap()
+}
+
+#[test]
+fn batched_and_threaded_evaluation_gives_the_same_bits() {
+    let m = tiny();
+    let tokens = eval_tokens(&m);
+    let file = m["gguf"]["q8_0"].as_str().unwrap();
+    let one = perplexity_with(file, KvType::Q8_0, &tokens, SpeedArgs { threads: 1, batch: 0 });
+    assert!(one.n_predicted > 100);
+    for (threads, batch) in [(1, 1), (1, 5), (2, 64)] {
+        let r = perplexity_with(file, KvType::Q8_0, &tokens, SpeedArgs { threads, batch });
+        assert_eq!(
+            r.mean_nll.to_bits(),
+            one.mean_nll.to_bits(),
+            "{threads} threads, batch {batch}"
+        );
+        assert_eq!(r.top1, one.top1);
+    }
 }
 
 #[test]
@@ -93,7 +121,7 @@ fn rejects_text_too_short_to_predict() {
     let f = ModelFile::open(&fixtures().join(m["gguf"]["f32"].as_str().unwrap())).unwrap();
     let g = f.gguf().unwrap();
     let model = Model::load(&g).unwrap();
-    let err = evaluate(&model, KvType::F32, &[1]).unwrap_err().to_string();
+    let err = evaluate(&model, KvType::F32, &[1], SpeedArgs::default()).unwrap_err().to_string();
     assert!(err.contains("needs at least 2"), "{err}");
 }
 

@@ -267,3 +267,25 @@ fn without_model_uses_the_bundled_default_model() {
     assert_eq!(a["text"], b["text"]);
     assert_eq!(ids(&a["generated_ids"]).len(), 12);
 }
+
+#[test]
+fn batch_and_threads_do_not_change_a_single_bit() {
+    // The bundled model with a Q8_0 cache: one position at a time, batches of 3 and of 64, one
+    // and two threads; the final logits' checksum compares every bit.
+    let args = ["generate", "--prompt", "Once upon a time, in a big forest", "--max-tokens", "16"];
+    let run = |extra: &[&str]| -> Value {
+        let out = mote(&[&args[..], &["--kv", "q8_0", "--json"], extra].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let one = run(&["--batch", "0", "--threads", "1"]);
+    assert!(ids(&one["prompt_ids"]).len() > 4);
+    for extra in [["--batch", "3", "--threads", "1"], ["--batch", "64", "--threads", "2"]] {
+        let j = run(&extra);
+        assert_eq!(j["generated_ids"], one["generated_ids"], "{extra:?}");
+        assert_eq!(j["logits_checksum"], one["logits_checksum"], "{extra:?}");
+    }
+    let out = mote(&[&args[..], &["--threads", "0"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--threads 0"), "{err}");
+}

@@ -3,9 +3,14 @@
 //! Bit-identical to the portable kernel (row by row with [`super::dot_q8_0`]), which stays the
 //! reference: the integer part (32 `i8 x i8` products per block, summed to an `i32`) is exact in
 //! any order, and the f32 part runs exactly as the portable kernel writes it, `sum += isum as f32 *
-//! (d_w * d_x)` block after block within each row. What is vectorized is the integer work (four
-//! rows share each activation block), the reduction of eight block sums at once and the scale
-//! products; the running sums stay scalar and in order.
+//! (d_w * d_x)` block after block within each row.
+//!
+//! The portable order makes each row one chain of dependent f32 additions, so a kernel that walks
+//! one row at a time waits on that chain. This one walks [`ROWS`] rows together, one row per lane
+//! of a 256-bit vector: for each block, the eight rows' exact integer dot products are reduced to
+//! one `i32` per lane, converted, scaled and added lane-wise to the eight running sums. Each lane
+//! performs exactly the portable sequence of f32 operations for its row (a multiply, a multiply,
+//! an add: no fused multiply-add), and the eight chains run side by side.
 //!
 //! Widening both operands to `i16` (`vpmovsxbw`) and multiplying with `vpmaddwd` is exact for every
 //! pair of `i8`, including `-128 * -128`; ggml's faster `vpmaddubsw` trick is not (it computes
@@ -16,31 +21,26 @@
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::{
-    __m128, __m128i, __m256i, _mm256_add_epi32, _mm256_castps256_ps128, _mm256_castsi256_si128,
-    _mm256_cvtepi32_ps, _mm256_cvtepi8_epi16, _mm256_cvtph_ps, _mm256_extractf128_ps,
-    _mm256_extracti128_si256, _mm256_hadd_epi32, _mm256_loadu_si256, _mm256_madd_epi16,
-    _mm256_mul_ps, _mm256_permute2x128_si256, _mm256_setzero_si256, _mm256_storeu_ps, _mm_add_ps,
-    _mm_loadu_si128, _mm_set_epi64x, _mm_setzero_ps, _mm_storeu_ps,
+    __m256, __m256i, _mm256_add_epi32, _mm256_add_ps, _mm256_cvtepi32_ps, _mm256_cvtepi8_epi16,
+    _mm256_cvtph_ps, _mm256_hadd_epi32, _mm256_madd_epi16, _mm256_mul_ps,
+    _mm256_permute2x128_si256, _mm256_setzero_ps, _mm256_storeu_ps, _mm_loadu_si128, _mm_prefetch,
+    _mm_set1_epi16, _mm_set_epi64x, _MM_HINT_T0,
 };
 
 use crate::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES};
 
-/// Blocks whose integer sums are reduced together: one 256-bit vector of eight `i32`.
-const GROUP: usize = 8;
+/// Rows computed together, one per f32 lane of a 256-bit vector.
+const ROWS: usize = 8;
 
-/// Matrices larger than this many bytes are read one row at a time, straight through memory.
-/// Four interleaved rows make four short streams that restart every few hundred bytes, which the
-/// hardware prefetcher follows badly once the matrix is not in the caches: measured here, GPT-2
-/// 124M decoded at 55-65% of the one-row speed with four rows, while the default model (every
-/// matrix at most 278 KB) ran 1.4x faster with four.
-const FOUR_ROWS_MAX_BYTES: usize = 512 * 1024;
-
-/// Rows computed together, sharing each activation block once it is widened to `i16`.
-const ROWS: usize = 4;
+/// Cache lines of the next group of rows prefetched per block: eight rows of one block are 272
+/// bytes, 4.25 lines. Eight rows read side by side make eight interleaved streams that the
+/// hardware prefetcher of this machine follows badly once a matrix is not in the caches (GPT-2
+/// 124M decoded at 0.7x the speed of one row at a time without this).
+const PREFETCH_LINES: usize = 5;
 
 /// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes, as
 /// [`super::matvec_q8_0_rows`] computes it row by row with [`super::dot_q8_0`].
-type MatvecQ8_0 = fn(&mut [f32], &[u8], usize, &[BlockQ8_0]);
+pub(crate) type MatvecQ8_0 = fn(&mut [f32], &[u8], usize, &[BlockQ8_0]);
 
 /// The AVX2 Q8_0 matrix-vector product, if this CPU has AVX2 and F16C; `None` otherwise (the
 /// caller keeps the portable kernel).
@@ -59,53 +59,9 @@ fn matvec_q8_0(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
     unsafe { matvec_q8_0_avx2(out, w, row_bytes, xq) }
 }
 
-/// Block dot products waiting to be scaled and added: up to [`GROUP`] of them, each with the row
-/// it belongs to and the two f16 scales.
-struct Pending {
-    acc: [__m256i; GROUP],
-    row: [usize; GROUP],
-    dw: [u16; GROUP],
-    dx: [u16; GROUP],
-    k: usize,
-}
-
-impl Pending {
-    /// Scales the waiting block sums and adds each to its row's sum: `sums(r) += isum * (d_w *
-    /// d_x)`. Blocks of one row were pushed in block order, so each row's sum grows in block
-    /// order, exactly as in the portable kernel; rows only interleave, and never mix.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and F16C.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn flush(&mut self, sums: &mut [f32; ROWS]) {
-        if self.k == 0 {
-            return;
-        }
-        // Lanes at and past `k` hold stale values and are never added.
-        let isum = _mm256_cvtepi32_ps(sum_each(&self.acc));
-        // SAFETY: `dw` and `dx` are eight `u16`, exactly one unaligned 128-bit load each.
-        let (dw, dx) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(self.dw.as_ptr().cast::<__m128i>())),
-                _mm256_cvtph_ps(_mm_loadu_si128(self.dx.as_ptr().cast::<__m128i>())),
-            )
-        };
-        // p = isum * (d_w * d_x), the portable kernel's two products, lane-wise.
-        let p = _mm256_mul_ps(isum, _mm256_mul_ps(dw, dx));
-        let mut ps = [0.0f32; GROUP];
-        // SAFETY: `ps` is eight f32, exactly one unaligned 256-bit store.
-        unsafe { _mm256_storeu_ps(ps.as_mut_ptr(), p) };
-        for (&v, &r) in ps.iter().zip(&self.row).take(self.k) {
-            if let Some(s) = sums.get_mut(r) {
-                *s += v;
-            }
-        }
-        self.k = 0;
-    }
-}
-
-/// `out(d) = W(d, n) . xq(n)`, [`ROWS`] rows at a time; bit-identical to the portable kernel.
+/// `out(d) = W(d, n) . xq(n)`, [`ROWS`] rows at a time; bit-identical to the portable kernel,
+/// which computes `min(out.len(), w.len() / row_bytes)` rows over `min(row_bytes / 34, xq.len())`
+/// blocks and leaves the rest of `out` alone.
 ///
 /// # Safety
 /// The CPU must support AVX2 and F16C.
@@ -115,187 +71,94 @@ unsafe fn matvec_q8_0_avx2(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[Bl
         return;
     }
     let nb = (row_bytes / Q8_0_BLOCK_BYTES).min(xq.len());
-    let mut pending = Pending {
-        acc: [_mm256_setzero_si256(); GROUP],
-        row: [0; GROUP],
-        dw: [0; GROUP],
-        dx: [0; GROUP],
-        k: 0,
-    };
-    if w.len() > FOUR_ROWS_MAX_BYTES {
-        for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
-            *o = one_row(row, xq);
-        }
-        return;
-    }
-    for (outs, rows) in out.chunks_mut(ROWS).zip(w.chunks(ROWS * row_bytes)) {
-        let n_rows = outs.len().min(rows.len() / row_bytes).min(ROWS);
-        if n_rows == ROWS {
-            let mut sums = [0.0f32; ROWS];
-            // SAFETY: `sums` is four f32, exactly one unaligned 128-bit store.
-            unsafe { _mm_storeu_ps(sums.as_mut_ptr(), four_rows(rows, row_bytes, xq, nb)) };
-            outs.copy_from_slice(&sums);
-            continue;
-        }
+    let Some(xq) = xq.get(..nb) else { return };
+    let n_rows = out.len().min(w.len() / row_bytes);
+    let Some(out) = out.get_mut(..n_rows) else { return };
+    for (g, outs) in out.chunks_mut(ROWS).enumerate() {
+        let first = g * ROWS;
+        let last = outs.len() - 1;
+        // A last group of fewer rows repeats its last row in the spare lanes, whose sums are
+        // dropped: every row still gets exactly its own lane's sequence.
+        let starts: [usize; ROWS] = core::array::from_fn(|r| (first + r.min(last)) * row_bytes);
         let mut sums = [0.0f32; ROWS];
-        for (b, xb) in xq.iter().take(nb).enumerate() {
-            // SAFETY: `xb.qs` is exactly 32 bytes, one unaligned 256-bit load.
-            let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast::<__m256i>()) };
-            let x_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
-            let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
-            for r in 0..n_rows {
-                let at = r * row_bytes + b * Q8_0_BLOCK_BYTES;
-                let Some(blk) = rows.get(at..at + Q8_0_BLOCK_BYTES) else { continue };
-                // SAFETY: `blk[2..]` is exactly 32 bytes, one unaligned 256-bit load.
-                let wq = unsafe { _mm256_loadu_si256(blk[2..].as_ptr().cast::<__m256i>()) };
-                let k = pending.k;
-                pending.acc[k] = block_dot(wq, x_lo, x_hi);
-                pending.row[k] = r;
-                pending.dw[k] = u16::from_le_bytes([blk[0], blk[1]]);
-                pending.dx[k] = u16::from_le_bytes(xb.d);
-                pending.k = k + 1;
-                if pending.k == GROUP {
-                    pending.flush(&mut sums);
-                }
-            }
-        }
-        pending.flush(&mut sums);
-        for (o, &s) in outs.iter_mut().zip(&sums).take(n_rows) {
-            *o = s;
-        }
+        // SAFETY: AVX2 and F16C are enabled here; each start is that of a row below `n_rows`,
+        // so `start + row_bytes <= w.len()`, and `nb * 34 <= row_bytes`.
+        let next = w.as_ptr().wrapping_add((first + ROWS) * row_bytes);
+        unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), eight_rows(w, &starts, next, xq)) };
+        outs.copy_from_slice(&sums[..outs.len()]);
     }
 }
 
-/// One row's dot product with `xq`, [`GROUP`] blocks at a time: the same sums as the portable
-/// [`super::dot_q8_0`], in the same order.
+/// The dot products with `xq` of the eight rows starting at byte offsets `starts` of `w`, lane
+/// `r` for row `r`, each summed block by block in the portable order. `next` is where the rows
+/// after these start; it is only prefetched, never read, so it may point anywhere.
 ///
 /// # Safety
-/// The CPU must support AVX2 and F16C.
+/// The CPU must support AVX2 and F16C, and `start + 34 * xq.len() <= w.len()` for every start.
+#[inline]
 #[target_feature(enable = "avx2,f16c")]
-unsafe fn one_row(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
-    let mut sum = 0.0f32;
-    let mut blocks = w_row.chunks_exact(Q8_0_BLOCK_BYTES).zip(xq).peekable();
-    while blocks.peek().is_some() {
-        let mut acc = [_mm256_setzero_si256(); GROUP];
-        let mut dw = [0u16; GROUP];
-        let mut dx = [0u16; GROUP];
-        let mut k = 0;
-        for (wb, xb) in blocks.by_ref().take(GROUP) {
-            // SAFETY: `wb[2..]` and `xb.qs` are exactly 32 bytes each, one unaligned 256-bit load
-            // each.
-            let (w, x) = unsafe {
-                (
-                    _mm256_loadu_si256(wb[2..].as_ptr().cast::<__m256i>()),
-                    _mm256_loadu_si256(xb.qs.as_ptr().cast::<__m256i>()),
-                )
-            };
-            let x_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
-            let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
-            acc[k] = block_dot(w, x_lo, x_hi);
-            dw[k] = u16::from_le_bytes([wb[0], wb[1]]);
-            dx[k] = u16::from_le_bytes(xb.d);
-            k += 1;
+unsafe fn eight_rows(
+    w: &[u8],
+    starts: &[usize; ROWS],
+    next: *const u8,
+    xq: &[BlockQ8_0],
+) -> __m256 {
+    // SAFETY (for every `add` and load below): the caller guarantees each row's blocks
+    // `0..xq.len()` lie inside `w`; a block is 34 bytes, read as its 2-byte scale and two
+    // 16-byte halves.
+    let rows: [*const u8; ROWS] = starts.map(|s| unsafe { w.as_ptr().add(s) });
+    let mut sums = _mm256_setzero_ps();
+    for (b, xb) in xq.iter().enumerate() {
+        let at = b * Q8_0_BLOCK_BYTES;
+        // The next group's rows are one contiguous span, fetched as one stream: 272 bytes of it
+        // per block of the current eight rows, so it is in cache when its turn comes.
+        let ahead = next.wrapping_add(ROWS * at);
+        for line in 0..PREFETCH_LINES {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(64 * line).cast());
         }
-        // Lanes past `k` hold zeros and are never added.
-        let isum = _mm256_cvtepi32_ps(sum_each(&acc));
-        // SAFETY: `dw` and `dx` are eight `u16`, exactly one unaligned 128-bit load each.
-        let (dw, dx) = unsafe {
+        let xp = xb.qs.as_ptr().cast::<u8>();
+        // The activation block widened to i16 once, shared by the eight rows.
+        let (x_lo, x_hi) = unsafe {
             (
-                _mm256_cvtph_ps(_mm_loadu_si128(dw.as_ptr().cast::<__m128i>())),
-                _mm256_cvtph_ps(_mm_loadu_si128(dx.as_ptr().cast::<__m128i>())),
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.cast())),
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(xp.add(16).cast())),
             )
         };
-        let p = _mm256_mul_ps(isum, _mm256_mul_ps(dw, dx));
-        let mut ps = [0.0f32; GROUP];
-        // SAFETY: `ps` is eight f32, exactly one unaligned 256-bit store.
-        unsafe { _mm256_storeu_ps(ps.as_mut_ptr(), p) };
-        for &v in ps.iter().take(k) {
-            sum += v;
-        }
-    }
-    sum
-}
-
-/// One block `b` of four consecutive rows against activation block `xb`: the four blocks' `i32`
-/// partial sums and the rows' f16 scales packed in a `u64` (row `r` in bits `16r..16r + 16`), so
-/// that they reach a vector register without a round trip through memory.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn block_of_four_rows(
-    rows: &[u8],
-    row_bytes: usize,
-    b: usize,
-    xb: &BlockQ8_0,
-) -> ([__m256i; ROWS], u64) {
-    // SAFETY: `xb.qs` is exactly 32 bytes, one unaligned 256-bit load.
-    let x = unsafe { _mm256_loadu_si256(xb.qs.as_ptr().cast::<__m256i>()) };
-    let x_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
-    let x_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
-    let mut acc = [_mm256_setzero_si256(); ROWS];
-    let mut dw = 0u64;
-    for (r, a) in acc.iter_mut().enumerate() {
-        let at = r * row_bytes + b * Q8_0_BLOCK_BYTES;
-        // Always present: the caller passes four whole rows and `b` below their block count.
-        let Some(blk) = rows.get(at..at + Q8_0_BLOCK_BYTES) else { continue };
-        // SAFETY: `blk[2..]` is exactly 32 bytes, one unaligned 256-bit load.
-        let wq = unsafe { _mm256_loadu_si256(blk[2..].as_ptr().cast::<__m256i>()) };
-        *a = block_dot(wq, x_lo, x_hi);
-        dw |= u64::from(u16::from_le_bytes([blk[0], blk[1]])) << (16 * r);
-    }
-    (acc, dw)
-}
-
-/// The four rows' dot products with `xq` (blocks `0..nb`), as one vector: two blocks of the four
-/// rows make one group of eight block sums, and lane `r` of the result is row `r`'s running sum,
-/// grown by block `b` then block `b + 1`: each lane adds in block order, as the portable kernel.
-///
-/// # Safety
-/// The CPU must support AVX2 and F16C.
-#[inline]
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn four_rows(rows: &[u8], row_bytes: usize, xq: &[BlockQ8_0], nb: usize) -> __m128 {
-    let mut sums = _mm_setzero_ps();
-    let mut b = 0;
-    while b < nb {
-        let (Some(x0), x1) = (xq.get(b), xq.get(b + 1).filter(|_| b + 1 < nb)) else { break };
-        let (a0, w0) = block_of_four_rows(rows, row_bytes, b, x0);
-        let (a1, w1) = match x1 {
-            Some(x1) => block_of_four_rows(rows, row_bytes, b + 1, x1),
-            None => ([_mm256_setzero_si256(); ROWS], 0),
-        };
-        let acc = [a0[0], a0[1], a0[2], a0[3], a1[0], a1[1], a1[2], a1[3]];
-        // Each activation scale repeated for the four rows.
-        let d0 = u64::from(u16::from_le_bytes(x0.d)) * 0x0001_0001_0001_0001;
-        let d1 = x1.map_or(0, |x| u64::from(u16::from_le_bytes(x.d)) * 0x0001_0001_0001_0001);
+        let acc: [__m256i; ROWS] = core::array::from_fn(|r| unsafe {
+            let q = rows[r].add(at + 2);
+            block_dot(q, x_lo, x_hi)
+        });
+        // The rows' f16 scales, four to a u64, reach the vector unit without a trip through
+        // memory (eight 2-byte stores then one 16-byte load would stall store forwarding).
+        let d = |r: usize| unsafe { u64::from(rows[r].add(at).cast::<u16>().read_unaligned()) };
+        let dw_lo = d(0) | d(1) << 16 | d(2) << 32 | d(3) << 48;
+        let dw_hi = d(4) | d(5) << 16 | d(6) << 32 | d(7) << 48;
+        let dw = _mm256_cvtph_ps(_mm_set_epi64x(dw_hi as i64, dw_lo as i64));
+        // The activation's scale in every lane, widened by F16C (the same bits as the portable
+        // conversion, tested below for every f16).
+        let dx = _mm256_cvtph_ps(_mm_set1_epi16(i16::from_le_bytes(xb.d)));
         let isum = _mm256_cvtepi32_ps(sum_each(&acc));
-        let dw = _mm256_cvtph_ps(_mm_set_epi64x(w1 as i64, w0 as i64));
-        let dx = _mm256_cvtph_ps(_mm_set_epi64x(d1 as i64, d0 as i64));
-        // p = isum * (d_w * d_x), the portable kernel's two products, lane-wise.
-        let p = _mm256_mul_ps(isum, _mm256_mul_ps(dw, dx));
-        sums = _mm_add_ps(sums, _mm256_castps256_ps128(p));
-        if x1.is_some() {
-            sums = _mm_add_ps(sums, _mm256_extractf128_ps::<1>(p));
-            b += 2;
-        } else {
-            b += 1;
-        }
+        // sum += isum * (d_w * d_x): the portable kernel's two products and one addition.
+        sums = _mm256_add_ps(sums, _mm256_mul_ps(isum, _mm256_mul_ps(dw, dx)));
     }
     sums
 }
 
-/// Eight `i32` partial sums of `sum_j w(j) * x(j)` over one block of 32 `i8` (exact), the
+/// Eight `i32` partial sums of `sum_j w(j) * x(j)` over one block of 32 `i8` at `q` (exact), the
 /// activation already widened to `i16` halves.
 ///
 /// # Safety
-/// The CPU must support AVX2.
+/// The CPU must support AVX2, and `q` must be readable for 32 bytes.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn block_dot(w: __m256i, x_lo: __m256i, x_hi: __m256i) -> __m256i {
-    let w_lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
-    let w_hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w));
+unsafe fn block_dot(q: *const u8, x_lo: __m256i, x_hi: __m256i) -> __m256i {
+    // SAFETY: two 16-byte loads inside the 32 bytes the caller vouches for.
+    let (w_lo, w_hi) = unsafe {
+        (
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(q.cast())),
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(q.add(16).cast())),
+        )
+    };
     _mm256_add_epi32(_mm256_madd_epi16(w_lo, x_lo), _mm256_madd_epi16(w_hi, x_hi))
 }
 
@@ -305,7 +168,7 @@ unsafe fn block_dot(w: __m256i, x_lo: __m256i, x_hi: __m256i) -> __m256i {
 /// The CPU must support AVX2.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn sum_each(v: &[__m256i; GROUP]) -> __m256i {
+unsafe fn sum_each(v: &[__m256i; ROWS]) -> __m256i {
     // hadd pairs adjacent lanes within each 128-bit half: after two rounds u0 holds, per half,
     // the sums of v0..v3 over that half, and u1 those of v4..v7.
     let t0 = _mm256_hadd_epi32(v[0], v[1]);
@@ -324,6 +187,7 @@ unsafe fn sum_each(v: &[__m256i; GROUP]) -> __m256i {
 mod tests {
     use super::*;
     use crate::quant::{f16_bits_to_f32, f32_to_f16_bits, QK8_0};
+    use core::arch::x86_64::__m128i;
 
     /// A small xorshift generator, so the cases are the same on every run.
     struct Rng(u64);
@@ -416,9 +280,9 @@ mod tests {
     fn matches_portable_kernel_bit_for_bit_on_random_matrices() {
         let Some(fast) = kernel() else { return };
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        // Row counts around the 4-row step, odd block counts, every group fill, the GPT-2 widths
-        // (768 and 3072 values).
-        for rows in [1, 2, 3, 4, 5, 7, 9] {
+        // Every row count up to three 8-row groups (so every fill of a last, partial group), odd
+        // block counts, the GPT-2 widths (768 and 3072 values).
+        for rows in (1..=25).chain([31, 33]) {
             for nb in (1..=19).chain([24, 96, 97]) {
                 let (w, x) = matrix(&mut rng, rows, nb, Rng::i8);
                 let rb = nb * Q8_0_BLOCK_BYTES;
@@ -429,12 +293,12 @@ mod tests {
     }
 
     #[test]
-    fn matrices_past_the_four_row_limit_match_too() {
+    fn large_matrices_match_too() {
         let Some(fast) = kernel() else { return };
         let mut rng = Rng(0x9e37_79b9);
-        // 161 rows of 97 blocks: 531,018 bytes, read one row at a time.
+        // 161 rows of 97 blocks (531,018 bytes, more than the caches of many cores; 161 = 20
+        // groups of eight and one row).
         let (rows, nb) = (161, 97);
-        assert!(rows * nb * Q8_0_BLOCK_BYTES > FOUR_ROWS_MAX_BYTES);
         let fills: [fn(&mut Rng) -> i8; 2] =
             [Rng::i8, |r| if r.next() & 1 == 0 { -128 } else { 127 }];
         for fill in fills {
@@ -450,7 +314,7 @@ mod tests {
         let mut rng = Rng(7);
         let fills: [fn(&mut Rng) -> i8; 3] =
             [|_| -128, |_| 127, |r| if r.next() & 1 == 0 { -128 } else { 127 }];
-        for (rows, nb) in [(1, 1), (3, 3), (4, 8), (5, 9), (2, 17)] {
+        for (rows, nb) in [(1, 1), (3, 3), (4, 8), (5, 9), (2, 17), (8, 4), (13, 7), (17, 24)] {
             for fill in fills {
                 let (w, x) = matrix(&mut rng, rows, nb, fill);
                 let [a, b] = both(fast, &w, nb * Q8_0_BLOCK_BYTES, &x, rows);
