@@ -5,9 +5,11 @@
 //!   default model's decode step at position 64 on each board that holds it (the `generate`
 //!   firmware's per-token SysTick counts).
 //! - The desktop, timed: `mote bench --json` on the bundled model, on a random model of the
-//!   issue's small shape (width 128, 4 blocks, vocabulary 2048) and on GPT-2 124M's shape, next to
-//!   llama.cpp's `llama-bench` on the same files in the same run when it is installed
-//!   (`tools/py/build_llama_cpp.sh`; `MOTE_LLAMA_BENCH` or `PATH`).
+//!   issue's small shape (width 128, 4 blocks, vocabulary 2048) and on GPT-2 124M's shape (one
+//!   thread, and two for 124M), next to llama.cpp's `llama-bench` with as many threads on the same
+//!   files in the same run when it is installed (`tools/py/build_llama_cpp.sh`; `MOTE_LLAMA_BENCH`
+//!   or `PATH`). The random models are made once with `tools/py/make_random_gpt2.py` (Python with
+//!   torch and transformers) and `mote convert`, and kept in `target/bench-models`.
 //!
 //! CMSIS-NN's figures are not measured here (building it needs Arm's GCC); they are the published
 //! counts of issue 8, measured on the same QEMU boards, and the table says so.
@@ -101,18 +103,20 @@ pub fn run(root: &Path, boards: &Boards, args: &BenchAllArgs) -> Result<()> {
     }
     if !args.no_desktop {
         let mote = device::host_mote(root)?;
-        let mut models = vec![(BUNDLED.to_string(), None)];
+        let mut models = vec![(BUNDLED.to_string(), None, &[1][..])];
         if !args.bundled_only {
             let dir = args.models.clone().unwrap_or_else(|| target_dir(root).join("bench-models"));
             for shape in SHAPES {
                 match shape.gguf(root, &mote, &dir) {
-                    Ok(path) => models.push((shape.name.to_string(), Some(path))),
+                    Ok(path) => models.push((shape.name.to_string(), Some(path), shape.threads)),
                     Err(e) => notes.push(format!("{}: not measured: {e:#}", shape.name)),
                 }
             }
         }
-        for (name, path) in &models {
-            rows.extend(desktop_rows(&mote, name, path.as_deref(), args.repeat)?);
+        for (name, path, threads) in &models {
+            for &n in *threads {
+                rows.extend(desktop_rows(&mote, name, path.as_deref(), n, args.repeat)?);
+            }
         }
     }
     println!("\n{}", render(&rows));
@@ -176,6 +180,8 @@ struct Shape {
     file: &'static str,
     /// `tools/py/make_random_gpt2.py` arguments after the output directory.
     args: &'static [&'static str],
+    /// Thread counts to measure (only matrices of 1 MiB or more are split between threads).
+    threads: &'static [usize],
 }
 
 /// The bundled model's name in the table.
@@ -197,8 +203,9 @@ const SHAPES: [Shape; 2] = [
             "--tokenizer",
             "models/tinystories-675k",
         ],
+        threads: &[1],
     },
-    Shape { name: "GPT-2 124M shape", file: "gpt2-124m-q8_0.gguf", args: &[] },
+    Shape { name: "GPT-2 124M shape", file: "gpt2-124m-q8_0.gguf", args: &[], threads: &[1, 2] },
 ];
 
 impl Shape {
@@ -224,10 +231,18 @@ impl Shape {
     }
 }
 
-/// `mote bench --json` on a model (the bundled one when `path` is `None`): decode and prompt rows.
-fn desktop_rows(mote: &Path, name: &str, path: Option<&Path>, repeat: usize) -> Result<Vec<Row>> {
+/// `mote bench --json` on a model (the bundled one when `path` is `None`) with `threads`: decode
+/// and prompt rows.
+fn desktop_rows(
+    mote: &Path,
+    name: &str,
+    path: Option<&Path>,
+    threads: usize,
+    repeat: usize,
+) -> Result<Vec<Row>> {
     let mut cmd = Command::new(mote);
     cmd.args(["bench", "--json", "--repeat", &repeat.to_string()]);
+    cmd.args(["--threads", &threads.to_string()]);
     if let Some(path) = path {
         cmd.arg("--model").arg(path);
     }
@@ -263,9 +278,16 @@ fn desktop_rows_from(name: &str, json: &serde_json::Value) -> Result<Vec<Row>> {
         decode_row.compared = format!("{:.2}x", decode / theirs);
     }
     let prompt = Row::alone(
-        format!("prompt tokens/s ({} tokens), {name}", json["prompt_tokens"]),
+        format!(
+            "prompt tokens/s ({} tokens), batched {} / one at a time, {name}",
+            json["prompt_tokens"], json["batch"]
+        ),
         place,
-        thousands(number("prompt_tokens_per_second")?),
+        format!(
+            "{} / {}",
+            thousands(number("prompt_tokens_per_second")?),
+            thousands(number("prompt_unbatched_tokens_per_second")?)
+        ),
     );
     Ok(vec![decode_row, prompt])
 }
@@ -357,19 +379,22 @@ mod tests {
     #[test]
     fn desktop_rows_show_llama_cpp_when_it_ran() {
         let json = serde_json::json!({
-            "kernel": "avx2", "threads": 1, "kv": "f16", "prompt_tokens": 64,
-            "prompt_tokens_per_second": 6101.2, "decode_tokens_per_second": 4673.4,
+            "kernel": "avx2", "threads": 1, "kv": "f16", "prompt_tokens": 64, "batch": 64,
+            "prompt_tokens_per_second": 8412.0, "prompt_unbatched_tokens_per_second": 6101.2,
+            "decode_tokens_per_second": 4673.4,
             "llama_cpp": { "decode_tokens_per_second": 6751.5 }
         });
         let rows = desktop_rows_from("m", &json).unwrap();
         assert_eq!(rows[0].mote, "4,673");
         assert_eq!(rows[0].peer_figure, "6,752");
         assert_eq!(rows[0].compared, "0.69x");
-        assert_eq!(rows[1].what, "prompt tokens/s (64 tokens), m");
+        assert_eq!(rows[1].what, "prompt tokens/s (64 tokens), batched 64 / one at a time, m");
+        assert_eq!(rows[1].mote, "8,412 / 6,101");
         assert_eq!(rows[1].peer, "-");
         let alone = serde_json::json!({
-            "kernel": "portable", "threads": 2, "kv": "f16", "prompt_tokens": 8,
-            "prompt_tokens_per_second": 10.0, "decode_tokens_per_second": 5.0, "llama_cpp": null
+            "kernel": "portable", "threads": 2, "kv": "f16", "prompt_tokens": 8, "batch": 0,
+            "prompt_tokens_per_second": 10.0, "prompt_unbatched_tokens_per_second": 10.0,
+            "decode_tokens_per_second": 5.0, "llama_cpp": null
         });
         let rows = desktop_rows_from("m", &alone).unwrap();
         assert_eq!(rows[0].place, "x86_64, portable, 2 threads, kv f16");
