@@ -86,7 +86,10 @@ pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
 /// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes: the AVX2 kernel when
 /// mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected at run time), else
 /// [`matvec_q8_0_portable`]. Both give the same bits.
-fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+///
+/// Rows are `w.chunks_exact(row_bytes)`; each is read for `xq.len()` blocks only, so a row may be
+/// a stride over longer records (the attention's keys of one head, position by position).
+pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
     // The fastest kernel the target has; each gives the portable loop's bits. On Arm the choice
     // is made at compile time, on x86_64 at run time (with the host's `std` feature).
     #[cfg(all(target_arch = "arm", feature = "helium"))]
@@ -112,6 +115,46 @@ fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[Block
     }
     for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
         *o = dot_q8_0(row, xq);
+    }
+}
+
+/// `out(j) += sum_t (a(t) * d(t, j / 32)) * q(t, j)` for `t` in `0..a.len()`, the rows `t` of a
+/// Q8_0 matrix at `w[t * row_bytes..]`, each read for `out.len() / 32` blocks: attention's sum of
+/// cached values weighted by the softmax, one head.
+///
+/// For each value the terms are added in the order of `t`, each weight times its block's scale
+/// rounded first: the same operations as one row at a time. Four rows go together so that each
+/// output is loaded and stored once per four terms. Stops at the first row that is not all in `w`.
+pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
+    // Block `b` of row `t`: its scale and its 32 values.
+    let block = |t: usize, b: usize| -> Option<(f32, &[u8])> {
+        let at = t.checked_mul(row_bytes)?.checked_add(b * Q8_0_BLOCK_BYTES)?;
+        let bytes = w.get(at..at.checked_add(Q8_0_BLOCK_BYTES)?)?;
+        Some((f16_bits_to_f32(u16::from_le_bytes([bytes[0], bytes[1]])), &bytes[2..]))
+    };
+    for (b, o) in out.chunks_exact_mut(QK8_0).enumerate() {
+        let mut t = 0;
+        while t + 4 <= a.len() {
+            let (Some((d0, q0)), Some((d1, q1)), Some((d2, q2)), Some((d3, q3))) =
+                (block(t, b), block(t + 1, b), block(t + 2, b), block(t + 3, b))
+            else {
+                break;
+            };
+            let (k0, k1, k2, k3) = (a[t] * d0, a[t + 1] * d1, a[t + 2] * d2, a[t + 3] * d3);
+            for ((((o, &v0), &v1), &v2), &v3) in o.iter_mut().zip(q0).zip(q1).zip(q2).zip(q3) {
+                *o = (((*o + k0 * f32::from(v0 as i8)) + k1 * f32::from(v1 as i8))
+                    + k2 * f32::from(v2 as i8))
+                    + k3 * f32::from(v3 as i8);
+            }
+            t += 4;
+        }
+        while let (Some(&at), Some((d, q))) = (a.get(t), block(t, b)) {
+            let k = at * d;
+            for (o, &v) in o.iter_mut().zip(q) {
+                *o += k * f32::from(v as i8);
+            }
+            t += 1;
+        }
     }
 }
 
@@ -198,12 +241,46 @@ pub fn layer_norm(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, 
     }
 }
 
-/// In place, `x = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`: GPT-2's `gelu_new`.
+/// In place, `x = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`: GPT-2's `gelu_new`,
+/// with [`tanh`] for the hyperbolic tangent.
 pub fn gelu(x: &mut [f32]) {
     for v in x.iter_mut() {
         let u = *v;
-        *v = 0.5 * u * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (u + 0.044715 * (u * u * u))));
+        *v = 0.5 * u * (1.0 + tanh(SQRT_2_OVER_PI * (u + 0.044715 * (u * u * u))));
     }
+}
+
+/// Where [`tanh`] clamps its argument: its rational function is exactly 1.0 there in f32, so
+/// larger arguments give exactly +-1, as `libm::tanhf` does from about 9.01 on.
+const TANH_CLAMP: f32 = 7.905_311;
+
+/// `tanh(y)` by Eigen's single-precision rational approximation (`generic_fast_tanh_float`,
+/// Eigen 3.4): `y * P(y^2) / Q(y^2)` with `P` of degree 6 and `Q` of degree 3, `y` clamped to
+/// `+-TANH_CLAMP`. At most 4.2e-7 from `libm::tanhf` (one float in 64 over `[-10, 10]`, test
+/// `tanh_is_within_bound_of_libm`; exactly +-1 beyond), for 11 multiplications, 9 additions and
+/// one division, where `libm::tanhf` goes through `expm1f`. Plain operations in a fixed order, so
+/// the bits are the same on every target.
+pub fn tanh(y: f32) -> f32 {
+    let x = if y > TANH_CLAMP {
+        TANH_CLAMP
+    } else if y < -TANH_CLAMP {
+        -TANH_CLAMP
+    } else {
+        y
+    };
+    let x2 = x * x;
+    let mut p = -2.760_768_5e-16f32;
+    p = p * x2 + 2.000_187_9e-13;
+    p = p * x2 + -8.604_672e-11;
+    p = p * x2 + 5.122_297e-8;
+    p = p * x2 + 1.485_722_4e-5;
+    p = p * x2 + 6.372_619_3e-4;
+    p = p * x2 + 4.893_524_6e-3;
+    let mut q = 1.198_258_4e-6f32;
+    q = q * x2 + 1.185_347_1e-4;
+    q = q * x2 + 2.268_434_6e-3;
+    q = q * x2 + 4.893_525e-3;
+    x * p / q
 }
 
 /// In place, `x(i) = exp(x(i) - max(x)) / sum_j exp(x(j) - max(x))`.
@@ -351,6 +428,38 @@ mod tests {
         let mut x = [-3.0f32, -1.0, 0.0, 0.5, 1.0, 3.0];
         gelu(&mut x);
         assert_close(&x, &[-0.003_637_392, -0.158_808, 0.0, 0.345_714, 0.841_192, 2.996_363], 1e-6);
+    }
+
+    #[test]
+    fn tanh_is_within_bound_of_libm() {
+        // One f32 in 64 over [-10, 10]: every exponent, mantissas evenly spread.
+        let mut worst = 0.0f32;
+        let mut bits = 0u32;
+        while f32::from_bits(bits) <= 10.0 {
+            let y = f32::from_bits(bits);
+            for y in [y, -y] {
+                let err = (tanh(y) - libm::tanhf(y)).abs();
+                assert!(err <= 5e-7, "tanh({y}) = {} vs libm {}", tanh(y), libm::tanhf(y));
+                worst = worst.max(err);
+            }
+            bits += 64;
+        }
+        // The worst seen is 4.17e-7 (3.5 units in the last place just below 1).
+        assert!(worst > 0.0);
+        assert_eq!(tanh(TANH_CLAMP), 1.0);
+        for y in [TANH_CLAMP, 9.0, 100.0, f32::MAX, f32::INFINITY] {
+            assert_eq!(tanh(y), 1.0);
+            assert_eq!(tanh(-y), -1.0);
+        }
+        assert_eq!(tanh(0.0), 0.0);
+        assert!(tanh(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn gelu_is_exactly_zero_far_below_zero() {
+        let mut x = [-10.0f32, -100.0, -1e6];
+        gelu(&mut x);
+        assert_eq!(x, [0.0; 3]);
     }
 
     #[test]
