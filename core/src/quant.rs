@@ -148,7 +148,7 @@ pub fn quantize_block_q8_0(x: &[f32; QK8_0]) -> BlockQ8_0 {
 /// `1.5 * 2^23`: adding it to an f32 `v` with `|v| <= 2^22` leaves the sum in `[2^23, 2^24)`,
 /// where the spacing of floats is 1, so the addition rounds `v` to an integer, halves to even (the
 /// IEEE default every target runs in); subtracting it again is exact.
-const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// Quantizes a row of activations, `n` values, into `n / 32` blocks: `out(n/32) = q8_0(x(n))`.
 ///
