@@ -263,16 +263,10 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// one division, where `libm::tanhf` goes through `expm1f`. Plain operations in a fixed order, so
 /// the bits are the same on every target.
 pub fn tanh(y: f32) -> f32 {
-    let x = if y > TANH_CLAMP {
-        TANH_CLAMP
-    } else if y < -TANH_CLAMP {
-        -TANH_CLAMP
-    } else {
-        y
-    };
+    let x = y.clamp(-TANH_CLAMP, TANH_CLAMP);
     let x2 = x * x;
     let mut p = -2.760_768_5e-16f32;
-    p = p * x2 + 2.000_187_9e-13;
+    p = p * x2 + 2.000_188e-13;
     p = p * x2 + -8.604_672e-11;
     p = p * x2 + 5.122_297e-8;
     p = p * x2 + 1.485_722_4e-5;
@@ -319,7 +313,7 @@ pub fn exp(x: f32) -> f32 {
     /// `log2(e)`.
     const LOG2_E: f32 = core::f32::consts::LOG2_E;
     /// `ln 2 = C1 + C2`, `C1` with 9 significant bits so that `k * C1` is exact.
-    const C1: f32 = 0.693_359_375;
+    const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     if !EXP_RANGE.contains(&x) {
         return libm::expf(x);
@@ -334,7 +328,8 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    // Cephes' 5.0000001201e-1 is 0.5 in f32.
+    p = p * r + 0.5;
     let y = (p * (r * r) + r) + 1.0;
     y * f32::from_bits(((k + 127) as u32) << 23)
 }
