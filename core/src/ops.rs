@@ -263,7 +263,16 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// one division, where `libm::tanhf` goes through `expm1f`. Plain operations in a fixed order, so
 /// the bits are the same on every target.
 pub fn tanh(y: f32) -> f32 {
-    let x = y.clamp(-TANH_CLAMP, TANH_CLAMP);
+    // Not `f32::clamp`: with it a decode step of the default model measured about 8,000
+    // instructions more on the Cortex-M4F (rustc 1.96).
+    #[allow(clippy::manual_clamp)]
+    let x = if y > TANH_CLAMP {
+        TANH_CLAMP
+    } else if y < -TANH_CLAMP {
+        -TANH_CLAMP
+    } else {
+        y
+    };
     let x2 = x * x;
     let mut p = -2.760_768_5e-16f32;
     p = p * x2 + 2.000_188e-13;
