@@ -4,9 +4,10 @@
 //!
 //! Determinism: every sum runs in one fixed order written out here (no reassociation, no fused
 //! multiply-add: Rust never contracts `a * b + c` on its own), and every transcendental function is
-//! `libm`'s, so the results are bit-identical on every target. These are the portable reference
-//! kernels; faster target-specific ones must reproduce them exactly: `cortex_m` (Cortex-M DSP
-//! extension) and `helium` (Cortex-M55 vector extension), chosen at compile time by [`matvec`].
+//! `libm`'s or written out here ([`tanh`], [`exp`]), so the results are bit-identical on every
+//! target. These are the portable reference kernels; faster target-specific ones must reproduce
+//! them exactly: `cortex_m` (Cortex-M DSP extension) and `helium` (Cortex-M55 vector extension),
+//! chosen at compile time by [`matvec`].
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 pub mod cortex_m;
