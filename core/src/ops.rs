@@ -312,13 +312,14 @@ pub fn softmax(x: &mut [f32]) {
 const EXP_RANGE: core::ops::RangeInclusive<f32> = -87.0..=88.0;
 
 /// `exp(x)` as Cephes' `expf` computes it (the polynomial SSE and NEON math libraries use):
-/// `x = k ln 2 + r` with `k = round(x / ln 2)` (halves to even, by the [`ROUND_MAGIC`] addition)
-/// and `ln 2` in two parts so that `r` is nearly exact, then `exp(r) = 1 + r + r^2 P(r)` with `P`
-/// of degree 5, times `2^k` built in the exponent bits. At most 1 unit in the last place from
-/// `libm::expf` over `[-87, 88]` (test `exp_is_within_one_ulp_of_libm`); outside that range, and
-/// for NaN, it is `libm::expf`. About a third of `libm::expf`'s instructions on a Cortex-M4F,
-/// where softmax's inputs (`x - max <= 0`) are always in range; plain operations in a fixed
-/// order, so the same bits on every target.
+/// `x = k ln 2 + r` with `k = round(x / ln 2)` (halves to even, by adding and subtracting
+/// `1.5 * 2^23`) and `ln 2` in two parts so that `r` is nearly exact, then
+/// `exp(r) = 1 + r + r^2 P(r)` with `P` of degree 5, times `2^k` built in the exponent bits. At
+/// most 1 unit in the last place from `libm::expf` over `[-87, 88]` (test
+/// `exp_is_within_one_ulp_of_libm`); outside that range, and for NaN, it is `libm::expf`.
+/// softmax's inputs (`x - max <= 0`) are in range but for weights below `e^-87`. Plain operations
+/// in a fixed order, so the same bits on every target; softmax over 37 values went from 2,240 to
+/// 1,720 instructions on a Cortex-M4F.
 pub fn exp(x: f32) -> f32 {
     /// `log2(e)`.
     const LOG2_E: f32 = core::f32::consts::LOG2_E;

@@ -153,7 +153,7 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 /// Quantizes a row of activations, `n` values, into `n / 32` blocks: `out(n/32) = q8_0(x(n))`.
 ///
 /// The scale is [`quantize_block_q8_0`]'s (`d = amax / 127`, `id = 1/d`, `d` stored as f16), but
-/// `x * id` is rounded half to even by the [`ROUND_MAGIC`] addition, exact here because
+/// `x * id` is rounded half to even by adding and subtracting `1.5 * 2^23`, exact here because
 /// `|x * id| <= 127` (a little more from the rounding of `id`), instead of `libm::roundf`'s halves
 /// away from zero, which costs several times as much where the FPU has no rounding instruction.
 /// ggml's x86 activation quantizer rounds the same way (`_mm256_round_ps` to nearest); the two
