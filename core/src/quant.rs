@@ -2,7 +2,10 @@
 //! and rounds them, so a tensor quantized here is byte-identical to one quantized by llama.cpp.
 //!
 //! The helpers are written once and shared by the converter (weights), the forward pass (activations,
-//! quantized on the fly before every matrix-vector product) and the Q8_0 KV cache.
+//! quantized on the fly before every matrix-vector product) and the Q8_0 KV cache. Like ggml, two
+//! rounding rules: weights go through [`quantize_block_q8_0`] (ggml's `quantize_row_q8_0_ref`,
+//! halves away from zero, byte-identical files), activations and the KV cache through
+//! [`quantize_row_q8_0`] (ggml's own x86 `quantize_row_q8_0`, halves to even).
 //!
 //! Letters: `n` is the length of a row, always a multiple of [`QK8_0`].
 
@@ -142,16 +145,57 @@ pub fn quantize_block_q8_0(x: &[f32; QK8_0]) -> BlockQ8_0 {
     BlockQ8_0 { d: f32_to_f16_bits(d).to_le_bytes(), qs }
 }
 
-/// Quantizes a row of `n` values into `n / 32` blocks: `out(n/32) = q8_0(x(n))`.
+/// `1.5 * 2^23`: adding it to an f32 `v` with `|v| <= 2^22` leaves the sum in `[2^23, 2^24)`,
+/// where the spacing of floats is 1, so the addition rounds `v` to an integer, halves to even (the
+/// IEEE default every target runs in); subtracting it again is exact.
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Quantizes a row of activations, `n` values, into `n / 32` blocks: `out(n/32) = q8_0(x(n))`.
+///
+/// The scale is [`quantize_block_q8_0`]'s (`d = amax / 127`, `id = 1/d`, `d` stored as f16), but
+/// `x * id` is rounded half to even by adding and subtracting `1.5 * 2^23`, exact here because
+/// `|x * id| <= 127` (a little more from the rounding of `id`), instead of `libm::roundf`'s halves
+/// away from zero, which costs several times as much where the FPU has no rounding instruction.
+/// ggml's x86 activation quantizer rounds the same way (`_mm256_round_ps` to nearest); the two
+/// rules differ only on exact halves. The result saturates to `i8` and NaN gives 0, as there.
 ///
 /// Processes `min(x.len() / 32, out.len())` blocks; a tail shorter than a block is left alone (callers
 /// size their buffers from the same `n`).
 pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
     for (block, chunk) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
-        let mut v = [0.0f32; QK8_0];
-        v.copy_from_slice(chunk);
-        *block = quantize_block_q8_0(&v);
+        let amax = abs_max(chunk);
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        block.d = f32_to_f16_bits(d).to_le_bytes();
+        for (q, &v) in block.qs.iter_mut().zip(chunk) {
+            // Saturating to `i32` (NaN, from an infinite input, gives 0) is one instruction on
+            // Arm, and the clamp one more: the same result as a saturating cast to `i8`.
+            *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
+        }
     }
+}
+
+/// `max_i |x(i)|`, ignoring NaN (0 for none), as [`quantize_block_q8_0`]'s `f32::max` fold.
+///
+/// On the bits: for non-negative floats, NaN aside, the order of the bits as integers is the
+/// order of the values, and an integer maximum is cheaper than a float one on FPUs without
+/// `VMAXNM` (Cortex-M4F, M7). A NaN's magnitude bits exceed infinity's; only then does the float
+/// fold run.
+fn abs_max(x: &[f32]) -> f32 {
+    const MAGNITUDE: u32 = 0x7fff_ffff;
+    const INFINITY_BITS: u32 = 0x7f80_0000;
+    let mut bits = 0u32;
+    for &v in x {
+        bits = bits.max(v.to_bits() & MAGNITUDE);
+    }
+    if bits <= INFINITY_BITS {
+        return f32::from_bits(bits);
+    }
+    let mut amax = 0.0f32;
+    for &v in x {
+        amax = amax.max(libm::fabsf(v));
+    }
+    amax
 }
 
 /// Dequantizes a row stored as Q8_0 file bytes: `out(n) = d * q`.
@@ -206,6 +250,72 @@ mod tests {
             let want = f16::from_bits(bits).to_f32_const().to_bits();
             assert_eq!(f16_bits_to_f32(bits).to_bits(), want, "f16 bits {bits:#06x}");
         }
+    }
+
+    #[test]
+    fn activation_rows_round_halves_to_even_and_match_weights_elsewhere() {
+        // amax = 127 gives d = 1 exactly, so x * id = x: halves show the rounding rule.
+        let mut x = [0.0f32; QK8_0];
+        let halves = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5];
+        x[..halves.len()].copy_from_slice(&halves);
+        x[31] = 127.0;
+        let mut row = [BlockQ8_0::ZERO; 1];
+        quantize_row_q8_0(&mut row, &x);
+        assert_eq!(&row[0].qs[..8], &[0, 2, 2, 0, -2, -2, 126, -126]);
+        assert_eq!(&quantize_block_q8_0(&x).qs[..8], &[1, 2, 3, -1, -2, -3, 127, -127]);
+        assert_eq!(row[0].d, quantize_block_q8_0(&x).d);
+        // Away from halves both rules agree: pseudo-random blocks over many magnitudes.
+        let mut state = 0x2545_f491u32;
+        let mut v = [0.0f32; 2 * QK8_0];
+        for round in 0..500 {
+            for y in v.iter_mut() {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *y = (state >> 8) as f32 / 16_777_216.0 - 0.5;
+                *y *= libm::powf(10.0, (round % 9) as f32 - 4.0);
+            }
+            let mut rows = [BlockQ8_0::ZERO; 2];
+            quantize_row_q8_0(&mut rows, &v);
+            for (b, chunk) in rows.iter().zip(v.chunks_exact(QK8_0)) {
+                let chunk: &[f32; QK8_0] = chunk.try_into().unwrap();
+                let want = quantize_block_q8_0(chunk);
+                assert_eq!(b.d, want.d);
+                let d = chunk.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                for ((&q, &w), &y) in b.qs.iter().zip(&want.qs).zip(chunk) {
+                    let t = y * id;
+                    if libm::fabsf(t - libm::truncf(t)) != 0.5 {
+                        assert_eq!(q, w, "{y} in round {round}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn activation_rows_saturate_and_map_nan_to_zero() {
+        let mut x = [0.0f32; QK8_0];
+        x[0] = f32::INFINITY;
+        x[1] = 1.0;
+        let mut row = [BlockQ8_0::ZERO; 1];
+        quantize_row_q8_0(&mut row, &x);
+        // amax = inf: d = inf, id = 0, inf * 0 = NaN -> 0; finite values -> 0.
+        assert_eq!(row[0].qs, [0; QK8_0]);
+        x[0] = f32::NAN;
+        quantize_row_q8_0(&mut row, &x);
+        assert_eq!(row[0].qs[0], 0);
+        assert_eq!(row[0].qs[1], 127);
+        quantize_row_q8_0(&mut row, &[0.0; QK8_0]);
+        assert_eq!(row[0], BlockQ8_0::ZERO);
+        // The largest magnitude is found among negatives, subnormals and zeros of either sign.
+        let mut x = [-0.0f32; QK8_0];
+        x[5] = 1e-40;
+        x[6] = -3e-40;
+        assert_eq!(abs_max(&x), 3e-40);
+        x[7] = -2.5;
+        x[8] = f32::NAN;
+        x[9] = 2.0;
+        assert_eq!(abs_max(&x), 2.5);
+        assert_eq!(abs_max(&[f32::NEG_INFINITY, 1.0]), f32::INFINITY);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use core::fmt;
 
 use crate::model::HParams;
+use crate::ops::{dot_q8_0, matvec_q8_0_rows, weighted_rows_q8_0};
 use crate::quant::{
     f16_bits_to_f32, f32_to_f16_bits, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0,
 };
@@ -426,6 +427,13 @@ impl<'s> RunState<'s> {
     /// Causal attention of the current query (in `qkv`) over positions `0..=pos` of `layer`, one
     /// head at a time, into `xb`:
     /// `att(t) = softmax_t(q_h . k_h(t) / sqrt(HS))`, `xb_h = sum_t att(t) * v_h(t)`.
+    ///
+    /// With a Q8_0 cache and heads of whole blocks (`HS` a multiple of 32), the query is quantized
+    /// to Q8_0 as a matrix input is, and `q_h . k_h(t)` is the Q8_0 dot product, exact in `i32` per
+    /// block and scaled once per block (what llama.cpp does with Q8_0 keys), computed for all `t`
+    /// by the matrix-vector kernel; the values are summed by [`weighted_rows_q8_0`], four positions
+    /// at a time. Otherwise the f32 query meets each cached key in f32, and values are added one
+    /// position at a time.
     pub(crate) fn attend(&mut self, layer: usize, pos: usize) {
         let HParams { n_embd: c, n_head, n_ctx, .. } = self.hparams;
         let hs = self.hparams.head_dim();
@@ -438,16 +446,67 @@ impl<'s> RunState<'s> {
         for h in 0..n_head {
             let off = h * hs;
             let Some(q) = self.qkv.get(off..off + hs) else { return };
-            for (t, a) in att.iter_mut().enumerate() {
-                *a = self.k_cache.dot(base + t, c, off, q) * scale;
+            match (&self.k_cache, self.xq.get_mut(..hs / QK8_0)) {
+                (KvCache::Q8_0(k), Some(qb)) if hs % QK8_0 == 0 => {
+                    quantize_row_q8_0(qb, q);
+                    scores_q8_0(att, k, base, c, off, qb);
+                    for a in att.iter_mut() {
+                        *a *= scale;
+                    }
+                }
+                _ => {
+                    for (t, a) in att.iter_mut().enumerate() {
+                        *a = self.k_cache.dot(base + t, c, off, q) * scale;
+                    }
+                }
             }
             crate::ops::softmax(att);
             let Some(out) = self.xb.get_mut(off..off + hs) else { return };
             out.fill(0.0);
-            for (t, &a) in att.iter().enumerate() {
-                self.v_cache.axpy(out, a, base + t, c, off);
+            match &self.v_cache {
+                KvCache::Q8_0(v) if hs % QK8_0 == 0 && off % QK8_0 == 0 => {
+                    let nb = c / QK8_0;
+                    let Some(blocks) = v.get(base * nb + off / QK8_0..) else { return };
+                    weighted_rows_q8_0(
+                        out,
+                        att,
+                        bytemuck::cast_slice(blocks),
+                        nb * Q8_0_BLOCK_BYTES,
+                    );
+                }
+                _ => {
+                    for (t, &a) in att.iter().enumerate() {
+                        self.v_cache.axpy(out, a, base + t, c, off);
+                    }
+                }
             }
         }
+    }
+}
+
+/// `att(t) = sum_b (d_q(b) * d_k(t, b)) * sum_j q_q(b, j) * q_k(t, b, j)` for `t` in
+/// `0..att.len()`: the query's blocks `qb` against the same blocks (values `off..`, `off` a
+/// multiple of 32) of the cached keys of rows `first_row + t`, `C` values a row. The rows are a
+/// Q8_0 matrix with a stride of `C / 32` blocks, read for `qb.len()` blocks each, which is what
+/// [`matvec_q8_0_rows`] computes (with the DSP kernel on Cortex-M); a last row whose whole stride
+/// is not in the cache goes through [`dot_q8_0`], the same bits.
+fn scores_q8_0(
+    att: &mut [f32],
+    k: &[BlockQ8_0],
+    first_row: usize,
+    c: usize,
+    off: usize,
+    qb: &[BlockQ8_0],
+) {
+    let nb = c / QK8_0;
+    let stride = nb * Q8_0_BLOCK_BYTES;
+    let Some(blocks) = k.get(first_row * nb + off / QK8_0..) else { return };
+    let bytes: &[u8] = bytemuck::cast_slice(blocks);
+    let full = att.len().min(bytes.len() / stride.max(1));
+    let (head, tail) = att.split_at_mut(full);
+    matvec_q8_0_rows(head, bytes, stride, qb);
+    for (t, a) in tail.iter_mut().enumerate() {
+        *a = bytes.get((full + t) * stride..).map_or(0.0, |row| dot_q8_0(row, qb));
     }
 }
 
@@ -578,6 +637,57 @@ mod tests {
         let (f, q) = (run(KvType::F32), run(KvType::Q8_0));
         assert!(f.iter().all(|v| v.is_finite()));
         assert_eq!(f, q);
+    }
+
+    #[test]
+    fn q8_0_attention_with_block_heads_takes_integer_dots_exactly() {
+        // C = 64, two heads of 32 (one block each). Keys and values are integers with 127 in
+        // every block (d = 1), the query is n / 64 with 127 / 64 in each head (d = 1/64): all exact
+        // in Q8_0, so the integer dot products must give the f32 cache's bits. Layer 1 at the last
+        // position reaches the end of the cache, where head 1's last key has no whole row stride
+        // after it.
+        let h = HParams { n_embd: 64, n_ctx: 4, ..hp(64) };
+        let run = |kv: KvType| {
+            let mut buf = vec![0u8; RunState::bytes_needed(&h, kv)];
+            let mut s = RunState::new(&h, kv, &mut buf).unwrap();
+            for pos in 0..4 {
+                for (i, v) in s.qkv.iter_mut().enumerate() {
+                    *v = if i % 32 == 9 { 127.0 } else { ((i * 5 + pos * 11) % 37) as f32 - 18.0 };
+                }
+                s.store_kv(1, pos);
+            }
+            for (i, v) in s.qkv[..64].iter_mut().enumerate() {
+                let n = if i % 32 == 3 { -127.0 } else { ((i * 3) % 23) as f32 - 11.0 };
+                *v = n / 64.0;
+            }
+            s.attend(1, 3);
+            s.xb.to_vec()
+        };
+        let (f, q) = (run(KvType::F32), run(KvType::Q8_0));
+        assert!(f.iter().all(|v| v.is_finite()));
+        assert_eq!(f, q);
+    }
+
+    #[test]
+    fn q8_0_attention_with_block_heads_tracks_f32_attention() {
+        let h = HParams { n_embd: 64, n_ctx: 4, ..hp(64) };
+        let run = |kv: KvType| {
+            let mut buf = vec![0u8; RunState::bytes_needed(&h, kv)];
+            let mut s = RunState::new(&h, kv, &mut buf).unwrap();
+            for pos in 0..4 {
+                for (i, v) in s.qkv.iter_mut().enumerate() {
+                    *v = libm::sinf((i * 7 + pos * 31) as f32 * 0.37) * 2.0;
+                }
+                s.store_kv(0, pos);
+            }
+            s.attend(0, 3);
+            s.xb.to_vec()
+        };
+        let (f, q) = (run(KvType::F32), run(KvType::Q8_0));
+        assert_ne!(f, q);
+        for (a, b) in f.iter().zip(&q) {
+            assert!((a - b).abs() < 0.05, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -11,11 +11,18 @@
 //! (`ops::helium`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
 //! common to all of them, is not counted. `cargo xtask bench-kernels` runs this on every QEMU board
 //! and tabulates the lines that start with `kernel`.
+//!
+//! Then the scalar phases of one decode step of the default model (`C` 128, `F` 512, 4 heads of
+//! 32, attending over 37 positions, the mean of `cargo xtask bench-mcu`'s decode steps), each timed
+//! on its own with seeded inputs, as lines that start with `phase`: count per call, calls per
+//! token, and instructions per token. Attention's dot products and weighted sums, which live
+//! inside the run state, are what remains of a whole step after these.
 #![no_std]
 #![no_main]
 
+use mote_core::model::F32s;
 use mote_core::ops::{self, cortex_m};
-use mote_core::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use mote_core::quant::{self, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode, BOARD};
 
@@ -50,6 +57,7 @@ fn main() -> ! {
         BOARD.clock_hz
     );
     bench();
+    phases();
     fw::exit(ExitCode::Success)
 }
 
@@ -100,4 +108,103 @@ fn report(kernel: &str, d: usize, n: usize, ticks: u64) {
         ticks,
         per_mac
     );
+}
+
+/// The default model's width `C`, MLP width `F`, layers, heads and positions attended.
+const C: usize = 128;
+const F: usize = 512;
+const LAYERS: usize = 2;
+const HEADS: usize = 4;
+const ATTENDED: usize = 37;
+
+/// Times the scalar work of a decode step, phase by phase, and the matrix products it feeds.
+#[inline(never)]
+fn phases() {
+    let mut gen = Gen::new(2);
+    let mut x = [0.0f32; F];
+    let mut y = [0.0f32; F];
+    let mut xq = [BlockQ8_0::ZERO; F / QK8_0];
+    let mut params = [0u8; 8 * C];
+    gen.floats(&mut x);
+    gen.floats(&mut y);
+    for (i, b) in params.chunks_exact_mut(4).enumerate() {
+        b.copy_from_slice(&(1.0 + (i % 7) as f32 * 0.125).to_le_bytes());
+    }
+    let (ln_w, ln_b) = params.split_at(4 * C);
+    let (ln_w, ln_b) = (F32s { data: ln_w }, F32s { data: ln_b });
+    // Per token: ln_1, ln_2 per layer and ln_f; quantizing each matrix input (3 of width C and one
+    // of F per layer, C for the head) and the new key and value of each layer; GELU over F per
+    // layer; one softmax per head and layer; the residual adds (embedding, twice per layer).
+    let mut total = 0u64;
+    let t = time(|| ops::layer_norm(&mut y[..C], &x[..C], ln_w, ln_b, 1e-5));
+    total += phase("layer_norm", C, t, 2 * LAYERS + 1);
+    let t = time(|| quant::quantize_row_q8_0(&mut xq[..C / QK8_0], &x[..C]));
+    total += phase("quantize", C, t, 5 * LAYERS + 1);
+    let t = time(|| quant::quantize_row_q8_0(&mut xq, &x));
+    total += phase("quantize", F, t, LAYERS);
+    let mut h = x;
+    let t = time(|| ops::gelu(&mut h));
+    total += phase("gelu", F, t, LAYERS);
+    let mut att = [0.0f32; ATTENDED];
+    att.copy_from_slice(&x[..ATTENDED]);
+    let t = time(|| ops::softmax(&mut att));
+    total += phase("softmax", ATTENDED, t, HEADS * LAYERS);
+    let t = time(|| ops::add(&mut y[..C], &x[..C]));
+    total += phase("add", C, t, 2 * LAYERS + 1);
+    defmt::info!("phase total (scalar, without attention): {=u64} instructions per token", total);
+    // The matrix products, DSP kernel: c_attn, attn c_proj, c_fc, mlp c_proj per layer; the head
+    // (V = 2048 rows) as four passes of 512.
+    let mut w = [0u8; F * C / QK8_0 * Q8_0_BLOCK_BYTES];
+    gen.weights(&mut w, Values::Uniform);
+    gen.activation(&mut xq, Values::Uniform);
+    let mut out = [0.0f32; F];
+    let mut products = 0u64;
+    for (d, n, calls) in
+        [(3 * C, C, LAYERS), (C, C, LAYERS), (F, C, LAYERS), (C, F, LAYERS), (F, C, 4)]
+    {
+        let rb = n / QK8_0 * Q8_0_BLOCK_BYTES;
+        let t = time(|| cortex_m::matvec_q8_0(&mut out[..d], &w[..d * rb], rb, &xq[..n / QK8_0]));
+        products += phase(if n == C { "matvec_x128" } else { "matvec_x512" }, d, t, calls);
+    }
+    defmt::info!("phase total (matrix products): {=u64} instructions per token", products);
+    // Attention over a Q8_0 cache, per head: the query's block against each position's key
+    // block (a matrix of 37 rows, a stride of C / 32 blocks, one block read), and the
+    // softmax-weighted sum of the value blocks.
+    let stride = C / QK8_0 * Q8_0_BLOCK_BYTES;
+    let kv = &w[..ATTENDED * stride];
+    let mut attention = 0u64;
+    let t = time(|| quant::quantize_row_q8_0(&mut xq[..1], &x[..QK8_0]));
+    attention += phase("attention_query", QK8_0, t, HEADS * LAYERS);
+    let t = time(|| cortex_m::matvec_q8_0(&mut att, kv, stride, &xq[..1]));
+    attention += phase("attention_scores", ATTENDED, t, HEADS * LAYERS);
+    let t = time(|| ops::weighted_rows_q8_0(&mut out[..QK8_0], &att, kv, stride));
+    attention += phase("attention_values", ATTENDED, t, HEADS * LAYERS);
+    defmt::info!(
+        "phase total (attention, with softmax above): {=u64} instructions per token",
+        attention
+    );
+}
+
+/// SysTick ticks taken by `f`.
+fn time(mut f: impl FnMut()) -> u64 {
+    let start = fw::systick::now();
+    f();
+    fw::systick::now() - start
+}
+
+/// Prints one phase's count and returns its instructions per token:
+/// `phase <name> <n>: <ticks> ticks, <instructions> instructions, x<calls> = <per token>`.
+fn phase(name: &str, n: usize, ticks: u64, calls: usize) -> u64 {
+    let instructions = ticks * 1_000_000_000 / u64::from(BOARD.clock_hz);
+    let per_token = instructions * calls as u64;
+    defmt::info!(
+        "phase {=str} {=usize}: {=u64} ticks, {=u64} instructions, x{=usize} = {=u64} per token",
+        name,
+        n,
+        ticks,
+        instructions,
+        calls,
+        per_token
+    );
+    per_token
 }
