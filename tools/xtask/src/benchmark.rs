@@ -91,9 +91,7 @@ pub fn run(root: &Path, boards: &Boards, args: &BenchAllArgs) -> Result<()> {
     let mut notes = Vec::new();
     if !args.no_device {
         for board in boards.qemu_boards() {
-            for c in bench::measure(root, board, args.timeout)? {
-                rows.push(kernel_row(board, &c));
-            }
+            rows.extend(kernel_rows(board, &bench::measure(root, board, args.timeout)?));
         }
         for name in PARITY_BOARDS {
             let board = boards.get(name)?;
@@ -126,26 +124,57 @@ pub fn run(root: &Path, boards: &Boards, args: &BenchAllArgs) -> Result<()> {
     Ok(())
 }
 
-/// A kernel's count on a board, next to CMSIS-NN's published figure for that core and shape.
-fn kernel_row(board: &Board, c: &bench::Count) -> Row {
-    let per_mac = c.per_mac(board.clock_hz);
-    let mut row = Row::alone(
-        format!("Q8_0 matrix-vector {} x {}, instructions/MAC", c.rows, c.cols),
-        format!("{} ({}), {}", board.name, board.cpu, c.kernel),
-        format!("{per_mac:.2}"),
-    );
-    let published = CMSIS_NN.iter().find(|(cpu, kernel, rows, cols, _)| {
-        *cpu == board.cpu
-            && *kernel == c.kernel
-            && (*rows == 0 || *rows == c.rows)
-            && *cols == c.cols
-    });
-    if let Some((_, _, _, _, figure)) = published {
-        row.peer = "CMSIS-NN (issue 8's count)".to_string();
-        row.peer_figure = format!("{figure:.2}");
-        row.compared = format!("{:.2}x fewer", figure / per_mac);
+/// A board's kernel counts, one row per kernel with its shapes side by side (`a / b / ...`), next
+/// to CMSIS-NN's published figures for that core and those shapes where there are some.
+fn kernel_rows(board: &Board, counts: &[bench::Count]) -> Vec<Row> {
+    let mut kernels: Vec<&str> = Vec::new();
+    for c in counts {
+        if !kernels.contains(&c.kernel.as_str()) {
+            kernels.push(&c.kernel);
+        }
     }
-    row
+    kernels
+        .into_iter()
+        .map(|kernel| {
+            let mine: Vec<&bench::Count> = counts.iter().filter(|c| c.kernel == kernel).collect();
+            let shapes: Vec<String> =
+                mine.iter().map(|c| format!("{}x{}", c.rows, c.cols)).collect();
+            let per_mac: Vec<f64> = mine.iter().map(|c| c.per_mac(board.clock_hz)).collect();
+            let published: Vec<Option<f64>> = mine
+                .iter()
+                .map(|c| {
+                    CMSIS_NN
+                        .iter()
+                        .find(|(cpu, k, rows, cols, _)| {
+                            *cpu == board.cpu
+                                && *k == kernel
+                                && (*rows == 0 || *rows == c.rows)
+                                && *cols == c.cols
+                        })
+                        .map(|entry| entry.4)
+                })
+                .collect();
+            let mut row = Row::alone(
+                format!("Q8_0 matrix-vector {}, instructions/MAC", shapes.join(" / ")),
+                format!("{} ({}), {kernel}", board.name, board.cpu),
+                per_mac.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" / "),
+            );
+            if published.iter().any(Option::is_some) {
+                let show = |f: &dyn Fn(f64, f64) -> String| -> String {
+                    let cells: Vec<String> = published
+                        .iter()
+                        .zip(&per_mac)
+                        .map(|(p, &m)| p.map_or("-".to_string(), |p| f(p, m)))
+                        .collect();
+                    cells.join(" / ")
+                };
+                row.peer = "CMSIS-NN (issue 8's count)".to_string();
+                row.peer_figure = show(&|p, _| format!("{p:.2}"));
+                row.compared = format!("{} fewer", show(&|p, m| format!("{:.2}x", p / m)));
+            }
+            row
+        })
+        .collect()
 }
 
 /// The decode step at [`DECODE_POSITION`] on a board, per token and per weight MAC.
@@ -341,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn kernel_rows_name_cmsis_nn_only_where_it_was_counted() {
+    fn kernel_rows_put_shapes_side_by_side_with_cmsis_nn_where_counted() {
         let boards = crate::boards::load(&crate::repo_root()).unwrap();
         let m4 = boards.get("mps2-an386").unwrap();
         let m7 = boards.get("mps2-an500").unwrap();
@@ -351,14 +380,23 @@ mod tests {
             cols,
             ticks,
         };
-        // 128 x 128 MACs at 40 instructions per tick: 1.6 instructions per MAC.
-        let r = kernel_row(m4, &count("dsp", 128, 128, 655));
-        assert_eq!(r.mote, "1.60");
-        assert_eq!(r.peer_figure, "2.27");
-        assert_eq!(r.compared, "1.42x fewer");
-        assert_eq!(kernel_row(m4, &count("dsp", 512, 768, 1)).peer, "-");
-        assert_eq!(kernel_row(m4, &count("portable", 128, 128, 1)).peer, "-");
-        assert_eq!(kernel_row(m7, &count("dsp", 128, 128, 1)).peer, "-");
+        // At 40 instructions per tick: 655 ticks on 128 x 128 is 1.60 per MAC, 4915 ticks on
+        // 512 x 768 is 0.50.
+        let counts = [
+            count("portable", 128, 128, 3277),
+            count("dsp", 128, 128, 655),
+            count("dsp", 512, 768, 4915),
+        ];
+        let rows = kernel_rows(m4, &counts);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].place, "mps2-an386 (cortex-m4f), portable");
+        assert_eq!(rows[0].mote, "8.00");
+        assert_eq!(rows[0].peer, "-");
+        assert_eq!(rows[1].what, "Q8_0 matrix-vector 128x128 / 512x768, instructions/MAC");
+        assert_eq!(rows[1].mote, "1.60 / 0.50");
+        assert_eq!(rows[1].peer_figure, "2.27 / -");
+        assert_eq!(rows[1].compared, "1.42x / - fewer");
+        assert_eq!(kernel_rows(m7, &counts[1..2])[0].peer, "-", "CMSIS-NN was counted on the M4F");
     }
 
     #[test]
