@@ -7,7 +7,7 @@
 //! `libm`'s or written out here ([`tanh`], [`exp`]), so the results are bit-identical on every
 //! target. These are the portable reference kernels; faster target-specific ones must reproduce
 //! them exactly: `cortex_m` (Cortex-M DSP extension) and `helium` (Cortex-M55 vector extension),
-//! chosen at compile time by [`matvec`].
+//! chosen at compile time by [`matvec`] (and `cortex_m` by [`weighted_rows_q8_0`]).
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 pub mod cortex_m;
