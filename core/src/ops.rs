@@ -7,7 +7,7 @@
 //! `libm`'s or written out here ([`tanh`], [`exp`]), so the results are bit-identical on every
 //! target. These are the portable reference kernels; faster target-specific ones must reproduce
 //! them exactly: `cortex_m` (Cortex-M DSP extension) and `helium` (Cortex-M55 vector extension),
-//! chosen at compile time by [`matvec`].
+//! chosen at compile time by [`matvec`] (and `cortex_m` by [`weighted_rows_q8_0`]).
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 pub mod cortex_m;
@@ -129,15 +129,39 @@ fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[Block
 /// For each value the terms are added in the order of `t`, each weight times its block's scale
 /// rounded first: the same operations as one row at a time. Four rows go together so that each
 /// output is loaded and stored once per four terms. Stops at the first row that is not all in `w`.
+///
+/// On cores with the DSP extension the groups of four rows run in assembly
+/// (`cortex_m::weighted_rows4`), with the bits of [`weighted_rows_q8_0_portable`].
 pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
-    // Block `b` of row `t`: its scale and its 32 values.
-    let block = |t: usize, b: usize| -> Option<(f32, &[u8])> {
+    weighted_rows(out, a, w, row_bytes, true);
+}
+
+/// The reference for [`weighted_rows_q8_0`]: the same sums by the portable loops on every target.
+pub fn weighted_rows_q8_0_portable(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
+    weighted_rows(out, a, w, row_bytes, false);
+}
+
+/// [`weighted_rows_q8_0`], with the assembly for groups of four rows where the target has it and
+/// `fast` asks for it.
+#[cfg_attr(not(all(target_arch = "arm", target_feature = "dsp")), allow(unused_variables))]
+fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: bool) {
+    // Block `b` of row `t`: its scale and its 32 values. Arrays of a known length let the
+    // compiler unroll the loops below with no bounds checks.
+    let block = |t: usize, b: usize| -> Option<(f32, &[u8; QK8_0])> {
         let at = t.checked_mul(row_bytes)?.checked_add(b * Q8_0_BLOCK_BYTES)?;
         let bytes = w.get(at..at.checked_add(Q8_0_BLOCK_BYTES)?)?;
-        Some((f16_bits_to_f32(u16::from_le_bytes([bytes[0], bytes[1]])), &bytes[2..]))
+        let d = f16_bits_to_f32(u16::from_le_bytes([bytes[0], bytes[1]]));
+        Some((d, bytes[2..].try_into().ok()?))
     };
     for (b, o) in out.chunks_exact_mut(QK8_0).enumerate() {
+        let Ok(o) = <&mut [f32; QK8_0]>::try_from(o) else { break };
+        #[allow(unused_mut)]
         let mut t = 0;
+        // The same sums in assembly, for as many groups of four rows as there are.
+        #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+        if fast {
+            t = cortex_m::weighted_rows4(o, a, w, b * Q8_0_BLOCK_BYTES, row_bytes);
+        }
         while t + 4 <= a.len() {
             let (Some((d0, q0)), Some((d1, q1)), Some((d2, q2)), Some((d3, q3))) =
                 (block(t, b), block(t + 1, b), block(t + 2, b), block(t + 3, b))
@@ -145,17 +169,17 @@ pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize
                 break;
             };
             let (k0, k1, k2, k3) = (a[t] * d0, a[t + 1] * d1, a[t + 2] * d2, a[t + 3] * d3);
-            for ((((o, &v0), &v1), &v2), &v3) in o.iter_mut().zip(q0).zip(q1).zip(q2).zip(q3) {
-                *o = (((*o + k0 * f32::from(v0 as i8)) + k1 * f32::from(v1 as i8))
-                    + k2 * f32::from(v2 as i8))
-                    + k3 * f32::from(v3 as i8);
+            for j in 0..QK8_0 {
+                o[j] = (((o[j] + k0 * f32::from(q0[j] as i8)) + k1 * f32::from(q1[j] as i8))
+                    + k2 * f32::from(q2[j] as i8))
+                    + k3 * f32::from(q3[j] as i8);
             }
             t += 4;
         }
         while let (Some(&at), Some((d, q))) = (a.get(t), block(t, b)) {
             let k = at * d;
-            for (o, &v) in o.iter_mut().zip(q) {
-                *o += k * f32::from(v as i8);
+            for j in 0..QK8_0 {
+                o[j] += k * f32::from(q[j] as i8);
             }
             t += 1;
         }

@@ -163,34 +163,62 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 /// size their buffers from the same `n`).
 pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
     for (block, chunk) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
-        let amax = abs_max(chunk);
+        let bits = abs_max_bits(chunk);
+        let amax = if bits <= INFINITY_BITS { f32::from_bits(bits) } else { abs_max_float(chunk) };
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         block.d = f32_to_f16_bits(d).to_le_bytes();
-        for (q, &v) in block.qs.iter_mut().zip(chunk) {
-            // Saturating to `i32` (NaN, from an infinite input, gives 0) is one instruction on
-            // Arm, and the clamp one more: the same result as a saturating cast to `i8`.
-            *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
+        if bits < INFINITY_BITS && id.is_finite() {
+            // Every `v * id` is finite and at most 127 in magnitude (a little more from the
+            // rounding of `id`), so `v * id + 1.5 * 2^23` lies in [2^23, 2^24), where its bits
+            // minus those of `1.5 * 2^23` are the rounded integer: no subtraction and no float
+            // to integer conversion.
+            for (q, &v) in block.qs.iter_mut().zip(chunk) {
+                let t = v * id + ROUND_MAGIC;
+                *q = (t.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32).clamp(-128, 127) as i8;
+            }
+        } else {
+            for (q, &v) in block.qs.iter_mut().zip(chunk) {
+                // Saturating to `i32` (NaN, from an infinite input, gives 0) is one instruction
+                // on Arm, and the clamp one more: the same result as a saturating cast to `i8`.
+                *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
+            }
         }
     }
 }
 
+/// Bits of an f32 magnitude: all but the sign.
+const MAGNITUDE: u32 = 0x7fff_ffff;
+
+/// Bits of `f32::INFINITY`: magnitudes above it are NaNs.
+const INFINITY_BITS: u32 = 0x7f80_0000;
+
 /// `max_i |x(i)|`, ignoring NaN (0 for none), as [`quantize_block_q8_0`]'s `f32::max` fold.
-///
-/// On the bits: for non-negative floats, NaN aside, the order of the bits as integers is the
-/// order of the values, and an integer maximum is cheaper than a float one on FPUs without
-/// `VMAXNM` (Cortex-M4F, M7). A NaN's magnitude bits exceed infinity's; only then does the float
-/// fold run.
+#[cfg(test)]
 fn abs_max(x: &[f32]) -> f32 {
-    const MAGNITUDE: u32 = 0x7fff_ffff;
-    const INFINITY_BITS: u32 = 0x7f80_0000;
+    let bits = abs_max_bits(x);
+    if bits <= INFINITY_BITS {
+        return f32::from_bits(bits);
+    }
+    abs_max_float(x)
+}
+
+/// The largest magnitude bits in `x`: above [`INFINITY_BITS`] if `x` holds a NaN, else the bits
+/// of `max_i |x(i)|`.
+///
+/// For non-negative floats, NaN aside, the order of the bits as integers is the order of the
+/// values, and an integer maximum is cheaper than a float one on FPUs without `VMAXNM`
+/// (Cortex-M4F, M7).
+fn abs_max_bits(x: &[f32]) -> u32 {
     let mut bits = 0u32;
     for &v in x {
         bits = bits.max(v.to_bits() & MAGNITUDE);
     }
-    if bits <= INFINITY_BITS {
-        return f32::from_bits(bits);
-    }
+    bits
+}
+
+/// `max_i |x(i)|` by the float fold, ignoring NaN: for rows that hold one.
+fn abs_max_float(x: &[f32]) -> f32 {
     let mut amax = 0.0f32;
     for &v in x {
         amax = amax.max(libm::fabsf(v));
@@ -288,6 +316,55 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The activation rule written the plain way: round by adding and subtracting `1.5 * 2^23`,
+    /// saturating casts.
+    fn quantize_row_plain(out: &mut [BlockQ8_0], x: &[f32]) {
+        for (block, chunk) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
+            let d = abs_max(chunk) / 127.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            block.d = f32_to_f16_bits(d).to_le_bytes();
+            for (q, &v) in block.qs.iter_mut().zip(chunk) {
+                *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
+            }
+        }
+    }
+
+    #[test]
+    fn activation_rows_read_the_rounded_integer_from_the_bits_exactly() {
+        // Blocks over every magnitude, subnormal scales (whose inverse may overflow), halves,
+        // infinities and NaNs: the same blocks as the plain rule.
+        let mut state = 0x9e37_79b9u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-45, 3e-39, 0.5];
+        for round in 0..20_000 {
+            let mut x = [0.0f32; QK8_0];
+            for v in x.iter_mut() {
+                *v = match round % 4 {
+                    // Any bits at all.
+                    0 => f32::from_bits(next()),
+                    // Uniform at one of many scales, subnormal ones included.
+                    1 => {
+                        let u = (next() >> 8) as f32 / 16_777_216.0 - 0.5;
+                        u * libm::powf(2.0, (round % 300) as f32 - 160.0)
+                    }
+                    // Small integers and halves times a power of two.
+                    2 => (next() % 512) as f32 / 2.0 - 128.0,
+                    _ => specials[next() as usize % specials.len()],
+                };
+            }
+            let (mut got, mut want) = ([BlockQ8_0::ZERO; 1], [BlockQ8_0::ZERO; 1]);
+            quantize_row_q8_0(&mut got, &x);
+            quantize_row_plain(&mut want, &x);
+            assert_eq!(got[0].d, want[0].d, "{x:?}");
+            assert_eq!(got[0].qs, want[0].qs, "{x:?}");
         }
     }
 

@@ -151,6 +151,10 @@ impl Sampler {
     /// probabilities of the tokens still allowed (sampling).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let c = self.config;
+        if !c.is_sampling() && c.repetition_penalty == 1.0 && c.no_repeat_ngram_size == 0 {
+            // Plain greedy: the NaN pass below and the argmax in one pass over the vocabulary.
+            return argmax_nan_to_neg_inf(logits);
+        }
         // A NaN logit (a broken model) is treated as impossible rather than poisoning the softmax.
         for s in logits.iter_mut().filter(|s| s.is_nan()) {
             *s = f32::NEG_INFINITY;
@@ -186,6 +190,23 @@ pub fn argmax(x: &[f32]) -> u32 {
         if v > best_v {
             best = i;
             best_v = v;
+        }
+    }
+    best as u32
+}
+
+/// [`argmax`] of `x`, and every NaN in `x` replaced by `-inf` on the way: the same index and the
+/// same `x` as the replacement pass followed by [`argmax`] (a NaN is never larger than anything,
+/// and neither is the `-inf` it becomes), in one pass.
+fn argmax_nan_to_neg_inf(x: &mut [f32]) -> u32 {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, v) in x.iter_mut().enumerate() {
+        if *v > best_v {
+            best = i;
+            best_v = *v;
+        } else if v.is_nan() {
+            *v = f32::NEG_INFINITY;
         }
     }
     best as u32
@@ -410,6 +431,38 @@ mod tests {
         for _ in 0..50 {
             let logits = [0.5, 0.2, 0.1, 0.4];
             assert_eq!(a.sample(&mut logits.clone(), &[]), b.sample(&mut logits.clone(), &[]));
+        }
+    }
+
+    /// The two-pass greedy choice the one-pass one replaces: NaN to `-inf`, then [`argmax`].
+    fn greedy_two_passes(x: &mut [f32]) -> u32 {
+        for s in x.iter_mut().filter(|s| s.is_nan()) {
+            *s = NEG;
+        }
+        argmax(x)
+    }
+
+    #[test]
+    fn one_pass_greedy_matches_nan_pass_then_argmax() {
+        // Values drawn from a small set so that ties, NaNs, infinities and signed zeros all occur.
+        const POOL: [f32; 9] = [f32::NAN, NEG, f32::INFINITY, -0.0, 0.0, 1.5, -1.5, 3.0, f32::MIN];
+        let mut rng = Pcg32::seed_from_u64(11);
+        let mut cases: Vec<Vec<f32>> = vec![vec![], vec![f32::NAN; 5], vec![NEG; 3]];
+        for len in 1..40 {
+            for _ in 0..200 {
+                cases.push((0..len).map(|_| POOL[rng.next_u32() as usize % POOL.len()]).collect());
+            }
+        }
+        for _ in 0..200 {
+            cases.push((0..2048).map(|_| f32::from_bits(rng.next_u32())).collect());
+        }
+        for x in cases {
+            let (mut one, mut two) = (x.clone(), x.clone());
+            let mut s = Sampler::greedy();
+            let picked = s.sample(&mut one, &[]);
+            assert_eq!(picked, greedy_two_passes(&mut two), "{x:?}");
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one), bits(&two), "{x:?}");
         }
     }
 

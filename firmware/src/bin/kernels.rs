@@ -7,7 +7,9 @@
 //! each kernel must have the same f32 bits as `ops::dot_q8_0` on that row, and the entry after the
 //! last row must be left alone; `ops::matvec` (which picks the fastest kernel) must match the
 //! portable quantize-then-dot; and `VCVTB` must widen all 65,536 f16 values as the portable
-//! conversion does. Any difference is printed and the run exits 1.
+//! conversion does; and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
+//! the DSP core's assembly) must give the bits of `ops::weighted_rows_q8_0_portable`, writing
+//! nothing past its output. Any difference is printed and the run exits 1.
 #![no_std]
 #![no_main]
 
@@ -96,6 +98,9 @@ fn main() -> ! {
     let mut x = [0.0f32; MAX_BLOCKS * QK8_0];
     let mut portable = [0.0f32; MAX_ROWS + 1];
     let mut fast = [0.0f32; MAX_ROWS + 1];
+    let mut att = [0.0f32; MAX_ROWS + 1];
+    let mut want = [0.0f32; MAX_BLOCKS * QK8_0 + 1];
+    let mut got = [0.0f32; MAX_BLOCKS * QK8_0 + 1];
     for (d, n) in SHAPES {
         let nb = n / QK8_0;
         let rb = nb * Q8_0_BLOCK_BYTES;
@@ -135,14 +140,29 @@ fn main() -> ! {
             let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: d, data: w };
             ops::matvec(&mut fast[..d], &m, None, x, xq);
             shape_failures += compare("matvec", d, n, values, seed, &portable[..d], &fast[..d]);
+
+            // Attention's weighted sum of the d rows as cached values, onto random sums, with
+            // one weight more than there are rows (the kernels stop at the last row).
+            let att = &mut att[..=d];
+            gen.floats(att);
+            gen.floats(&mut want[..n]);
+            got[..n].copy_from_slice(&want[..n]);
+            got[n] = f32::from_bits(SENTINEL);
+            ops::weighted_rows_q8_0_portable(&mut want[..n], att, w, rb);
+            ops::weighted_rows_q8_0(&mut got[..=n], att, w, rb);
+            shape_failures += compare("weighted rows", d, n, values, seed, &want[..n], &got[..n]);
+            if got[n].to_bits() != SENTINEL {
+                defmt::error!("weighted rows {=usize} x {=usize}: wrote past the end", d, n);
+                shape_failures += 1;
+            }
         }
-        let runs = FILLS.len() * (KERNELS.len() + 1);
+        let runs = FILLS.len() * (KERNELS.len() + 2);
         defmt::info!(
             "{=usize} x {=usize}: {=usize} runs, {=usize} outputs, {=u32} differ",
             d,
             n,
             runs,
-            runs * d,
+            FILLS.len() * ((KERNELS.len() + 1) * d + n),
             shape_failures
         );
         failures += shape_failures;
