@@ -197,6 +197,7 @@ pub fn q8_0_kernel_name() -> &'static str {
     if x86_64::matvec_q8_0_kernel().is_some() {
         return "avx2";
     }
+    #[allow(unreachable_code)]
     "portable"
 }
 
