@@ -33,7 +33,8 @@ const F32_LANES: usize = 8;
 
 /// `sum_i a(i) * b(i)` over the common length, in [`F32_LANES`] interleaved partial sums combined
 /// as `((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))`, then the tail in order.
-fn dot_lanes(a: &[f32], mut b: impl Iterator<Item = f32>) -> f32 {
+#[inline]
+pub(crate) fn dot_lanes(a: &[f32], mut b: impl Iterator<Item = f32>) -> f32 {
     let mut s = [0.0f32; F32_LANES];
     let mut chunks = a.chunks_exact(F32_LANES);
     for chunk in chunks.by_ref() {
@@ -183,6 +184,19 @@ fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: b
             }
             t += 1;
         }
+    }
+}
+
+/// `out(i) = src(i)` widened from f16 bits to f32, over the common length: exact, so F16C (on
+/// x86_64 with mote-core's `std` feature, detected at run time) and [`f16_bits_to_f32`] give the
+/// same bits.
+pub(crate) fn f16_row_to_f32(out: &mut [f32], src: &[u16]) {
+    #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
+    if let Some(fast) = x86_64::f16_to_f32_kernel() {
+        return fast(out, src);
+    }
+    for (o, &h) in out.iter_mut().zip(src) {
+        *o = f16_bits_to_f32(h);
     }
 }
 

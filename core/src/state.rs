@@ -11,10 +11,8 @@
 use core::fmt;
 
 use crate::model::HParams;
-use crate::ops::{dot_q8_0, matvec_q8_0_rows, weighted_rows_q8_0};
-use crate::quant::{
-    f16_bits_to_f32, f32_to_f16_bits, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0,
-};
+use crate::ops::{dot_lanes, dot_q8_0, f16_row_to_f32, matvec_q8_0_rows, weighted_rows_q8_0};
+use crate::quant::{f32_to_f16_bits, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
 
 /// Bytes that may be skipped at the start of the storage to align the f32 buffers.
 pub const ALIGN_SLACK: usize = core::mem::align_of::<f32>() - 1;
@@ -85,6 +83,10 @@ impl fmt::Display for StateError {
 }
 
 impl core::error::Error for StateError {}
+
+/// Values of an f16 or f32 cache row taken at a time by [`KvCache::dot`] (and widened at a time
+/// by [`KvCache::axpy`]); a head is usually 32 to 128 values.
+const F16_CHUNK: usize = 64;
 
 /// Sizes of the 4-byte buffers (f32, and the u32 token history last), in values, in storage order.
 const fn f32_lens(hp: &HParams) -> [usize; 8] {
@@ -167,8 +169,10 @@ impl KvCache<'_> {
         }
     }
 
-    /// `sum_i q(i) * kv(row, off + i)`, in order (for Q8_0, in order within each block, each
-    /// block's sum scaled once and added in block order).
+    /// `sum_i q(i) * kv(row, off + i)`: for F16 and F32, chunks of [`F16_CHUNK`] values each summed
+    /// in `ops::dot_lanes`' eight lanes, the chunks added in order (the same bits for both types
+    /// when the f16 values widen to the f32 ones); for Q8_0, in order within each block, each
+    /// block's sum scaled once and added in block order.
     fn dot(&self, row: usize, c: usize, off: usize, q: &[f32]) -> f32 {
         let mut s = 0.0f32;
         match self {
@@ -186,15 +190,19 @@ impl KvCache<'_> {
             }
             Self::F16(h) => {
                 if let Some(src) = h.get(row * c + off..) {
-                    for (&qi, &k) in q.iter().zip(src) {
-                        s += qi * f16_bits_to_f32(k);
+                    // Widened a chunk at a time (exactly), each chunk summed in the lanes of
+                    // `dot_lanes`, the chunks in order.
+                    let mut wide = [0.0f32; F16_CHUNK];
+                    for (qc, hc) in q.chunks(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
+                        f16_row_to_f32(&mut wide, hc);
+                        s += dot_lanes(qc, wide.iter().take(hc.len()).copied());
                     }
                 }
             }
             Self::F32(f) => {
                 if let Some(src) = f.get(row * c + off..) {
-                    for (&qi, &k) in q.iter().zip(src) {
-                        s += qi * k;
+                    for (qc, kc) in q.chunks(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
+                        s += dot_lanes(qc, kc.iter().copied());
                     }
                 }
             }
@@ -219,8 +227,12 @@ impl KvCache<'_> {
             }
             Self::F16(h) => {
                 if let Some(src) = h.get(row * c + off..) {
-                    for (o, &v) in out.iter_mut().zip(src) {
-                        *o += a * f16_bits_to_f32(v);
+                    let mut wide = [0.0f32; F16_CHUNK];
+                    for (oc, hc) in out.chunks_mut(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
+                        f16_row_to_f32(&mut wide, hc);
+                        for (o, &v) in oc.iter_mut().zip(wide.iter().take(hc.len())) {
+                            *o += a * v;
+                        }
                     }
                 }
             }
@@ -513,6 +525,35 @@ fn scores_q8_0(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::f16_bits_to_f32;
+
+    #[test]
+    fn f16_cache_rows_give_the_bits_of_the_f32_rows_they_widen_to() {
+        // Rows of 300 values with every kind of f16 (subnormals, infinities and NaNs included),
+        // read at offsets and lengths that cross the chunk size.
+        let c = 300;
+        let mut bits: Vec<u16> = (0..3 * c).map(|i| (i as u16).wrapping_mul(40_503)).collect();
+        let mut wide: Vec<f32> = bits.iter().map(|&h| f16_bits_to_f32(h)).collect();
+        let (f16, f32) = (KvCache::F16(&mut bits), KvCache::F32(&mut wide));
+        let to_bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (row, off, n) in [(0, 0, 32), (1, 7, 64), (1, 0, 65), (2, 100, 200), (2, 0, 300)] {
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let (a, b) = (f16.dot(row, c, off, &q), f32.dot(row, c, off, &q));
+            assert_eq!(a.to_bits(), b.to_bits(), "dot {row} {off} {n}: {a} {b}");
+            let (mut a, mut b) = (q.clone(), q.clone());
+            f16.axpy(&mut a, 0.75, row, c, off);
+            f32.axpy(&mut b, 0.75, row, c, off);
+            assert_eq!(to_bits(&a), to_bits(&b), "axpy {row} {off} {n}");
+        }
+        // And the f32 dot is chunks of eight-lane sums, added in order.
+        let q: Vec<f32> = (0..130).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut w: Vec<f32> = (0..c).map(|i| (i as f32 * 0.07).sin()).collect();
+        let want = q
+            .chunks(F16_CHUNK)
+            .zip(w.chunks(F16_CHUNK))
+            .fold(0.0f32, |s, (qc, kc)| s + dot_lanes(qc, kc.iter().copied()));
+        assert_eq!(KvCache::F32(&mut w).dot(0, c, 0, &q).to_bits(), want.to_bits());
+    }
 
     fn hp(n_embd: usize) -> HParams {
         HParams {
