@@ -195,7 +195,7 @@ fn decode_row(board: &Board, run: &DeviceRun) -> Result<Row> {
         format!("decode step, default model, position {DECODE_POSITION}, instructions"),
         format!("{} ({})", board.name, board.cpu),
         format!(
-            "{} ({:.2}/weight MAC)",
+            "{} ({:.3}/weight MAC)",
             thousands(instructions),
             instructions / run.weight_macs as f64
         ),
@@ -409,7 +409,7 @@ mod tests {
         run.token_ticks = (1..=64).map(|k| 1000 + k).collect();
         let r = decode_row(m4, &run).unwrap();
         // Position 64 is token 62: 1062 ticks of 40 instructions.
-        assert_eq!(r.mote, "42,480 (42.48/weight MAC)");
+        assert_eq!(r.mote, "42,480 (42.480/weight MAC)");
         run.token_ticks.truncate(61);
         assert!(decode_row(m4, &run).is_err());
     }
