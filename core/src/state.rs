@@ -535,15 +535,17 @@ mod tests {
         let mut bits: Vec<u16> = (0..3 * c).map(|i| (i as u16).wrapping_mul(40_503)).collect();
         let mut wide: Vec<f32> = bits.iter().map(|&h| f16_bits_to_f32(h)).collect();
         let (f16, f32) = (KvCache::F16(&mut bits), KvCache::F32(&mut wide));
-        let to_bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        // The same bits, except that which NaN comes out of an operation on two NaNs depends on
+        // the order the compiler gives its operands: any NaN stands for any other.
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
         for (row, off, n) in [(0, 0, 32), (1, 7, 64), (1, 0, 65), (2, 100, 200), (2, 0, 300)] {
             let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let (a, b) = (f16.dot(row, c, off, &q), f32.dot(row, c, off, &q));
-            assert_eq!(a.to_bits(), b.to_bits(), "dot {row} {off} {n}: {a} {b}");
+            assert!(same(a, b), "dot {row} {off} {n}: {a} {b}");
             let (mut a, mut b) = (q.clone(), q.clone());
             f16.axpy(&mut a, 0.75, row, c, off);
             f32.axpy(&mut b, 0.75, row, c, off);
-            assert_eq!(to_bits(&a), to_bits(&b), "axpy {row} {off} {n}");
+            assert!(a.iter().zip(&b).all(|(&x, &y)| same(x, y)), "axpy {row} {off} {n}");
         }
         // And the f32 dot is chunks of eight-lane sums, added in order.
         let q: Vec<f32> = (0..130).map(|i| (i as f32 * 0.11).cos()).collect();
