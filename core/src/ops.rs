@@ -281,9 +281,14 @@ pub fn matvec_split(
         }
     }
     if let Some(b) = bias {
-        for (o, b) in out.iter_mut().zip(b.iter()) {
-            *o += b;
-        }
+        add_bias(out, b);
+    }
+}
+
+/// In place, `out(d) += bias(d)`.
+fn add_bias(out: &mut [f32], bias: F32s<'_>) {
+    for (o, b) in out.iter_mut().zip(bias.iter()) {
+        *o += b;
     }
 }
 
@@ -344,9 +349,7 @@ pub fn matmul(
     }
     if let Some(b) = bias {
         for o in out.chunks_exact_mut(d) {
-            for (o, b) in o.iter_mut().zip(b.iter()) {
-                *o += b;
-            }
+            add_bias(o, b);
         }
     }
 }

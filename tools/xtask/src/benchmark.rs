@@ -275,15 +275,7 @@ fn desktop_rows(
     if let Some(path) = path {
         cmd.arg("--model").arg(path);
     }
-    println!("$ {}", shell::show(&cmd));
-    let out = cmd.output().context("cannot run mote bench")?;
-    ensure!(
-        out.status.success(),
-        "mote bench failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("mote bench printed no JSON: {:?}", out.stdout))?;
+    let json = shell::json(&mut cmd)?;
     desktop_rows_from(name, &json)
 }
 

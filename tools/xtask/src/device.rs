@@ -177,15 +177,7 @@ fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
     cmd.args(["--prompt", options.prompt.as_deref().unwrap_or(DEFAULT_PROMPT)]);
     cmd.args(["--max-tokens", &options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).to_string()]);
     cmd.args(options.settings.cli_args());
-    println!("$ {}", shell::show(&cmd));
-    let out = cmd.output().context("cannot run mote")?;
-    ensure!(
-        out.status.success(),
-        "mote generate failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("mote generate printed no JSON: {:?}", out.stdout))?;
+    let json = shell::json(&mut cmd)?;
     let ids = |key: &str| -> String {
         let list: Vec<String> = json[key]
             .as_array()

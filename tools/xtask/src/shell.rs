@@ -45,6 +45,19 @@ pub fn output(cmd: &mut Command) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs `cmd` after echoing it and parses its standard output as JSON; an error, with the
+/// program's standard error, if it does not exit 0 or prints something else.
+pub fn json(cmd: &mut Command) -> Result<serde_json::Value> {
+    let line = show(cmd);
+    println!("$ {line}");
+    let out = cmd.output().with_context(|| format!("cannot start `{line}`"))?;
+    if !out.status.success() {
+        bail!("`{line}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("`{line}` printed no JSON: {:?}", out.stdout))
+}
+
 /// Where `program` is: on PATH, or in cargo's bin directory (where `cargo install` puts things,
 /// which a fresh shell may not have on PATH yet).
 pub fn which(program: &str) -> Option<PathBuf> {
