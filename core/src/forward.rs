@@ -30,12 +30,6 @@ pub enum ForwardError {
     },
     /// The run state was sized for other hyper-parameters than the model's.
     StateMismatch,
-    /// A layer's tensors could not be found or checked. No longer produced: [`Model::load`] finds
-    /// and checks every layer before any step runs.
-    BadLayer {
-        /// The layer.
-        layer: usize,
-    },
 }
 
 impl fmt::Display for ForwardError {
@@ -48,7 +42,6 @@ impl fmt::Display for ForwardError {
                 write!(f, "position {pos} is past the context length {n_ctx}")
             }
             Self::StateMismatch => write!(f, "the run state was sized for another model"),
-            Self::BadLayer { layer } => write!(f, "block {layer} of the model cannot be read"),
         }
     }
 }
