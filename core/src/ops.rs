@@ -312,6 +312,11 @@ pub fn matmul(
     }
     let p = (out.len() / d).min(x.len() / n);
     let Some(out) = out.get_mut(..p * d) else { return };
+    if p == 1 {
+        // One row reads each weight once anyway: no tiles, and its rows (not its one token) are
+        // what `split` hands out.
+        return matvec_split(out, w, bias, x.get(..n).unwrap_or(x), xq, split);
+    }
     match w.ty {
         GgmlType::F32 | GgmlType::F16 => {
             for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {

@@ -14,6 +14,7 @@ use mote_core::gguf::Gguf;
 use mote_core::model::Model;
 use mote_core::sampler::argmax;
 use mote_core::session::{Session, StopReason};
+use mote_core::split::Serial;
 use mote_core::state::{KvType, RunState};
 use serde_json::Value;
 
@@ -51,7 +52,10 @@ fn logits_at_every_position(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> Ve
     tokens
         .iter()
         .enumerate()
-        .map(|(p, &t)| forward(model, &mut s, t, p).expect("forward").to_vec())
+        .map(|(p, &t)| {
+            forward(model, &mut s, t, p, &Serial, true).expect("forward");
+            s.logits().to_vec()
+        })
         .collect()
 }
 
