@@ -4,7 +4,7 @@
 
 use crate::kv_cache::{KvCache, KvRows};
 use crate::ops::{dot_q8_0, matvec_q8_0_rows, softmax, weighted_rows_q8_0};
-use crate::quant::{quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use crate::quant::{quantize_row_q8_0, BlockQ8_0, Q8Rows, QK8_0};
 
 /// `out_h = sum_t att(t) * v_h(t)` with `att(t) = softmax_t(q_h . k_h(t) / sqrt(HS))` for each
 /// head `h` of `q(C)`, over positions `t` in `0..=pos` of `layer` in `cache`. `att(T)` holds the
@@ -56,7 +56,7 @@ pub(crate) fn attention(
             KvRows::Q8_0(v) if hs % QK8_0 == 0 && off % QK8_0 == 0 => {
                 let nb = c / QK8_0;
                 let Some(blocks) = v.get(base * nb + off / QK8_0..) else { return };
-                weighted_rows_q8_0(out, att, bytemuck::cast_slice(blocks), nb * Q8_0_BLOCK_BYTES);
+                weighted_rows_q8_0(out, att, Q8Rows { blocks, stride: nb });
             }
             _ => {
                 for (t, &a) in att.iter().enumerate() {
@@ -82,14 +82,13 @@ fn scores_q8_0(
     qb: &[BlockQ8_0],
 ) {
     let nb = c / QK8_0;
-    let stride = nb * Q8_0_BLOCK_BYTES;
     let Some(blocks) = k.get(first_row * nb + off / QK8_0..) else { return };
-    let bytes: &[u8] = bytemuck::cast_slice(blocks);
-    let full = att.len().min(bytes.len() / stride.max(1));
+    let rows = Q8Rows { blocks, stride: nb };
+    let full = att.len().min(blocks.len() / nb.max(1));
     let (head, tail) = att.split_at_mut(full);
-    matvec_q8_0_rows(head, bytes, stride, qb);
+    matvec_q8_0_rows(head, rows, qb);
     for (t, a) in tail.iter_mut().enumerate() {
-        *a = bytes.get((full + t) * stride..).map_or(0.0, |row| dot_q8_0(row, qb));
+        *a = rows.from_row(full + t).blocks.get(..qb.len()).map_or(0.0, |row| dot_q8_0(row, qb));
     }
 }
 

@@ -19,9 +19,7 @@ mod x86_64;
 
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
-use crate::quant::{
-    f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0, ROUND_MAGIC,
-};
+use crate::quant::{f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8Rows, QK8_0, ROUND_MAGIC};
 use crate::split::{split_if_large, RowSplit, Serial};
 
 /// `sqrt(2 / pi)`, GELU's tanh-form constant.
@@ -71,42 +69,37 @@ pub fn dot_f16(w_row: &[u8], x: &[f32]) -> f32 {
     dot_lanes(x, w_row.chunks_exact(2).map(|b| f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
 }
 
-/// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 file bytes against a
+/// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 blocks against a
 /// Q8_0 activation: each block's dot product is an exact `i32`, scaled and added in block order.
-pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
+pub fn dot_q8_0(w_row: &[BlockQ8_0], xq: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
-    for (wb, xb) in w_row.chunks_exact(Q8_0_BLOCK_BYTES).zip(xq) {
-        let Ok(wb) = <&[u8; Q8_0_BLOCK_BYTES]>::try_from(wb) else { break };
-        let dw = f16_bits_to_f32(u16::from_le_bytes([wb[0], wb[1]]));
+    for (wb, xb) in w_row.iter().zip(xq) {
         // A fixed trip count of 32 lets the compiler vectorize the integer dot product.
         let mut isum = 0i32;
         for j in 0..QK8_0 {
-            isum += i32::from(wb[2 + j] as i8) * i32::from(xb.qs[j]);
+            isum += i32::from(wb.qs[j]) * i32::from(xb.qs[j]);
         }
-        sum += isum as f32 * (dw * xb.scale());
+        sum += isum as f32 * (wb.scale() * xb.scale());
     }
     sum
 }
 
-/// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes: the AVX2 kernel when
-/// mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected at run time), else
-/// [`matvec_q8_0_portable`]. Both give the same bits.
-///
-/// Rows are `w.chunks_exact(row_bytes)`; each is read for `xq.len()` blocks only, so a row may be
-/// a stride over longer records (the attention's keys of one head, position by position).
-pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+/// `out(d) = W(d, n) . xq(n)` over the whole rows of `w`, each read for `xq.len()` blocks: the
+/// AVX2 kernel when mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected
+/// at run time), else [`matvec_q8_0_portable`]. Both give the same bits.
+pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     // The fastest kernel the target has; each gives the portable loop's bits. On Arm the choice
     // is made at compile time, on x86_64 at run time (with the host's `std` feature).
     #[cfg(all(target_arch = "arm", feature = "helium"))]
-    return helium::matvec_q8_0(out, w, row_bytes, xq);
+    return helium::matvec_q8_0(out, w, xq);
     #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
-    return cortex_m::matvec_q8_0(out, w, row_bytes, xq);
+    return cortex_m::matvec_q8_0(out, w, xq);
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if let Some(fast) = x86_64::matvec_q8_0_kernel() {
-        return fast(out, w, row_bytes, xq);
+        return fast(out, w, xq);
     }
     #[allow(unreachable_code)]
-    matvec_q8_0_portable(out, w, row_bytes, xq)
+    matvec_q8_0_portable(out, w, xq)
 }
 
 /// The reference for [`matvec_q8_0_rows`]: row by row with [`dot_q8_0`].
@@ -114,18 +107,15 @@ pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: 
     all(target_arch = "arm", any(target_feature = "dsp", feature = "helium")),
     allow(dead_code)
 )]
-fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
-    if row_bytes == 0 {
-        return;
-    }
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+fn matvec_q8_0_portable(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    for (o, row) in out.iter_mut().zip(w.rows()) {
         *o = dot_q8_0(row, xq);
     }
 }
 
-/// `out(j) += sum_t (a(t) * d(t, j / 32)) * q(t, j)` for `t` in `0..a.len()`, the rows `t` of a
-/// Q8_0 matrix at `w[t * row_bytes..]`, each read for `out.len() / 32` blocks: attention's sum of
-/// cached values weighted by the softmax, one head.
+/// `out(j) += sum_t (a(t) * d(t, j / 32)) * q(t, j)` for `t` in `0..a.len()`, the rows `t` of
+/// `w`, each read for `out.len() / 32` blocks: attention's sum of cached values weighted by the
+/// softmax, one head.
 ///
 /// For each value the terms are added in the order of `t`, each weight times its block's scale
 /// rounded first: the same operations as one row at a time. Four rows go together so that each
@@ -133,26 +123,24 @@ fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[Block
 ///
 /// On cores with the DSP extension the groups of four rows run in assembly
 /// (`cortex_m::weighted_rows4`), with the bits of [`weighted_rows_q8_0_portable`].
-pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
-    weighted_rows(out, a, w, row_bytes, true);
+pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: Q8Rows<'_>) {
+    weighted_rows(out, a, w, true);
 }
 
 /// The reference for [`weighted_rows_q8_0`]: the same sums by the portable loops on every target.
-pub fn weighted_rows_q8_0_portable(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
-    weighted_rows(out, a, w, row_bytes, false);
+pub fn weighted_rows_q8_0_portable(out: &mut [f32], a: &[f32], w: Q8Rows<'_>) {
+    weighted_rows(out, a, w, false);
 }
 
 /// [`weighted_rows_q8_0`], with the assembly for groups of four rows where the target has it and
 /// `fast` asks for it.
 #[cfg_attr(not(all(target_arch = "arm", target_feature = "dsp")), allow(unused_variables))]
-fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: bool) {
+fn weighted_rows(out: &mut [f32], a: &[f32], w: Q8Rows<'_>, fast: bool) {
     // Block `b` of row `t`: its scale and its 32 values. Arrays of a known length let the
     // compiler unroll the loops below with no bounds checks.
-    let block = |t: usize, b: usize| -> Option<(f32, &[u8; QK8_0])> {
-        let at = t.checked_mul(row_bytes)?.checked_add(b * Q8_0_BLOCK_BYTES)?;
-        let bytes = w.get(at..at.checked_add(Q8_0_BLOCK_BYTES)?)?;
-        let d = f16_bits_to_f32(u16::from_le_bytes([bytes[0], bytes[1]]));
-        Some((d, bytes[2..].try_into().ok()?))
+    let block = |t: usize, b: usize| -> Option<(f32, &[i8; QK8_0])> {
+        let blk = w.blocks.get(t.checked_mul(w.stride)?.checked_add(b)?)?;
+        Some((blk.scale(), &blk.qs))
     };
     for (b, o) in out.chunks_exact_mut(QK8_0).enumerate() {
         let Ok(o) = <&mut [f32; QK8_0]>::try_from(o) else { break };
@@ -161,7 +149,7 @@ fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: b
         // The same sums in assembly, for as many groups of four rows as there are.
         #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
         if fast {
-            t = cortex_m::weighted_rows4(o, a, w, b * Q8_0_BLOCK_BYTES, row_bytes);
+            t = cortex_m::weighted_rows4(o, a, w, b);
         }
         while t + 4 <= a.len() {
             let (Some((d0, q0)), Some((d1, q1)), Some((d2, q2)), Some((d3, q3))) =
@@ -171,16 +159,16 @@ fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: b
             };
             let (k0, k1, k2, k3) = (a[t] * d0, a[t + 1] * d1, a[t + 2] * d2, a[t + 3] * d3);
             for j in 0..QK8_0 {
-                o[j] = (((o[j] + k0 * f32::from(q0[j] as i8)) + k1 * f32::from(q1[j] as i8))
-                    + k2 * f32::from(q2[j] as i8))
-                    + k3 * f32::from(q3[j] as i8);
+                o[j] = (((o[j] + k0 * f32::from(q0[j])) + k1 * f32::from(q1[j]))
+                    + k2 * f32::from(q2[j]))
+                    + k3 * f32::from(q3[j]);
             }
             t += 4;
         }
         while let (Some(&at), Some((d, q))) = (a.get(t), block(t, b)) {
             let k = at * d;
             for j in 0..QK8_0 {
-                o[j] += k * f32::from(q[j] as i8);
+                o[j] += k * f32::from(q[j]);
             }
             t += 1;
         }
@@ -272,11 +260,9 @@ pub fn matvec_split(
                 None => return,
             };
             quantize_row_q8_0(xq, x);
-            let xq = &*xq;
+            let (xq, rows) = (&*xq, Q8Rows::from_bytes(w.data, nb));
             split_if_large(split, w.data.len(), out, ROW_GRAIN, &|start, piece| {
-                if let Some(rows) = w.data.get(start.saturating_mul(rb)..) {
-                    matvec_q8_0_rows(piece, rows, rb, xq);
-                }
+                matvec_q8_0_rows(piece, rows.from_row(start), xq);
             });
         }
     }
@@ -329,23 +315,25 @@ pub fn matmul(
             for (q, xt) in xq.chunks_exact_mut(nb.max(1)).zip(x.chunks_exact(n)) {
                 quantize_row_q8_0(q, xt);
             }
-            let xq = &*xq;
+            let (xq, all) = (&*xq, Q8Rows::from_bytes(w.data, nb));
             let tile_rows = (MATMUL_TILE_BYTES / rb / ROW_GRAIN).max(1) * ROW_GRAIN;
             split_if_large(split, w.data.len(), out, d, &|start, piece| {
                 let t0 = start / d;
                 let mut r0 = 0;
                 while r0 < d {
                     let r1 = (r0 + tile_rows).min(d);
-                    let Some(rows) = w.data.get(r0 * rb..(r1 * rb).min(w.data.len())) else {
+                    let Some(blocks) = all.blocks.get(r0 * nb..(r1 * nb).min(all.blocks.len()))
+                    else {
                         return;
                     };
+                    let rows = Q8Rows { blocks, stride: nb };
                     for (t, o) in piece.chunks_exact_mut(d).enumerate() {
                         let from = (t0 + t) * nb;
                         let (Some(o), Some(xt)) = (o.get_mut(r0..r1), xq.get(from..from + nb))
                         else {
                             return;
                         };
-                        matvec_q8_0_rows(o, rows, rb, xt);
+                        matvec_q8_0_rows(o, rows, xt);
                     }
                     r0 = r1;
                 }
@@ -494,7 +482,7 @@ pub fn add(x: &mut [f32], y: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{f32_to_f16_bits, quantize_block_q8_0};
+    use crate::quant::{f32_to_f16_bits, quantize_block_q8_0, Q8_0_BLOCK_BYTES};
 
     fn f32_bytes(v: &[f32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
