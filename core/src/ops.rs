@@ -391,8 +391,8 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// one division, where `libm::tanhf` goes through `expm1f`. Plain operations in a fixed order, so
 /// the bits are the same on every target.
 pub fn tanh(y: f32) -> f32 {
-    // Not `f32::clamp`: with it a decode step of the default model measured about 8,000
-    // instructions more on the Cortex-M4F (rustc 1.96).
+    // Not `f32::clamp`: it costs more instructions per decode step on the Cortex-M4F
+    // (docs/performance.md).
     #[allow(clippy::manual_clamp)]
     let x = if y > TANH_CLAMP {
         TANH_CLAMP
@@ -445,8 +445,8 @@ const EXP_RANGE: core::ops::RangeInclusive<f32> = -87.0..=88.0;
 /// most 1 unit in the last place from `libm::expf` over `[-87, 88]` (test
 /// `exp_is_within_one_ulp_of_libm`); outside that range, and for NaN, it is `libm::expf`.
 /// softmax's inputs (`x - max <= 0`) are in range but for weights below `e^-87`. Plain operations
-/// in a fixed order, so the same bits on every target; softmax over 37 values went from 2,240 to
-/// 1,720 instructions on a Cortex-M4F.
+/// in a fixed order, so the same bits on every target, and fewer instructions than `libm::expf`
+/// on a Cortex-M4F (docs/performance.md).
 pub fn exp(x: f32) -> f32 {
     /// `log2(e)`.
     const LOG2_E: f32 = core::f32::consts::LOG2_E;

@@ -7,9 +7,9 @@
 
 /// Matrices with fewer weight bytes than this are computed on the calling thread, unless the
 /// splitter says otherwise ([`RowSplit::min_bytes`]). Handing pieces to another thread costs tens
-/// of microseconds here (waking it), more than a small matrix takes: splitting every matrix of the
-/// bundled model (the largest is 278 KB) over two threads cut its decode speed from about 7,500 to
-/// 3,300 tokens/s. GPT-2 124M's matrices are 0.6 to 41 MB.
+/// of microseconds (waking it), more than a small matrix takes, so splitting the small matrices of
+/// the bundled model (the largest is 278 KB) slows its decoding down (docs/performance.md).
+/// GPT-2 124M's matrices are 0.6 to 41 MB.
 pub const SPLIT_MIN_BYTES: usize = 1024 * 1024;
 
 /// Runs a job over disjoint pieces of an output buffer, perhaps on several threads at once.

@@ -378,8 +378,8 @@ macro_rules! weighted_row8 {
 /// group after group, with `k(t) = a(t) * d(t)`. The same bits as the portable loop of
 /// [`weighted_rows_q8_0`](super::weighted_rows_q8_0): `VCVTB` widens the f16 scales exactly,
 /// `VCVT` the `i8` values, and `VMLA.F32` rounds each product before adding it (it is not fused).
-/// 28 instructions for 8 values of one row (3.6 per value with the sums' loads and stores), where
-/// the compiler's loop took about 5.8.
+/// 28 instructions for 8 values of one row (3.6 per value with the sums' loads and stores), fewer
+/// than the compiler's loop (docs/performance.md).
 ///
 /// Returns the rows done, a multiple of four; the caller adds the rest one at a time. Does nothing
 /// (returns 0) when rows are shorter than a block.

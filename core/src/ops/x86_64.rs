@@ -72,8 +72,8 @@ const ROWS: usize = 8;
 
 /// Cache lines of the next group of rows prefetched per block: eight rows of one block are 272
 /// bytes, 4.25 lines. Eight rows read side by side make eight interleaved streams that the
-/// hardware prefetcher of this machine follows badly once a matrix is not in the caches (GPT-2
-/// 124M decoded at 0.7x the speed of one row at a time without this).
+/// hardware prefetcher follows badly once a matrix is not in the caches; without this, GPT-2 124M
+/// decodes slower than one row at a time would (docs/performance.md).
 const PREFETCH_LINES: usize = 5;
 
 /// `out(d) = W(d, n) . xq(n)` over the whole Q8_0 rows of `w`, as [`super::matvec_q8_0_rows`]
