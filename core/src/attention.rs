@@ -97,20 +97,8 @@ mod tests {
     use super::*;
     use crate::arena::Arena;
     use crate::kv_cache::KvType;
+    use crate::model::test_model::small_hparams;
     use crate::model::HParams;
-
-    fn hp(n_embd: usize) -> HParams {
-        HParams {
-            n_vocab: 10,
-            n_ctx: 4,
-            n_embd,
-            n_head: 2,
-            n_layer: 2,
-            n_ff: 4 * n_embd,
-            eps: 1e-5,
-            eos_token: None,
-        }
-    }
 
     /// Stores the keys and values `f(C + i, pos)` and `f(2C + i, pos)` of positions `0..=pos` in
     /// `layer` of a fresh `kv` cache, then attends with the query `q` at `pos`: the output `(C)`.
@@ -137,12 +125,22 @@ mod tests {
         out
     }
 
+    /// An integer value for `i` at `pos` that Q8_0 holds exactly (scale 1): 127 at `i % 32 ==
+    /// mark`, else `(i * a + pos * b) mod (2 * half + 1) - half`.
+    fn exact(i: usize, pos: usize, mark: usize, (a, b): (usize, usize), half: usize) -> f32 {
+        if i % 32 == mark {
+            127.0
+        } else {
+            ((i * a + pos * b) % (2 * half + 1)) as f32 - half as f32
+        }
+    }
+
     const KV_TYPES: [KvType; 3] = [KvType::F32, KvType::F16, KvType::Q8_0];
 
     #[test]
     fn attention_over_one_position_returns_its_value() {
         // With a single position the softmax weight is 1, so each head's output is v itself.
-        let h = hp(32);
+        let h = small_hparams(32);
         let f = |i: usize, _| (i % 32) as f32 * 0.25 - 4.0;
         let v: Vec<f32> = (0..32).map(|i| f(i, 0)).collect();
         for kv in KV_TYPES {
@@ -159,14 +157,8 @@ mod tests {
         // Integer keys and values with 127 in every block quantize exactly (d = 1), so the per-block
         // Q8_0 kernels must give what the f32 cache gives. C = 96, two heads of 48: each head
         // covers one whole block and half of another.
-        let h = hp(96);
-        let f = |i: usize, pos: usize| {
-            if i % 32 == 5 {
-                127.0
-            } else {
-                ((i * 7 + pos * 13) % 41) as f32 - 20.0
-            }
-        };
+        let h = small_hparams(96);
+        let f = |i, pos| exact(i, pos, 5, (7, 13), 20);
         let q: Vec<f32> = (0..96).map(|i| ((i % 5) as f32 - 2.0) / 64.0).collect();
         let (a, b) = (attend(&h, KvType::F32, 1, 2, f, &q), attend(&h, KvType::Q8_0, 1, 2, f, &q));
         assert!(a.iter().all(|v| v.is_finite()));
@@ -180,14 +172,8 @@ mod tests {
         // in Q8_0, so the integer dot products must give the f32 cache's bits. Layer 1 at the last
         // position reaches the end of the cache, where head 1's last key has no whole row stride
         // after it.
-        let h = hp(64);
-        let f = |i: usize, pos: usize| {
-            if i % 32 == 9 {
-                127.0
-            } else {
-                ((i * 5 + pos * 11) % 37) as f32 - 18.0
-            }
-        };
+        let h = small_hparams(64);
+        let f = |i, pos| exact(i, pos, 9, (5, 11), 18);
         let q: Vec<f32> = (0..64)
             .map(|i| if i % 32 == 3 { -127.0 } else { ((i * 3) % 23) as f32 - 11.0 } / 64.0)
             .collect();
@@ -198,7 +184,7 @@ mod tests {
 
     #[test]
     fn q8_0_attention_with_block_heads_tracks_f32_attention() {
-        let h = hp(64);
+        let h = small_hparams(64);
         let f = |i: usize, pos: usize| libm::sinf((i * 7 + pos * 31) as f32 * 0.37) * 2.0;
         let q: Vec<f32> = (0..64).map(|i| f(i, 3)).collect();
         let (a, b) = (attend(&h, KvType::F32, 0, 3, f, &q), attend(&h, KvType::Q8_0, 0, 3, f, &q));
@@ -212,7 +198,7 @@ mod tests {
     fn attention_weights_follow_scaled_dot_products() {
         // C = 32, two heads of 16. Position 0: k = 0, v = 1; position 1: k = e_0 * 4 (head 0 only),
         // v = 3. Query of head 0 = e_0: scores 0 and 4/sqrt(16) = 1; head 1 scores 0 and 0.
-        let h = hp(32);
+        let h = small_hparams(32);
         let f = |i: usize, pos: usize| match (i, pos) {
             (32, 1) => 4.0,
             (64.., 0) => 1.0,

@@ -100,8 +100,17 @@ pub(crate) fn check_step(
     Ok(())
 }
 
-/// `tokens` (at most `B`, already checked) at positions `pos..` through the embeddings and every
-/// block, extending the KV cache, then through the head into `a.logits` if `logits`.
+/// `out(t) = layer_norm(x(t))` for each row `t` of `C` values.
+fn layer_norm_rows(out: &mut [f32], x: &[f32], ln: &Norm<'_>, c: usize, eps: f32) {
+    for (out_t, x_t) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        layer_norm(out_t, x_t, ln.weight, ln.bias, eps);
+    }
+}
+
+/// `B = tokens.len()` tokens (at most the rows of `a`, already checked) at positions `pos..`
+/// through the embeddings and every block, extending the KV cache, then through the head into
+/// `a.logits` if `logits`. Matrix products run over all rows at once (each row with the bits of a
+/// matrix-vector product), attention one position after another.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pass(
     model: &Model<'_>,
@@ -112,31 +121,6 @@ pub(crate) fn pass(
     pos: usize,
     split: &dyn RowSplit,
     logits: bool,
-) {
-    blocks(model, a, cache, att, tokens, pos, split);
-    if logits {
-        head(model, a, tokens.len(), split);
-    }
-}
-
-/// `out(t) = layer_norm(x(t))` for each row `t` of `C` values.
-fn layer_norm_rows(out: &mut [f32], x: &[f32], ln: &Norm<'_>, c: usize, eps: f32) {
-    for (out_t, x_t) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-        layer_norm(out_t, x_t, ln.weight, ln.bias, eps);
-    }
-}
-
-/// The embeddings and every block for `B = tokens.len()` rows at positions `pos..`: leaves their
-/// residual streams `x(B, C)` in `a`. Matrix products run over all rows at once (each row with the
-/// bits of a matrix-vector product), attention one position after another.
-fn blocks(
-    model: &Model<'_>,
-    a: &mut Activations<'_>,
-    cache: &mut KvCache<'_>,
-    att: &mut [f32],
-    tokens: &[u32],
-    pos: usize,
-    split: &dyn RowSplit,
 ) {
     let hp = model.hparams;
     let (b, c, f) = (tokens.len(), hp.n_embd, hp.n_ff);
@@ -179,6 +163,9 @@ fn blocks(
         matmul(xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), hb, xq, split);
         add(x, xb2);
     }
+    if logits {
+        head(model, a, b, split);
+    }
 }
 
 /// `logits(t) = lm_head(ln_f(x(t)))` for the first `b` rows.
@@ -209,14 +196,12 @@ pub(crate) fn step_logits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::Gguf;
-    use crate::model::test_model::Spec;
+    use crate::model::test_model::{load, Spec};
     use crate::split::Serial;
     use crate::state::KvType;
 
     fn logits_for(blob: &[u8], kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
-        let g = Gguf::parse(blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
         let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
         tokens.iter().enumerate().map(|(p, &t)| step_logits(&m, &mut s, t, p).unwrap()).collect()
@@ -264,8 +249,7 @@ mod tests {
     #[test]
     fn skipping_the_head_leaves_the_same_cache_and_next_logits() {
         let blob = Spec::gpt2(8).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let full = logits_for(&blob, KvType::Q8_0, &TOKENS);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];
         let mut s = RunState::new(&m.hparams, KvType::Q8_0, &mut buf).unwrap();
@@ -283,8 +267,7 @@ mod tests {
     #[test]
     fn rejects_token_outside_vocabulary_and_position_past_context() {
         let blob = Spec::gpt2(0).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
         let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
         assert_eq!(
@@ -304,8 +287,7 @@ mod tests {
     #[test]
     fn rejects_state_sized_for_another_model() {
         let blob = Spec::gpt2(0).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let mut other = m.hparams;
         other.n_ctx = 4;
         let mut buf = vec![0u8; RunState::bytes_needed(&other, KvType::F32)];

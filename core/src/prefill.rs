@@ -145,8 +145,7 @@ pub fn prefill(
 mod tests {
     use super::*;
     use crate::forward::{forward, step_logits};
-    use crate::gguf::Gguf;
-    use crate::model::test_model::Spec;
+    use crate::model::test_model::{load, Spec};
     use crate::split::Serial;
     use crate::state::KvType;
 
@@ -177,8 +176,7 @@ mod tests {
     /// The run state's storage after `prompt` by per-token steps (head at the last position
     /// only) then one more step with `next`, and every logits vector of those two steps.
     fn by_steps(blob: &[u8], kv: KvType, prompt: &[u32], next: u32) -> (Vec<u8>, Vec<Vec<f32>>) {
-        let g = Gguf::parse(blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
         let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
         let (last, head) = prompt.split_last().unwrap();
@@ -200,8 +198,7 @@ mod tests {
         batch: usize,
         split: &dyn RowSplit,
     ) -> (Vec<u8>, Vec<Vec<f32>>) {
-        let g = Gguf::parse(blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
         let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
         let mut pbuf = vec![0u8; Prefill::bytes_needed(&m.hparams, batch)];
@@ -282,8 +279,7 @@ mod tests {
     #[test]
     fn prefill_logits_are_forwards_logits_at_every_position() {
         let blob = Spec::gpt2(8).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let kv = KvType::Q8_0;
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
         let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
@@ -308,8 +304,7 @@ mod tests {
     #[test]
     fn refuses_bad_tokens_positions_and_scratch_before_touching_the_cache() {
         let blob = Spec::gpt2(8).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let kv = KvType::F32;
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
         let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
@@ -340,8 +335,7 @@ mod tests {
     #[test]
     fn scratch_refuses_zero_batch_and_short_storage() {
         let blob = Spec::gpt2(8).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let hp = Model::load(&g).unwrap().hparams;
+        let hp = load(&blob).hparams;
         let mut buf = vec![0u8; Prefill::bytes_needed(&hp, 2)];
         assert_eq!(Prefill::new(&hp, 0, &mut buf).err(), Some(PrefillError::ZeroBatch));
         let needed = Prefill::bytes_needed(&hp, 3);

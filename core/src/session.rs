@@ -264,8 +264,7 @@ pub fn logits_checksum(logits: &[f32]) -> u32 {
 mod session_tests {
     use super::*;
     use crate::forward::step_logits;
-    use crate::gguf::Gguf;
-    use crate::model::test_model::{Meta, Spec};
+    use crate::model::test_model::{load, Meta, Spec};
     use crate::sampler::argmax;
     use crate::state::KvType;
 
@@ -284,8 +283,7 @@ mod session_tests {
         max_tokens: usize,
     ) -> (Result<Generated, SessionError>, Vec<u32>, Vec<u32>) {
         let blob = spec.build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
         let s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
         let mut session = Session::new(&m, s);
@@ -369,8 +367,7 @@ mod session_tests {
     #[test]
     fn batched_prefill_generates_the_same_tokens_and_logits() {
         let blob = without_eos(Spec::gpt2(8)).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let prompt = [3, 1, 4, 1, 5];
         let run = |batch: Option<usize>| {
             let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];

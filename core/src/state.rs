@@ -158,23 +158,11 @@ impl<'s> RunState<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hp(n_embd: usize) -> HParams {
-        HParams {
-            n_vocab: 10,
-            n_ctx: 4,
-            n_embd,
-            n_head: 2,
-            n_layer: 2,
-            n_ff: 4 * n_embd,
-            eps: 1e-5,
-            eos_token: None,
-        }
-    }
+    use crate::model::test_model::small_hparams;
 
     #[test]
     fn bytes_needed_adds_up_every_buffer() {
-        let h = hp(32);
+        let h = small_hparams(32);
         // f32: x, xb, xb2 (3 * 32), qkv 96, hb 128, att 4, logits 10; u32: tokens 4 = 338 values.
         let f32s = 338 * 4;
         let xq = (128 / 32) * 34;
@@ -203,7 +191,7 @@ mod tests {
 
     #[test]
     fn rejects_storage_smaller_than_needed_naming_both_sizes() {
-        let h = hp(32);
+        let h = small_hparams(32);
         let needed = RunState::bytes_needed(&h, KvType::F32);
         let mut buf = vec![0u8; needed - 1];
         let err = RunState::new(&h, KvType::F32, &mut buf).err();
@@ -214,7 +202,7 @@ mod tests {
 
     #[test]
     fn accepts_exact_storage_at_any_alignment() {
-        let h = hp(32);
+        let h = small_hparams(32);
         for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
             let needed = RunState::bytes_needed(&h, kv);
             let mut buf = vec![0u8; needed + 3];
@@ -229,7 +217,7 @@ mod tests {
 
     #[test]
     fn rejects_q8_0_kv_when_width_is_not_blocks() {
-        let h = hp(2);
+        let h = small_hparams(2);
         let mut buf = vec![0u8; 4096];
         assert_eq!(
             RunState::new(&h, KvType::Q8_0, &mut buf).err(),
