@@ -223,16 +223,18 @@ pub fn matvec(
     x: &[f32],
     xq: &mut [BlockQ8_0],
 ) {
-    matvec_split(out, w, bias, x, xq, &Serial);
+    matvec_rows(out, w, x, xq, &Serial);
+    if let Some(b) = bias {
+        add_bias(out, b);
+    }
 }
 
-/// [`matvec`], with the rows of a Q8_0 matrix of at least [`crate::split::SPLIT_MIN_BYTES`]
-/// handed out by `split` (to several threads, on the desktop). Bit-identical to [`matvec`]: each
-/// row is computed by the same kernel in the same order wherever it runs.
-pub fn matvec_split(
+/// `out(d) = W(d, n) . x(n)`, [`matvec`] without the bias, with the rows of a Q8_0 matrix of at
+/// least [`crate::split::SPLIT_MIN_BYTES`] handed out by `split` (to several threads, on the
+/// desktop): each row is computed by the same kernel in the same order wherever it runs.
+fn matvec_rows(
     out: &mut [f32],
     w: &Matrix<'_>,
-    bias: Option<F32s<'_>>,
     x: &[f32],
     xq: &mut [BlockQ8_0],
     split: &dyn RowSplit,
@@ -255,19 +257,13 @@ pub fn matvec_split(
         }
         GgmlType::Q8_0 => {
             let nb = w.n_in / QK8_0;
-            let xq = match xq.get_mut(..nb) {
-                Some(xq) => xq,
-                None => return,
-            };
+            let Some(xq) = xq.get_mut(..nb) else { return };
             quantize_row_q8_0(xq, x);
             let (xq, rows) = (&*xq, Q8Rows::from_bytes(w.data, nb));
             split_if_large(split, w.data.len(), out, ROW_GRAIN, &|start, piece| {
                 matvec_q8_0_rows(piece, rows.from_row(start), xq);
             });
         }
-    }
-    if let Some(b) = bias {
-        add_bias(out, b);
     }
 }
 
@@ -283,7 +279,8 @@ fn add_bias(out: &mut [f32], bias: F32s<'_>) {
 /// for Q8_0 weights. Each output row has exactly the bits [`matvec`] gives for its row of `x`.
 ///
 /// Q8_0 weights are read in tiles of rows that every token passes over while they are in cache
-/// (64 KB of rows at a time); with `split`, tokens are handed out in whole rows of `out`.
+/// (64 KB of rows at a time); with `split`, tokens are handed out in whole rows of `out`, or for
+/// one token, its rows in pieces (the bits do not depend on the split).
 pub fn matmul(
     out: &mut [f32],
     w: &Matrix<'_>,
@@ -298,12 +295,10 @@ pub fn matmul(
     }
     let p = (out.len() / d).min(x.len() / n);
     let Some(out) = out.get_mut(..p * d) else { return };
-    if p == 1 {
-        // One row reads each weight once anyway: no tiles, and its rows (not its one token) are
-        // what `split` hands out.
-        return matvec_split(out, w, bias, x.get(..n).unwrap_or(x), xq, split);
-    }
     match w.ty {
+        // One token reads each weight once anyway: no tiles, and its rows (not its one token) are
+        // what `split` hands out.
+        _ if p == 1 => matvec_rows(out, w, x.get(..n).unwrap_or(x), xq, split),
         GgmlType::F32 | GgmlType::F16 => {
             for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {
                 matvec(o, w, None, xt, &mut []);
