@@ -196,16 +196,9 @@ pub(crate) fn step_logits(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_model::{load, Spec};
+    use crate::model::test_model::{load, logits_by_steps, Spec};
     use crate::split::Serial;
     use crate::state::KvType;
-
-    fn logits_for(blob: &[u8], kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
-        let m = load(blob);
-        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
-        let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
-        tokens.iter().enumerate().map(|(p, &t)| step_logits(&m, &mut s, t, p).unwrap()).collect()
-    }
 
     fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -216,17 +209,17 @@ mod tests {
     #[test]
     fn forward_is_bit_reproducible() {
         let blob = Spec::gpt2(8).build();
-        let a = logits_for(&blob, KvType::Q8_0, &TOKENS);
-        let b = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let a = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
+        let b = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
         assert_eq!(a, b);
         assert!(a.iter().flatten().all(|x| x.is_finite()));
     }
 
     #[test]
     fn f16_and_q8_0_weights_track_f32_weights() {
-        let f = logits_for(&Spec::gpt2(0).build(), KvType::F32, &TOKENS);
-        let h = logits_for(&Spec::gpt2(1).build(), KvType::F32, &TOKENS);
-        let q = logits_for(&Spec::gpt2(8).build(), KvType::F32, &TOKENS);
+        let f = logits_by_steps(&Spec::gpt2(0).build(), KvType::F32, &TOKENS);
+        let h = logits_by_steps(&Spec::gpt2(1).build(), KvType::F32, &TOKENS);
+        let q = logits_by_steps(&Spec::gpt2(8).build(), KvType::F32, &TOKENS);
         // The synthetic weights are themselves rounded differently per type (f16: 2^-11 relative,
         // Q8_0: 1/254 of a block's range), so only closeness is expected, not equality.
         assert!(max_abs_diff(&f, &h) < 0.02, "f16 {}", max_abs_diff(&f, &h));
@@ -236,9 +229,9 @@ mod tests {
     #[test]
     fn kv_cache_types_track_f32_cache() {
         let blob = Spec::gpt2(0).build();
-        let f = logits_for(&blob, KvType::F32, &TOKENS);
-        let h = logits_for(&blob, KvType::F16, &TOKENS);
-        let q = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let f = logits_by_steps(&blob, KvType::F32, &TOKENS);
+        let h = logits_by_steps(&blob, KvType::F16, &TOKENS);
+        let q = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
         assert!(max_abs_diff(&f, &h) < 0.01, "f16 {}", max_abs_diff(&f, &h));
         assert!(max_abs_diff(&f, &q) < 0.1, "q8_0 {}", max_abs_diff(&f, &q));
         // The first position attends to itself only, with weight exactly 1, in every cache type
@@ -250,7 +243,7 @@ mod tests {
     fn skipping_the_head_leaves_the_same_cache_and_next_logits() {
         let blob = Spec::gpt2(8).build();
         let m = load(&blob);
-        let full = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let full = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];
         let mut s = RunState::new(&m.hparams, KvType::Q8_0, &mut buf).unwrap();
         let last = TOKENS.len() - 1;

@@ -145,7 +145,7 @@ pub fn prefill(
 mod tests {
     use super::*;
     use crate::forward::{forward, step_logits};
-    use crate::model::test_model::{load, Spec};
+    use crate::model::test_model::{load, logits_by_steps, Spec};
     use crate::split::Serial;
     use crate::state::KvType;
 
@@ -281,13 +281,8 @@ mod tests {
         let blob = Spec::gpt2(8).build();
         let m = load(&blob);
         let kv = KvType::Q8_0;
+        let expected = logits_by_steps(&blob, kv, &TOKENS);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
-        let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
-        let expected: Vec<Vec<f32>> = TOKENS
-            .iter()
-            .enumerate()
-            .map(|(p, &t)| step_logits(&m, &mut s, t, p).unwrap())
-            .collect();
         let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
         let mut pbuf = vec![0u8; Prefill::bytes_needed(&m.hparams, 3)];
         let mut p = Prefill::new(&m.hparams, 3, &mut pbuf).unwrap();

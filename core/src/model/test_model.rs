@@ -197,3 +197,17 @@ pub fn small_hparams(n_embd: usize) -> crate::model::HParams {
         eos_token: None,
     }
 }
+
+/// The logits after each of `tokens`, fed one by one from position 0 by [`crate::forward::forward`]
+/// into a fresh run state with a `kv` cache.
+pub fn logits_by_steps(blob: &[u8], kv: crate::state::KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
+    use crate::state::RunState;
+    let m = load(blob);
+    let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
+    let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
+    let mut step = |(p, &t): (usize, &u32)| {
+        crate::forward::forward(&m, &mut s, t, p, &crate::split::Serial, true).unwrap();
+        s.logits().to_vec()
+    };
+    tokens.iter().enumerate().map(&mut step).collect()
+}
