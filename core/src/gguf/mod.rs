@@ -21,7 +21,7 @@ mod types;
 mod value;
 
 pub use error::GgufError;
-use reader::Reader;
+use reader::{next_item, Reader};
 pub use types::{ggml_type_name, GgmlType, ValueType};
 pub use value::{Array, ArrayIter, StrIter, Value};
 
@@ -310,17 +310,11 @@ pub struct MetadataIter<'a> {
 impl<'a> Iterator for MetadataIter<'a> {
     type Item = (&'a str, Value<'a>);
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left = self.left.saturating_sub(1);
-        let pair = (|| {
-            let key = self.r.str()?;
-            let ty = self.r.value_type()?;
-            Ok::<_, GgufError>((key, self.r.value(ty, 0)?))
-        })();
-        // Checked at parse time; stop rather than panic if it somehow fails.
-        pair.map_err(|_| self.left = 0).ok()
+        next_item(&mut self.left, || {
+            let key = self.r.str().ok()?;
+            let ty = self.r.value_type().ok()?;
+            Some((key, self.r.value(ty, 0).ok()?))
+        })
     }
 }
 
@@ -335,11 +329,7 @@ pub struct TensorIter<'a> {
 impl<'a> Iterator for TensorIter<'a> {
     type Item = TensorInfo<'a>;
     fn next(&mut self) -> Option<TensorInfo<'a>> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left = self.left.saturating_sub(1);
-        let t = (|| {
+        next_item(&mut self.left, || {
             let raw = read_tensor_info(&mut self.r).ok()?;
             let start = usize::try_from(raw.offset).ok()?.checked_add(self.data_start)?;
             let end = start.checked_add(usize::try_from(raw.size).ok()?)?;
@@ -352,11 +342,7 @@ impl<'a> Iterator for TensorIter<'a> {
                 offset: raw.offset,
                 data,
             })
-        })();
-        if t.is_none() {
-            self.left = 0;
-        }
-        t
+        })
     }
 }
 

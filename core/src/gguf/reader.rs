@@ -131,3 +131,18 @@ impl<'a> Reader<'a> {
         })
     }
 }
+
+/// The next of the `left` items of an iterator over the blob, read by `read`: `None` when none are
+/// left, or when `read` fails, which then ends the iteration. The blob was checked whole at parse
+/// time, so a failure here is not expected; stopping is the answer that cannot panic.
+pub(super) fn next_item<T>(left: &mut usize, read: impl FnOnce() -> Option<T>) -> Option<T> {
+    if *left == 0 {
+        return None;
+    }
+    *left = left.saturating_sub(1);
+    let item = read();
+    if item.is_none() {
+        *left = 0;
+    }
+    item
+}

@@ -1,5 +1,6 @@
 //! Metadata values: scalars, strings and arrays, borrowed from the blob.
 
+use super::reader::next_item;
 use super::{Reader, ValueType};
 
 /// A metadata value, borrowed from the blob.
@@ -126,18 +127,7 @@ pub struct ArrayIter<'a> {
 impl<'a> Iterator for ArrayIter<'a> {
     type Item = Value<'a>;
     fn next(&mut self) -> Option<Value<'a>> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left = self.left.saturating_sub(1);
-        // The array was checked whole at parse time, so this cannot fail; stop if it somehow does.
-        match self.r.value(self.elem, 1) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                self.left = 0;
-                None
-            }
-        }
+        next_item(&mut self.left, || self.r.value(self.elem, 1).ok())
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.left))
@@ -161,17 +151,7 @@ impl<'a> StrIter<'a> {
 impl<'a> Iterator for StrIter<'a> {
     type Item = &'a str;
     fn next(&mut self) -> Option<&'a str> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left = self.left.saturating_sub(1);
-        match self.r.str() {
-            Ok(s) => Some(s),
-            Err(_) => {
-                self.left = 0;
-                None
-            }
-        }
+        next_item(&mut self.left, || self.r.str().ok())
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.left))
