@@ -477,6 +477,7 @@ pub fn add(x: &mut [f32], y: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_model::xorshift;
     use crate::quant::{f32_to_f16_bits, quantize_block_q8_0, Q8_0_BLOCK_BYTES};
 
     fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -671,5 +672,41 @@ mod tests {
         let mut x = [1.0f32, 2.0];
         add(&mut x, &[0.5, -2.0]);
         assert_eq!(x, [1.5, 0.0]);
+    }
+
+    #[test]
+    fn matmul_rows_are_matvec_of_each_token_across_several_tiles() {
+        use crate::split::Pieces;
+        // 1024 inputs (1088-byte Q8_0 rows, 56 rows per 64 KB tile) by 130 outputs: three tiles,
+        // the last one partial; 5 tokens; values from a fixed generator, extremes included.
+        let (n, d, p) = (1024, 130, 5);
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut w = Vec::new();
+        for _ in 0..d * n / QK8_0 {
+            w.extend_from_slice(&crate::quant::f32_to_f16_bits(0.01).to_le_bytes());
+            w.extend((0..QK8_0).map(|_| match next() % 9 {
+                0 => 0x80,
+                1 => 0x7f,
+                v => (next() as u8).wrapping_add(v as u8),
+            }));
+        }
+        let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: d, data: &w };
+        let bias: Vec<u8> = (0..d).flat_map(|i| (i as f32 * 0.5 - 3.0).to_le_bytes()).collect();
+        let bias = F32s { data: &bias };
+        let x: Vec<f32> = (0..p * n).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+        // One token too: matmul at one row is matvec itself.
+        for (split, p) in [(&Serial as &dyn RowSplit, p), (&Pieces, p), (&Serial, 1), (&Pieces, 1)]
+        {
+            let mut out = vec![f32::NAN; p * d];
+            let mut xq = vec![BlockQ8_0::ZERO; p * n / QK8_0];
+            matmul(&mut out, &m, Some(bias), &x, &mut xq, split);
+            for (t, o) in out.chunks_exact(d).enumerate() {
+                let mut want = vec![f32::NAN; d];
+                let mut xq1 = vec![BlockQ8_0::ZERO; n / QK8_0];
+                matvec(&mut want, &m, Some(bias), &x[t * n..(t + 1) * n], &mut xq1);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(o), bits(&want), "token {t}");
+            }
+        }
     }
 }

@@ -146,32 +146,10 @@ mod tests {
     use super::*;
     use crate::forward::{forward, step_logits};
     use crate::model::test_model::{load, logits_by_steps, Spec};
-    use crate::split::Serial;
+    use crate::split::{Pieces, Serial};
     use crate::state::KvType;
 
     const TOKENS: [u32; 7] = [3, 17, 0, 39, 8, 8, 21];
-
-    /// A splitter that cuts every matrix's output, however small, into pieces of one grain and
-    /// runs them in reverse order, to show that the result does not depend on how the rows are
-    /// handed out.
-    struct Pieces;
-
-    impl RowSplit for Pieces {
-        fn min_bytes(&self) -> usize {
-            0
-        }
-
-        fn split(&self, out: &mut [f32], grain: usize, job: &(dyn Fn(usize, &mut [f32]) + Sync)) {
-            let g = grain.max(1);
-            let n = out.len().div_ceil(g);
-            let mut pieces: Vec<(usize, &mut [f32])> =
-                out.chunks_mut(g).enumerate().map(|(i, c)| (i * g, c)).collect();
-            assert_eq!(pieces.len(), n);
-            while let Some((start, piece)) = pieces.pop() {
-                job(start, piece);
-            }
-        }
-    }
 
     /// The run state's storage after `prompt` by per-token steps (head at the last position
     /// only) then one more step with `next`, and every logits vector of those two steps.
@@ -227,51 +205,6 @@ mod tests {
                         assert!(got.0 == expected.0, "type {ty}, {kv:?}, batch {batch}: state");
                     }
                 }
-            }
-        }
-    }
-
-    #[test]
-    fn matmul_rows_are_matvec_of_each_token_across_several_tiles() {
-        use crate::gguf::GgmlType;
-        use crate::model::{F32s, Matrix};
-        use crate::ops::{matmul, matvec};
-        use crate::quant::{BlockQ8_0, QK8_0};
-        // 1024 inputs (1088-byte Q8_0 rows, 56 rows per 64 KB tile) by 130 outputs: three tiles,
-        // the last one partial; 5 tokens; values from a fixed generator, extremes included.
-        let (n, d, p) = (1024, 130, 5);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let mut w = Vec::new();
-        for _ in 0..d * n / QK8_0 {
-            w.extend_from_slice(&crate::quant::f32_to_f16_bits(0.01).to_le_bytes());
-            w.extend((0..QK8_0).map(|_| match next() % 9 {
-                0 => 0x80,
-                1 => 0x7f,
-                v => (next() as u8).wrapping_add(v as u8),
-            }));
-        }
-        let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: d, data: &w };
-        let bias: Vec<u8> = (0..d).flat_map(|i| (i as f32 * 0.5 - 3.0).to_le_bytes()).collect();
-        let bias = F32s { data: &bias };
-        let x: Vec<f32> = (0..p * n).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
-        // One token too: matmul at one row is matvec itself.
-        for (split, p) in [(&Serial as &dyn RowSplit, p), (&Pieces, p), (&Serial, 1), (&Pieces, 1)]
-        {
-            let mut out = vec![f32::NAN; p * d];
-            let mut xq = vec![BlockQ8_0::ZERO; p * n / QK8_0];
-            matmul(&mut out, &m, Some(bias), &x, &mut xq, split);
-            for (t, o) in out.chunks_exact(d).enumerate() {
-                let mut want = vec![f32::NAN; d];
-                let mut xq1 = vec![BlockQ8_0::ZERO; n / QK8_0];
-                matvec(&mut want, &m, Some(bias), &x[t * n..(t + 1) * n], &mut xq1);
-                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(o), bits(&want), "token {t}");
             }
         }
     }

@@ -384,13 +384,8 @@ mod tests {
     fn activation_rows_read_the_rounded_integer_from_the_bits_exactly() {
         // Blocks over every magnitude, subnormal scales (whose inverse may overflow), halves,
         // infinities and NaNs: the same blocks as the plain rule.
-        let mut state = 0x9e37_79b9u32;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut gen = crate::model::test_model::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || (gen() >> 32) as u32;
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-45, 3e-39, 0.5];
         for round in 0..20_000 {
             let mut x = [0.0f32; QK8_0];

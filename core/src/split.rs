@@ -51,3 +51,27 @@ pub(crate) fn split_if_large(
         job(0, out);
     }
 }
+
+/// A splitter that cuts every matrix's output, however small, into pieces of one grain and
+/// runs them in reverse order, to show that the result does not depend on how the rows are
+/// handed out.
+#[cfg(test)]
+pub(crate) struct Pieces;
+
+#[cfg(test)]
+impl RowSplit for Pieces {
+    fn min_bytes(&self) -> usize {
+        0
+    }
+
+    fn split(&self, out: &mut [f32], grain: usize, job: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let g = grain.max(1);
+        let n = out.len().div_ceil(g);
+        let mut pieces: Vec<(usize, &mut [f32])> =
+            out.chunks_mut(g).enumerate().map(|(i, c)| (i * g, c)).collect();
+        assert_eq!(pieces.len(), n);
+        while let Some((start, piece)) = pieces.pop() {
+            job(start, piece);
+        }
+    }
+}

@@ -211,3 +211,13 @@ pub fn logits_by_steps(blob: &[u8], kv: crate::state::KvType, tokens: &[u32]) ->
     };
     tokens.iter().enumerate().map(&mut step).collect()
 }
+
+/// A fixed xorshift64 generator: inputs that are varied, and the same on every run.
+pub fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
