@@ -223,7 +223,7 @@ fn check_with_core_reader(model: &Path, hf: &Path) {
             x = (0..r * c).map(|k| x[(k % r) * c + k / r]).collect();
             assert_eq!(t.shape(), &[r as u64, c as u64], "{}", t.name);
         }
-        // A folded attention scale: the query (the first n_embd GGUF rows of attn_qkv, and the first
+        // A folded attention scale: the query (the first n_embd GGUF rows of attn_qkv and the first
         // n_embd biases) was multiplied by its layer's factor before it was stored.
         if let (Some(GgufValue::Array(scales)), true) =
             (g.get(QUERY_SCALE_KEY), t.name.contains(".attn_qkv."))
@@ -615,24 +615,23 @@ fn refuses_safetensors_headers_that_lie() {
 
 #[test]
 fn folds_the_attention_scale_into_the_query_before_quantizing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let hf = tmp.path().join("hf");
-    std::fs::create_dir(&hf).unwrap();
-    Tiny::default().write(&hf, |_, _| {});
-    edit_config(&hf, |c| {
+    let (hf, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hf = hf.path();
+    Tiny::default().write(hf, |_, _| {});
+    edit_config(hf, |c| {
         c.insert("scale_attn_weights".into(), json!(false));
         c.insert("scale_attn_by_inverse_layer_idx".into(), json!(true));
     });
     for ty in ["q8_0", "f32"] {
         let out = tmp.path().join(format!("{ty}.gguf"));
-        let (ok, err) = convert(&hf, &out, &["--type", ty]);
+        let (ok, err) = convert(hf, &out, &["--type", ty]);
         assert!(ok, "{err}");
         // head_dim 16: no 1/sqrt(16) in the checkpoint, so q is 4x; layer 1 also halves its scores.
         let blob = std::fs::read(&out).unwrap();
         let g = Gguf::parse(&blob).unwrap();
         let scales: Vec<_> = g.get_array(QUERY_SCALE_KEY).unwrap().iter().collect();
         assert_eq!(scales, [GgufValue::F32(4.0), GgufValue::F32(2.0)]);
-        check_with_core_reader(&out, &hf);
+        check_with_core_reader(&out, hf);
     }
     let o = mote(&["inspect".as_ref(), tmp.path().join("q8_0.gguf").as_os_str()]);
     let text = String::from_utf8_lossy(&o.stdout);
@@ -647,7 +646,7 @@ fn flag_fixtures() -> PathBuf {
     repo_root().join("tests/fixtures/convert-flags")
 }
 
-/// A Hugging Face directory for one fixture case: its config.json, its weights, the shared tokenizer.
+/// A Hugging Face directory for one fixture case: its config.json and weights, the shared tokenizer.
 fn flag_case_dir(case: &Value) -> tempfile::TempDir {
     let fx = flag_fixtures();
     let dir = tempfile::tempdir().unwrap();

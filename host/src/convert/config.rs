@@ -42,11 +42,11 @@ pub struct HfConfig {
 }
 
 impl HfConfig {
-    /// The factor layer `layer`'s query (the first `n_embd` outputs of `c_attn`, weight and bias) is
-    /// multiplied by at conversion. mote and llama.cpp score attention as q.k / sqrt(head_dim); the
-    /// checkpoint scores it as q.k, times 1/sqrt(head_dim) if `scale_attn_weights`, times
-    /// 1/(layer + 1) if `scale_attn_by_inverse_layer_idx`. Scores are linear in q, so the difference
-    /// is one constant per layer on q: 1 for plain GPT-2.
+    /// The factor by which layer `layer`'s query (the first `n_embd` outputs of `c_attn`, weight
+    /// and bias) is multiplied at conversion. mote and llama.cpp score attention as
+    /// q.k / sqrt(head_dim); the checkpoint scores it as q.k, times 1/sqrt(head_dim) if
+    /// `scale_attn_weights`, times 1/(layer + 1) if `scale_attn_by_inverse_layer_idx`. Scores are
+    /// linear in q, so the difference is one constant per layer on q: 1 for plain GPT-2.
     pub fn query_scale(&self, layer: u64) -> f32 {
         let head_dim = (self.n_embd / self.n_head) as f64;
         let mut s = if self.scale_attn_weights { 1.0 } else { head_dim.sqrt() };
@@ -63,7 +63,8 @@ impl HfConfig {
 }
 
 /// The activations mote and llama.cpp compute for GPT-2: GELU with the tanh approximation.
-const TANH_GELUS: &[&str] = &["gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_accurate"];
+const TANH_GELUS: &[&str] =
+    &["gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast", "gelu_accurate"];
 
 /// The exact (erf) GELU, which a GGUF cannot ask for: mote and llama.cpp compute the tanh
 /// approximation instead, and the converter says how far apart the two are (figures and the
@@ -71,9 +72,10 @@ const TANH_GELUS: &[&str] = &["gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gel
 const EXACT_GELUS: &[&str] = &["gelu", "gelu_python"];
 
 /// The warning for an exact-GELU checkpoint, after its activation's name.
-const EXACT_GELU_WARNING: &str = "the exact (erf) GELU; mote, like llama.cpp, computes the tanh \
-    approximation, which differs from it by at most 4.7e-4 per activation and moved the logits of a \
-    random test checkpoint by up to 2.0e-3: expect logits that differ slightly from transformers'";
+const EXACT_GELU_WARNING: &str = "the exact (erf) GELU; mote, like llama.cpp, computes the \
+    tanh approximation, which differs from it by at most 4.7e-4 per activation and moved the \
+    logits of a random test checkpoint by up to 2.0e-3: expect logits that differ slightly from \
+    transformers'";
 
 /// What the converter does with one `config.json` field.
 #[derive(Clone, Copy, Debug)]
@@ -84,7 +86,8 @@ pub enum Rule {
     Folded,
     /// Cannot change GPT2LMHeadModel's logits, for the reason given.
     Ignored(&'static str),
-    /// Refused unless `allowed(value)`: a value that changes nothing. The reason says what mote lacks.
+    /// Refused unless `allowed(value)`, a value that changes nothing; the reason says what mote
+    /// lacks.
     Refused(fn(&Value) -> bool, &'static str),
 }
 
@@ -114,6 +117,11 @@ const OUTPUTS: Rule = Rule::Ignored("chooses which extra outputs transformers re
 const PROVENANCE: Rule = Rule::Ignored("records where and how the checkpoint was made");
 const ENCODER_DECODER: Rule =
     Rule::Ignored("only used when GPT-2 is the decoder of an encoder-decoder");
+const DTYPE: Rule = Rule::Ignored("each weight's dtype is read from model.safetensors");
+const KERNEL: Rule =
+    Rule::Ignored("picks an attention kernel; every kernel computes the same scores");
+const OPENAI_GPT: Rule =
+    Rule::Ignored("OpenAI GPT's field, copied into early GPT-2 configs; GPT-2 does not read it");
 
 /// Every field of transformers 5.24's `GPT2Config`, and every `PretrainedConfig` field found in
 /// GPT-2 `config.json` files (including the ones older transformers versions wrote), with what the
@@ -132,7 +140,7 @@ pub const FIELDS: &[(&str, Rule)] = &[
     ("embd_pdrop", DROPOUT),
     ("attn_pdrop", DROPOUT),
     ("layer_norm_epsilon", Rule::Honoured),
-    ("initializer_range", Rule::Ignored("sets the random initialisation; the weights are read from the file")),
+    ("initializer_range", Rule::Ignored("sets the random initial weights; these are in the file")),
     ("summary_type", OTHER_HEAD),
     ("summary_use_proj", OTHER_HEAD),
     ("summary_activation", OTHER_HEAD),
@@ -145,7 +153,7 @@ pub const FIELDS: &[(&str, Rule)] = &[
     ("pad_token_id", Rule::Ignored("padding of batched inputs; mote runs one sequence")),
     ("scale_attn_by_inverse_layer_idx", Rule::Folded),
     ("reorder_and_upcast_attn", Rule::Ignored(
-        "computes attention scores in float32 to avoid f16 overflow; mote always computes them in f32",
+        "computes attention scores in f32 to avoid f16 overflow; mote always computes them in f32",
     )),
     ("add_cross_attention", Rule::Refused(
         is_false,
@@ -161,14 +169,14 @@ pub const FIELDS: &[(&str, Rule)] = &[
     ("_name_or_path", PROVENANCE),
     ("name_or_path", PROVENANCE),
     ("_commit_hash", PROVENANCE),
-    ("torch_dtype", Rule::Ignored("each weight's dtype is read from model.safetensors")),
-    ("dtype", Rule::Ignored("each weight's dtype is read from model.safetensors")),
-    ("use_bfloat16", Rule::Ignored("each weight's dtype is read from model.safetensors")),
+    ("torch_dtype", DTYPE),
+    ("dtype", DTYPE),
+    ("use_bfloat16", DTYPE),
     ("gradient_checkpointing", Rule::Ignored("saves memory in training only")),
-    ("chunk_size_feed_forward", Rule::Ignored("splits the MLP into chunks to save memory; same result")),
-    ("attn_implementation", Rule::Ignored("picks an attention kernel; every kernel computes the same scores")),
-    ("_attn_implementation", Rule::Ignored("picks an attention kernel; every kernel computes the same scores")),
-    ("experts_implementation", Rule::Ignored("picks a mixture-of-experts kernel; GPT-2 has no experts")),
+    ("chunk_size_feed_forward", Rule::Ignored("splits the MLP in chunks to save memory")),
+    ("attn_implementation", KERNEL),
+    ("_attn_implementation", KERNEL),
+    ("experts_implementation", Rule::Ignored("picks a mixture-of-experts kernel; GPT-2 has none")),
     ("per_layer_config", Rule::Refused(
         is_null,
         "gives layers different hyper-parameters; mote runs the same block in every layer",
@@ -179,11 +187,11 @@ pub const FIELDS: &[(&str, Rule)] = &[
         is_null,
         "transformers reads it as n_positions; rename it n_positions",
     )),
-    ("num_attention_heads", Rule::Refused(is_null, "transformers reads it as n_head; rename it n_head")),
-    ("num_hidden_layers", Rule::Refused(is_null, "transformers reads it as n_layer; rename it n_layer")),
+    ("num_attention_heads", Rule::Refused(is_null, "transformers reads it as n_head; rename it")),
+    ("num_hidden_layers", Rule::Refused(is_null, "transformers reads it as n_layer; rename it")),
     ("pruned_heads", Rule::Refused(
         is_empty,
-        "pruned heads leave layers with different head counts; mote runs the same heads in every layer",
+        "pruned heads leave layers with different head counts; mote runs all heads in every layer",
     )),
     ("quantization_config", Rule::Refused(
         is_null,
@@ -197,8 +205,8 @@ pub const FIELDS: &[(&str, Rule)] = &[
     ("cross_attention_hidden_size", ENCODER_DECODER),
     ("tie_encoder_decoder", ENCODER_DECODER),
     ("decoder_start_token_id", ENCODER_DECODER),
-    ("sep_token_id", Rule::Ignored("a special token id for transformers' tokenizer; not used by the model")),
-    ("tokenizer_class", Rule::Ignored("names the tokenizer class; the tokenizer is read from its files")),
+    ("sep_token_id", Rule::Ignored("a tokenizer's special token; the model does not read it")),
+    ("tokenizer_class", Rule::Ignored("a tokenizer class name; the tokenizer is read from files")),
     ("prefix", GENERATION),
     ("task_specific_params", GENERATION),
     ("max_length", GENERATION),
@@ -243,11 +251,9 @@ pub const FIELDS: &[(&str, Rule)] = &[
     ("output_attentions", OUTPUTS),
     ("output_hidden_states", OUTPUTS),
     ("return_dict", OUTPUTS),
-    ("torchscript", Rule::Ignored("prepares the model for TorchScript export; same weights and math")),
-    ("n_special", Rule::Ignored("OpenAI GPT's field, copied into early GPT-2 configs; GPT-2 does not read it")),
-    ("predict_special_tokens", Rule::Ignored(
-        "OpenAI GPT's field, copied into early GPT-2 configs; GPT-2 does not read it",
-    )),
+    ("torchscript", Rule::Ignored("prepares TorchScript export; same weights and math")),
+    ("n_special", OPENAI_GPT),
+    ("predict_special_tokens", OPENAI_GPT),
 ];
 
 /// The largest dimension a config may give: GGUF stores GPT-2's hyper-parameters as u32 (and the
