@@ -127,7 +127,12 @@ pub fn report(g: &Gguf<'_>, budgets: Budgets) -> Json {
 fn notes(g: &Gguf<'_>) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(Value::Array(a)) = g.get(crate::convert::QUERY_SCALE_KEY) {
-        let scales: Vec<String> = a.iter().map(|x| scalar_json(&x).to_string()).collect();
+        let scales: Vec<String> = a
+            .iter()
+            .map(
+                |x| if let Value::F32(f) = x { f.to_string() } else { scalar_json(&x).to_string() },
+            )
+            .collect();
         notes.push(format!(
             "the checkpoint's attention scale was folded into the query weights at conversion \
              (per layer: {}); the file is standard GPT-2",
