@@ -112,6 +112,7 @@ pub fn report(g: &Gguf<'_>, budgets: Budgets) -> Json {
         by_type.iter().map(|(ty, (n, b))| json!({"type": ty, "tensors": n, "bytes": b})).collect();
     json!({
         "metadata": metadata,
+        "notes": notes(g),
         "tensors": tensors,
         "totals": {"tensors": g.n_tensors(), "parameters": params, "tensor_bytes": bytes, "by_type": types},
         "memory": {
@@ -120,6 +121,25 @@ pub fn report(g: &Gguf<'_>, budgets: Budgets) -> Json {
             "ram": ram_plan(g, budgets),
         },
     })
+}
+
+/// What the converter changed from the checkpoint and recorded in the metadata, in words.
+fn notes(g: &Gguf<'_>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(Value::Array(a)) = g.get(crate::convert::QUERY_SCALE_KEY) {
+        let scales: Vec<String> = a
+            .iter()
+            .map(
+                |x| if let Value::F32(f) = x { f.to_string() } else { scalar_json(&x).to_string() },
+            )
+            .collect();
+        notes.push(format!(
+            "the checkpoint's attention scale was folded into the query weights at conversion \
+             (per layer: {}); the file is standard GPT-2",
+            scales.join(", ")
+        ));
+    }
+    notes
 }
 
 /// RAM for the run state at full context per KV type, and the whole device plan (run state with
@@ -202,6 +222,9 @@ fn text(r: &Json) -> String {
             m["type"].as_str().unwrap_or(""),
             m["value"]
         );
+    }
+    for n in r["notes"].as_array().into_iter().flatten() {
+        println!("note: {}", n.as_str().unwrap_or(""));
     }
     println!("\ntensors:");
     println!("  {:32} {:5} {:>16} {:>12}", "name", "type", "shape", "bytes");
