@@ -19,7 +19,7 @@ pub mod config;
 pub mod tokenizer;
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -49,6 +49,10 @@ pub struct Args {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Print one JSON object (output path, bytes, tensor count per type, notes, seconds) instead of
+    /// the summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The requested weight type (`--type`).
@@ -109,16 +113,42 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// How many tensors of each type, by ggml's type name.
+    pub fn tensors_by_type(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut by_type = std::collections::BTreeMap::new();
+        for (_, ty) in &self.tensors {
+            *by_type.entry(ty.name()).or_default() += 1;
+        }
+        by_type
+    }
+}
+
 /// Runs `mote convert`.
 pub fn run(args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
     let report = convert(&args)?;
-    let q8 = report.tensors.iter().filter(|(_, t)| *t == GgmlType::Q8_0).count();
+    let seconds = started.elapsed().as_secs_f64();
+    let by_type = report.tensors_by_type();
+    if args.json {
+        let summary = serde_json::json!({
+            "output": report.output,
+            "bytes": report.bytes,
+            "tensors": report.tensors.len(),
+            "tensors_by_type": by_type,
+            "notes": report.notes,
+            "seconds": seconds,
+        });
+        println!("{summary:#}");
+        return Ok(());
+    }
+    let types: Vec<String> = by_type.iter().map(|(ty, n)| format!("{n} {ty}")).collect();
     println!(
-        "wrote {} ({} bytes, {} tensors, {} Q8_0)",
+        "wrote {} ({} bytes, {} tensors: {}) in {seconds:.1} s",
         report.output.display(),
         report.bytes,
         report.tensors.len(),
-        q8
+        types.join(", ")
     );
     Ok(())
 }
@@ -216,7 +246,7 @@ pub fn convert(args: &Args) -> Result<Report> {
         format!("cannot create a file in {}; choose a writable output path", out_dir.display())
     })?;
     let total = b.file_size();
-    let progress = progress_bar(total);
+    let progress = crate::progress::bar(total, "{bar:40} {bytes}/{total_bytes} {eta}");
     let mut stream = b.start(BufWriter::with_capacity(1 << 20, tmp.as_file()))?;
     for t in &plan {
         write_tensor(&mut stream, &st, t)?;
@@ -244,19 +274,6 @@ pub fn convert(args: &Args) -> Result<Report> {
         tensors: plan.iter().map(|t| (t.gguf_name.clone(), t.ty)).collect(),
         notes,
     })
-}
-
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(total);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")
-    {
-        pb.set_style(style);
-    }
-    pb
 }
 
 fn safetensors_error(path: &Path, e: SafeTensorError) -> anyhow::Error {

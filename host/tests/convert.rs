@@ -10,7 +10,7 @@ use mote_core::gguf::{GgmlType, Gguf, Value as GgufValue};
 use mote_core::model::Model;
 use mote_core::quant::{dequantize_row_q8_0, f16_bits_to_f32, QK8_0};
 use mote_core::state::KvType;
-use mote_tests::{logits_at_every_position, mote, read_f32s, repo_root, shared_data};
+use mote_tests::{logits_at_every_position, mote, python, read_f32s, repo_root, shared_data};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde_json::{json, Value};
@@ -25,15 +25,7 @@ fn convert(dir: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
 }
 
 fn check_with_python_gguf(model: &Path, hf_dir: &Path) {
-    let probe = Command::new("python3").args(["-c", "import gguf, numpy"]).output();
-    match probe {
-        Ok(o) if o.status.success() => {}
-        _ => panic!(
-            "python3 with the gguf and numpy packages is needed: \
-             pip install -r tools/py/requirements-test.txt"
-        ),
-    }
-    let o = Command::new("python3")
+    let o = Command::new(python())
         .arg(repo_root().join("tools/py/check_gguf.py"))
         .arg(model)
         .arg(hf_dir)
@@ -235,7 +227,7 @@ fn check_with_core_reader(model: &Path, hf: &Path) {
             x[..n_q].iter_mut().for_each(|v| *v *= factor);
         }
         assert_eq!(t.n_elements() as usize, x.len(), "{}", t.name);
-        match t.ty {
+        match t.ty.runnable().expect("the converter writes only types mote runs") {
             GgmlType::F32 => {
                 let y: Vec<f32> = t
                     .data
@@ -723,4 +715,36 @@ fn every_gpt2_config_flag_matches_transformers_or_is_refused() {
         ));
     }
     eprintln!("{}", table.join("\n"));
+}
+
+#[test]
+fn json_summary_names_the_output_its_size_and_tensors_per_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hf = tmp.path().join("hf");
+    std::fs::create_dir(&hf).unwrap();
+    Tiny { n_layer: 1, ..Tiny::default() }.write(&hf, |_, _| {});
+    let out = tmp.path().join("m.gguf");
+    let (ok, err) = convert(&hf, &out, &["--json"]);
+    assert!(ok, "{err}");
+    let o = mote(&[
+        "convert".as_ref(),
+        hf.as_os_str(),
+        "-o".as_ref(),
+        tmp.path().join("again.gguf").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let again = tmp.path().join("again.gguf");
+    assert_eq!(j["output"], again.to_str().unwrap());
+    assert_eq!(j["bytes"], std::fs::metadata(&again).unwrap().len());
+    let g_bytes = std::fs::read(&again).unwrap();
+    let g = Gguf::parse(&g_bytes).unwrap();
+    assert_eq!(j["tensors"], g.n_tensors());
+    for (ty, n) in j["tensors_by_type"].as_object().unwrap() {
+        let count = g.tensors().filter(|t| t.ty.name() == ty).count();
+        assert_eq!(n, count, "{ty}");
+    }
+    assert!(j["tensors_by_type"]["Q8_0"].as_u64().unwrap() > 0);
+    assert!(j["seconds"].as_f64().unwrap() >= 0.0);
 }

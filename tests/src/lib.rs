@@ -30,6 +30,12 @@ pub fn shared_data() -> PathBuf {
         .unwrap_or_else(|| root.join("../shared/data"))
 }
 
+/// The test Python (`target/py`, made by `cargo xtask setup`); panics with what to do when it is
+/// missing or stale. Tests never run `python3` from PATH.
+pub fn python() -> PathBuf {
+    mote_pyenv::python(&repo_root()).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The `mote` binary that cargo built beside the running test (`target/<profile>/mote`): an
 /// integration test's executable sits in `target/<profile>/deps/`.
 pub fn mote_bin() -> PathBuf {
