@@ -5,7 +5,7 @@ use core::fmt;
 
 use super::{
     ggml_type_name, Name, ValueType, GGML_MAX_DIMS, GGML_MAX_NAME, GGUF_MAGIC, GGUF_MAX_ALIGNMENT,
-    GGUF_VERSION,
+    GGUF_VERSION, RUNNABLE_TYPES_ADVICE,
 };
 
 /// Why a blob is not a GGUF file mote can read, or why a look-up failed. Offsets are byte offsets in
@@ -101,7 +101,15 @@ pub enum GgufError {
         /// Its dimensions (unused ones are 1).
         dims: [u64; GGML_MAX_DIMS],
     },
-    /// A tensor type mote does not read.
+    /// A tensor type number that ggml does not define: the data cannot be sized.
+    UnknownTensorType {
+        /// The tensor.
+        name: Name,
+        /// The number in the file.
+        ty: u32,
+    },
+    /// A tensor type ggml defines but mote cannot compute with (reported when a model is loaded;
+    /// the file still parses, so it can be inspected).
     UnsupportedTensorType {
         /// The tensor.
         name: Name,
@@ -197,9 +205,14 @@ impl fmt::Display for GgufError {
             BadShape { name, dims } => {
                 write!(f, "tensor \"{name}\" has shape {dims:?}: a zero dimension or too many elements")
             }
+            UnknownTensorType { name, ty } => write!(
+                f,
+                "tensor \"{name}\" has type number {ty}, which ggml does not define: the file is \
+                 damaged, or newer than mote"
+            ),
             UnsupportedTensorType { name, ty } => write!(
                 f,
-                "tensor \"{name}\" has type {} ({ty}); mote reads F32, F16 and Q8_0",
+                "tensor \"{name}\" has type {} ({ty}), which mote cannot run; {RUNNABLE_TYPES_ADVICE}",
                 ggml_type_name(*ty)
             ),
             RowNotBlocks { name, row_len, block_len } => write!(

@@ -22,7 +22,7 @@ mod value;
 
 pub use error::GgufError;
 use reader::{next_item, Reader};
-pub use types::{ggml_type_name, GgmlType, ValueType};
+pub use types::{ggml_type_name, GgmlType, TensorType, ValueType, RUNNABLE_TYPES_ADVICE};
 pub use value::{Array, ArrayIter, StrIter, Value};
 
 /// `GGUF` read as a little-endian u32.
@@ -65,8 +65,8 @@ pub struct TensorInfo<'a> {
     pub n_dims: usize,
     /// ggml's `ne`: `dims[0]` is the row length (fastest varying); unused dimensions are 1.
     pub dims: [u64; GGML_MAX_DIMS],
-    /// Element type.
-    pub ty: GgmlType,
+    /// Element type, as the file states it (possibly one mote cannot run).
+    pub ty: TensorType,
     /// Offset of the data relative to the data section.
     pub offset: u64,
     /// The data, exactly `size_bytes` long.
@@ -350,7 +350,7 @@ struct RawTensorInfo<'a> {
     name: &'a str,
     n_dims: usize,
     dims: [u64; GGML_MAX_DIMS],
-    ty: GgmlType,
+    ty: TensorType,
     offset: u64,
     size: u64,
 }
@@ -384,8 +384,8 @@ fn read_tensor_info<'a>(r: &mut Reader<'a>) -> Result<RawTensorInfo<'a>, GgufErr
         .filter(|&n| n <= i64::MAX as u64)
         .ok_or_else(bad_shape)?;
     let ty_raw = r.u32()?;
-    let ty = GgmlType::from_u32(ty_raw)
-        .ok_or(GgufError::UnsupportedTensorType { name: name_of(name), ty: ty_raw })?;
+    let ty = TensorType::from_u32(ty_raw)
+        .ok_or(GgufError::UnknownTensorType { name: name_of(name), ty: ty_raw })?;
     if dims[0].checked_rem(ty.block_len() as u64) != Some(0) {
         return Err(GgufError::RowNotBlocks {
             name: name_of(name),

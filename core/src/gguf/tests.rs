@@ -131,15 +131,40 @@ fn rejects_huge_counts() {
 }
 
 #[test]
-fn rejects_overflowing_shape_and_unsupported_type() {
+fn rejects_overflowing_shape_and_unknown_type() {
     let mut w = W::new(1, 0);
     w.tensor("t", &[1 << 32, 1 << 32], 0, 0);
     assert!(matches!(Gguf::parse(&w.0), Err(GgufError::BadShape { .. })));
     let mut w = W::new(1, 0);
-    w.tensor("t", &[32], 12, 0);
+    w.tensor("t", &[32], 99, 0);
     let e = Gguf::parse(&w.0).unwrap_err();
-    assert!(matches!(e, GgufError::UnsupportedTensorType { ty: 12, .. }));
-    assert!(e.to_string().contains("Q4_K"), "{e}");
+    assert!(matches!(e, GgufError::UnknownTensorType { ty: 99, .. }));
+    assert!(e.to_string().contains("does not define"), "{e}");
+}
+
+#[test]
+fn sizes_tensor_types_mote_cannot_run() {
+    // One Q4_K super-block: 256 elements in 144 bytes.
+    let mut w = W::new(1, 0);
+    w.tensor("t", &[256], 12, 0);
+    w.pad(32);
+    w.0.extend([0u8; 144]);
+    let g = Gguf::parse(&w.0).unwrap();
+    let t = g.require_tensor("t").unwrap();
+    assert_eq!((t.ty.name(), t.ty.runnable(), t.data.len()), ("Q4_K", None, 144));
+    // Rows must still be whole blocks of the type.
+    let mut w = W::new(1, 0);
+    w.tensor("t", &[32], 12, 0);
+    assert!(matches!(Gguf::parse(&w.0), Err(GgufError::RowNotBlocks { block_len: 256, .. })));
+}
+
+#[test]
+fn type_table_agrees_with_the_types_mote_runs() {
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        let t = TensorType::from_u32(ty.to_u32()).unwrap();
+        assert_eq!(t, TensorType::from(ty));
+        assert_eq!(t.runnable(), Some(ty));
+    }
 }
 
 #[test]
