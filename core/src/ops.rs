@@ -299,12 +299,8 @@ pub fn matmul(
         // One token reads each weight once anyway: no tiles, and its rows (not its one token) are
         // what `split` hands out.
         _ if p == 1 => matvec_rows(out, w, x.get(..n).unwrap_or(x), xq, split),
-        GgmlType::F32 | GgmlType::F16 => {
-            for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {
-                matvec(o, w, None, xt, &mut []);
-            }
-        }
-        GgmlType::Q8_0 => {
+        // Tiles are for the desktop's batched prefill.
+        GgmlType::Q8_0 if cfg!(any(test, feature = "std")) => {
             let nb = n / QK8_0;
             let Some(xq) = xq.get_mut(..p * nb) else { return };
             for (q, xt) in xq.chunks_exact_mut(nb.max(1)).zip(x.chunks_exact(n)) {
@@ -333,6 +329,13 @@ pub fn matmul(
                     r0 = r1;
                 }
             });
+        }
+        // Row by row: F32 and F16 weights, and Q8_0 ones on the device, which runs one token at a
+        // time and so carries no tile code.
+        _ => {
+            for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {
+                matvec_rows(o, w, xt, xq, split);
+            }
         }
     }
     if let Some(b) = bias {
