@@ -13,8 +13,8 @@
 //!
 //! Modules, one concept each:
 //! - [`gguf`]: a zero-copy GGUF reader (header, metadata, tensor infos, tensor views).
-//! - [`quant`]: Q8_0 blocks and the quantize/dequantize helpers shared by the converter, the forward
-//!   pass and the KV cache.
+//! - [`quant`]: Q8_0 blocks, rows of them ([`quant::Q8Rows`]), and the quantize/dequantize helpers
+//!   shared by the converter, the forward pass and the KV cache.
 //! - [`model`]: hyper-parameters (plain data) and weights (views into the GGUF blob).
 //! - [`ops`]: the kernels, free functions on slices: matrix-vector products, layer norm, GELU, softmax.
 //! - [`kv_cache`]: the keys and values of every position so far, in q8_0, f16 or f32.
