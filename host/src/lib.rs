@@ -2,7 +2,6 @@
 //! as the `mote` binary: the GGUF writer, the converter, and each subcommand.
 
 pub mod bench;
-pub mod boards;
 pub mod convert;
 pub mod eval;
 pub mod generate;

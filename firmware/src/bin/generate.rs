@@ -20,7 +20,7 @@ use mote_core::session::{logits_checksum, Session};
 use mote_core::state::RunState;
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
 use mote_firmware::blob::Aligned;
-use mote_firmware::{self as fw, inputs, ExitCode, BOARD};
+use mote_firmware::{self as fw, ExitCode, BOARD};
 
 /// The build's model, prompt and settings (build.rs writes them; see the module docs).
 mod build {
@@ -98,14 +98,14 @@ fn run(
 
     let t = fw::systick::now();
     let n_prompt = tokenizer
-        .encode(inputs::PROMPT, Special::AsText, scratch, prompt_ids)
+        .encode(build::PROMPT, Special::AsText, scratch, prompt_ids)
         .map_err(|e| defmt::error!("prompt: {}", e))?;
     let encode_ticks = fw::systick::now() - t;
     let prompt = &prompt_ids[..n_prompt];
     defmt::info!(
         "prompt {=str:?}: {=usize} bytes, {=usize} tokens {=[?]}, encoded in {=u64} ticks",
-        inputs::PROMPT,
-        inputs::PROMPT.len(),
+        build::PROMPT,
+        build::PROMPT.len(),
         n_prompt,
         prompt,
         encode_ticks

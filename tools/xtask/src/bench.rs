@@ -68,7 +68,7 @@ pub fn run(root: &Path, args: &BenchKernelsArgs) -> Result<()> {
     let chosen: Vec<&Board> = if args.board.is_empty() {
         boards.qemu_boards().collect()
     } else {
-        args.board.iter().map(|name| boards.get(name)).collect::<Result<_>>()?
+        args.board.iter().map(|name| boards.get(name)).collect::<Result<_, _>>()?
     };
     let mut table = Table::default();
     for board in &chosen {

@@ -106,9 +106,9 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     // with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
-    let model_bytes = fs::metadata(root.join(device::DEFAULT_MODEL))?.len();
+    let model_bytes = fs::metadata(root.join(mote_boards::DEFAULT_MODEL))?.len();
     for board in &boards.boards {
-        let holds_model = model_bytes + boards.plan.code_flash <= board.flash.size;
+        let holds_model = model_bytes + boards.budgets.code_flash <= board.flash.size;
         steps.run(format!("firmware {}", board.name), || {
             if holds_model {
                 return firmware::build(root, board, &release).map(|_| ());

@@ -12,6 +12,8 @@ use clap::Args;
 use object::read::elf::{ElfFile32, ProgramHeader as _};
 use object::{Object, ObjectSymbol};
 
+use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
+
 use crate::boards::{Board, Boards};
 use crate::firmware::{self, Options, Settings};
 use crate::qemu::{self, DEFAULT_TIMEOUT_SECS};
@@ -22,12 +24,6 @@ use crate::toolchain;
 pub const BIN: &str = "generate";
 /// The QEMU boards the parity test runs on: one per Cortex-M core mote targets with DSP.
 pub const PARITY_BOARDS: [&str; 3] = ["mps2-an386", "mps2-an500", "mps2-an505"];
-/// The model the firmware embeds when given none (as firmware/build.rs).
-pub const DEFAULT_MODEL: &str = "models/tinystories-675k/tinystories-675k-q8_0.gguf";
-/// The prompt the firmware uses when given none (as firmware/build.rs).
-const DEFAULT_PROMPT: &str = "Once upon a time";
-/// Tokens the firmware generates when given no limit (as firmware/build.rs).
-const DEFAULT_MAX_TOKENS: u32 = 64;
 /// How far the plan of `mote inspect --board` may be from what the build and the run use.
 pub const PLAN_TOLERANCE: u64 = 4 * 1024;
 
@@ -271,18 +267,16 @@ pub fn footprint(elf: &Path, board: &Board) -> Result<Footprint> {
     let file = ElfFile32::<object::LittleEndian>::parse(&*data)
         .with_context(|| format!("{} is not a 32-bit ELF", elf.display()))?;
     let endian = file.endian();
-    let within =
-        |addr: u64, r: &crate::boards::Region| addr >= r.origin && addr < r.origin + r.size;
     let (mut flash, mut ram) = (0u64, 0u64);
     for ph in file.elf_program_headers() {
         if ph.p_type(endian) != object::elf::PT_LOAD {
             continue;
         }
         let (paddr, vaddr) = (u64::from(ph.p_paddr(endian)), u64::from(ph.p_vaddr(endian)));
-        if within(paddr, &board.flash) {
+        if board.flash.contains(paddr) {
             flash += u64::from(ph.p_filesz(endian));
         }
-        if within(vaddr, &board.ram) {
+        if board.ram.contains(vaddr) {
             ram += u64::from(ph.p_memsz(endian));
         }
     }

@@ -149,7 +149,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Setup(args) => setup::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Boards => {
             let boards = boards::load(&root)?;
-            print!("{}", boards.listing());
+            print!("{}", boards::listing(&boards));
             Ok(ExitCode::SUCCESS)
         }
         Command::BuildCore(args) => {
