@@ -146,19 +146,25 @@ pub fn parse_log(log: &str) -> Result<DeviceRun> {
     Ok(run)
 }
 
-/// `kv=q8_0 prompt=[1, 2] generated=[3] stop=token_limit logits_checksum=0x...` as a map.
+/// `kv=q8_0 prompt=[1, 2] generated=[3] stop="token limit" logits_checksum=0x...` as a map; a
+/// quoted value loses its quotes.
 fn parse_summary(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut rest = text.trim();
     while let Some(eq) = rest.find('=') {
         let key = rest[..eq].trim().to_string();
         let after = &rest[eq + 1..];
-        let end = if after.starts_with('[') {
-            after.find(']').map_or(after.len(), |i| i + 1)
+        let (value, end) = if let Some(quoted) = after.strip_prefix('"') {
+            let close = quoted.find('"').unwrap_or(quoted.len());
+            (&quoted[..close], (close + 2).min(after.len()))
+        } else if after.starts_with('[') {
+            let end = after.find(']').map_or(after.len(), |i| i + 1);
+            (&after[..end], end)
         } else {
-            after.find(' ').unwrap_or(after.len())
+            let end = after.find(' ').unwrap_or(after.len());
+            (&after[..end], end)
         };
-        out.insert(key, after[..end].to_string());
+        out.insert(key, value.to_string());
         rest = after[end..].trim_start();
     }
     out
@@ -186,7 +192,7 @@ fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
         ("kv".to_string(), text("kv")),
         ("prompt".to_string(), ids("prompt_ids")),
         ("generated".to_string(), ids("generated_ids")),
-        ("stop".to_string(), text("stop").replace(' ', "_")),
+        ("stop".to_string(), text("stop")),
         ("logits_checksum".to_string(), text("logits_checksum")),
     ]))
 }
@@ -530,12 +536,12 @@ mod tests {
     #[test]
     fn summary_lines_parse_into_fields() {
         let s = parse_summary(
-            "kv=q8_0 prompt=[449, 466] generated=[12] stop=token_limit logits_checksum=0x91adc697",
+            "kv=q8_0 prompt=[449, 466] generated=[12] stop=\"token limit\" logits_checksum=0x91adc697",
         );
         assert_eq!(s["kv"], "q8_0");
         assert_eq!(s["prompt"], "[449, 466]");
         assert_eq!(s["generated"], "[12]");
-        assert_eq!(s["stop"], "token_limit");
+        assert_eq!(s["stop"], "token limit");
         assert_eq!(s["logits_checksum"], "0x91adc697");
         assert_eq!(count_ids(s.get("prompt")), 2);
     }
@@ -545,9 +551,9 @@ mod tests {
         let log = "INFO  weight multiply-accumulates per token: 655360\n\
                    INFO  token 1 12 106665 ticks \",\"\n\
                    INFO  token 2 417 35567 ticks \" there\"\n\
-                   INFO  stop: TokenLimit, 2 tokens\n\
+                   INFO  stop: token limit, 2 tokens\n\
                    INFO  ticks: prompt 106665 (4 positions), generation 35567 (35567 per token)\n\
-                   summary: kv=q8_0 prompt=[449] generated=[12, 417] stop=token_limit\n\
+                   summary: kv=q8_0 prompt=[449] generated=[12, 417] stop=\"token limit\"\n\
                    INFO  stack: 28404 of 4103596 bytes used";
         let run = parse_log(log).unwrap();
         assert_eq!(run.token_ticks, [106665, 35567]);
