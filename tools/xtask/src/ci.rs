@@ -10,12 +10,12 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::boards::{self, Transport};
-use crate::device;
 use crate::firmware::{self, Options};
 use crate::fuzz::FuzzArgs;
 use crate::qemu::{self, Golden, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 use crate::toolchain::{self, CORE_TARGETS};
+use crate::{device, parity, size};
 
 /// Seconds of fuzzing per target in CI: four targets add about 4 minutes (plus building them) to a
 /// run of about 15-25 minutes, well under CI's 90-minute limit.
@@ -142,10 +142,10 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
 
     // The generating firmware against the desktop, and against the memory plan.
     steps.run("parity device == desktop", || {
-        device::parity(root, &boards, &device::ParityArgs::default())
+        parity::run(root, &boards, &parity::ParityArgs::default())
     });
     for name in ["mps2-an386", "nrf52840-dk"] {
-        steps.run(format!("size {name} within the plan"), || device::size(root, boards.get(name)?));
+        steps.run(format!("size {name} within the plan"), || size::run(root, boards.get(name)?));
     }
     let default_board = boards.get_or_default(None)?;
     let generate = Options { bin: Some(device::BIN.to_string()), ..release.clone() };
