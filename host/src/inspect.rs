@@ -1,11 +1,10 @@
 //! `mote inspect`: what a GGUF model holds (metadata, tensors, totals) and what it costs a device:
 //! flash for the file, RAM for the run state.
 //!
-//! The file is memory-mapped and read with `mote_core::gguf`, the reader the device uses, so a file
-//! that inspects cleanly parses on the device too.
+//! The file is memory-mapped ([`ModelFile`]) and read with `mote_core::gguf`, the reader the device
+//! uses, so a file that inspects cleanly parses on the device too.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -14,6 +13,8 @@ use mote_boards::{device_kv, kv_fits, Boards, Budgets, Fit, Plan};
 use mote_core::gguf::{Gguf, Value};
 use mote_core::model::HParams;
 use mote_core::state::{KvType, RunState};
+
+use crate::model_file::ModelFile;
 use serde_json::{json, Value as Json};
 
 /// Arrays longer than this are summarised (length, element type, first few elements).
@@ -34,19 +35,8 @@ pub struct Args {
 
 /// Runs `mote inspect`.
 pub fn run(args: Args) -> Result<()> {
-    let file = File::open(&args.model).with_context(|| {
-        format!("cannot open {}; pass the path of a .gguf model", args.model.display())
-    })?;
-    // SAFETY: read-only map of a file we do not modify; nobody is expected to truncate it meanwhile.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("cannot memory-map {}", args.model.display()))?;
-    let g = Gguf::parse(&map).with_context(|| {
-        format!(
-            "{} is not a GGUF model mote can read; convert it again with mote convert",
-            args.model.display()
-        )
-    })?;
+    let file = ModelFile::open(&args.model)?;
+    let g = file.gguf()?;
     let boards = Boards::builtin()?;
     let mut report = report(&g, boards.budgets);
     if let Some(name) = &args.board {
