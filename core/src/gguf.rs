@@ -197,32 +197,127 @@ impl GgmlType {
     }
 }
 
-/// Name of a ggml type number, including those mote does not read (for error messages).
+/// Every tensor type ggml defines, with its block layout: (number, name, elements per block, bytes per
+/// block), as ggml's `type_traits` and gguf-py's `GGML_QUANT_SIZES` give them. The reader sizes any of
+/// these, so that a file holding types mote cannot run still parses and can be inspected.
+const GGML_TYPES: &[(u32, &str, u16, u16)] = &[
+    (0, "F32", 1, 4),
+    (1, "F16", 1, 2),
+    (2, "Q4_0", 32, 18),
+    (3, "Q4_1", 32, 20),
+    (6, "Q5_0", 32, 22),
+    (7, "Q5_1", 32, 24),
+    (8, "Q8_0", 32, 34),
+    (9, "Q8_1", 32, 36),
+    (10, "Q2_K", 256, 84),
+    (11, "Q3_K", 256, 110),
+    (12, "Q4_K", 256, 144),
+    (13, "Q5_K", 256, 176),
+    (14, "Q6_K", 256, 210),
+    (15, "Q8_K", 256, 292),
+    (16, "IQ2_XXS", 256, 66),
+    (17, "IQ2_XS", 256, 74),
+    (18, "IQ3_XXS", 256, 98),
+    (19, "IQ1_S", 256, 50),
+    (20, "IQ4_NL", 32, 18),
+    (21, "IQ3_S", 256, 110),
+    (22, "IQ2_S", 256, 82),
+    (23, "IQ4_XS", 256, 136),
+    (24, "I8", 1, 1),
+    (25, "I16", 1, 2),
+    (26, "I32", 1, 4),
+    (27, "I64", 1, 8),
+    (28, "F64", 1, 8),
+    (29, "IQ1_M", 256, 56),
+    (30, "BF16", 1, 2),
+    (34, "TQ1_0", 256, 54),
+    (35, "TQ2_0", 256, 66),
+    (39, "MXFP4", 32, 17),
+];
+
+/// Name of a ggml type number, including those mote does not run (for messages); `"unknown"` for a
+/// number ggml does not define.
 pub fn ggml_type_name(v: u32) -> &'static str {
-    match v {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        6 => "Q5_0",
-        7 => "Q5_1",
-        8 => "Q8_0",
-        9 => "Q8_1",
-        10 => "Q2_K",
-        11 => "Q3_K",
-        12 => "Q4_K",
-        13 => "Q5_K",
-        14 => "Q6_K",
-        15 => "Q8_K",
-        24 => "I8",
-        25 => "I16",
-        26 => "I32",
-        27 => "I64",
-        28 => "F64",
-        30 => "BF16",
-        _ => "unknown",
+    TensorType::from_u32(v).map_or("unknown", TensorType::name)
+}
+
+/// A tensor's element type as the file states it: any type ggml defines, whether or not mote runs
+/// it. [`TensorType::runnable`] says which [`GgmlType`] it is when mote can compute with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TensorType {
+    number: u32,
+    name: &'static str,
+    block_len: u16,
+    block_bytes: u16,
+}
+
+impl TensorType {
+    /// From ggml's number; `None` for a number ggml does not define.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        GGML_TYPES.iter().find(|t| t.0 == v).map(|&(number, name, block_len, block_bytes)| Self {
+            number,
+            name,
+            block_len,
+            block_bytes,
+        })
+    }
+
+    /// ggml's number for the type.
+    pub fn to_u32(self) -> u32 {
+        self.number
+    }
+
+    /// ggml's name for the type (`Q4_K`).
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// Elements per block.
+    pub fn block_len(self) -> usize {
+        usize::from(self.block_len)
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        usize::from(self.block_bytes)
+    }
+
+    /// Bytes taken by `n` elements, or `None` if `n` is not a whole number of blocks or overflows.
+    pub fn bytes_for(self, n: u64) -> Option<u64> {
+        let bl = u64::from(self.block_len);
+        if n.checked_rem(bl)? != 0 {
+            return None;
+        }
+        n.checked_div(bl)?.checked_mul(u64::from(self.block_bytes))
+    }
+
+    /// The type as one mote computes with, or `None` if mote cannot run it.
+    pub fn runnable(self) -> Option<GgmlType> {
+        GgmlType::from_u32(self.number)
     }
 }
+
+impl From<GgmlType> for TensorType {
+    fn from(t: GgmlType) -> Self {
+        Self {
+            number: t.to_u32(),
+            name: t.name(),
+            block_len: t.block_len() as u16,
+            block_bytes: t.block_bytes() as u16,
+        }
+    }
+}
+
+impl PartialEq<GgmlType> for TensorType {
+    fn eq(&self, other: &GgmlType) -> bool {
+        self.number == other.to_u32()
+    }
+}
+
+/// What to do with a model whose tensors mote cannot run: the two routes to Q8_0.
+pub const RUNNABLE_TYPES_ADVICE: &str = "mote runs F32, F16 and Q8_0: convert the Hugging Face \
+     checkpoint with `mote convert --type q8_0`, or requantize with llama.cpp's `llama-quantize` to Q8_0";
 
 /// Why a blob is not a GGUF file mote can read, or why a look-up failed. Offsets are byte offsets in
 /// the blob.
@@ -317,7 +412,15 @@ pub enum GgufError {
         /// Its dimensions (unused ones are 1).
         dims: [u64; GGML_MAX_DIMS],
     },
-    /// A tensor type mote does not read.
+    /// A tensor type number that ggml does not define: the data cannot be sized.
+    UnknownTensorType {
+        /// The tensor.
+        name: Name,
+        /// The number in the file.
+        ty: u32,
+    },
+    /// A tensor type ggml defines but mote cannot compute with (reported when a model is loaded;
+    /// the file still parses, so it can be inspected).
     UnsupportedTensorType {
         /// The tensor.
         name: Name,
@@ -413,9 +516,14 @@ impl fmt::Display for GgufError {
             BadShape { name, dims } => {
                 write!(f, "tensor \"{name}\" has shape {dims:?}: a zero dimension or too many elements")
             }
+            UnknownTensorType { name, ty } => write!(
+                f,
+                "tensor \"{name}\" has type number {ty}, which ggml does not define: the file is \
+                 damaged, or newer than mote"
+            ),
             UnsupportedTensorType { name, ty } => write!(
                 f,
-                "tensor \"{name}\" has type {} ({ty}); mote reads F32, F16 and Q8_0",
+                "tensor \"{name}\" has type {} ({ty}), which mote cannot run; {RUNNABLE_TYPES_ADVICE}",
                 ggml_type_name(*ty)
             ),
             RowNotBlocks { name, row_len, block_len } => write!(
@@ -755,8 +863,8 @@ pub struct TensorInfo<'a> {
     pub n_dims: usize,
     /// ggml's `ne`: `dims[0]` is the row length (fastest varying); unused dimensions are 1.
     pub dims: [u64; GGML_MAX_DIMS],
-    /// Element type.
-    pub ty: GgmlType,
+    /// Element type, as the file states it (possibly one mote cannot run).
+    pub ty: TensorType,
     /// Offset of the data relative to the data section.
     pub offset: u64,
     /// The data, exactly `size_bytes` long.
@@ -1054,7 +1162,7 @@ struct RawTensorInfo<'a> {
     name: &'a str,
     n_dims: usize,
     dims: [u64; GGML_MAX_DIMS],
-    ty: GgmlType,
+    ty: TensorType,
     offset: u64,
     size: u64,
 }
@@ -1088,8 +1196,8 @@ fn read_tensor_info<'a>(r: &mut Reader<'a>) -> Result<RawTensorInfo<'a>, GgufErr
         .filter(|&n| n <= i64::MAX as u64)
         .ok_or_else(bad_shape)?;
     let ty_raw = r.u32()?;
-    let ty = GgmlType::from_u32(ty_raw)
-        .ok_or(GgufError::UnsupportedTensorType { name: name_of(name), ty: ty_raw })?;
+    let ty = TensorType::from_u32(ty_raw)
+        .ok_or(GgufError::UnknownTensorType { name: name_of(name), ty: ty_raw })?;
     if dims[0].checked_rem(ty.block_len() as u64) != Some(0) {
         return Err(GgufError::RowNotBlocks {
             name: name_of(name),
@@ -1242,15 +1350,40 @@ mod tests {
     }
 
     #[test]
-    fn rejects_overflowing_shape_and_unsupported_type() {
+    fn rejects_overflowing_shape_and_unknown_type() {
         let mut w = W::new(1, 0);
         w.tensor("t", &[1 << 32, 1 << 32], 0, 0);
         assert!(matches!(Gguf::parse(&w.0), Err(GgufError::BadShape { .. })));
         let mut w = W::new(1, 0);
-        w.tensor("t", &[32], 12, 0);
+        w.tensor("t", &[32], 99, 0);
         let e = Gguf::parse(&w.0).unwrap_err();
-        assert!(matches!(e, GgufError::UnsupportedTensorType { ty: 12, .. }));
-        assert!(e.to_string().contains("Q4_K"), "{e}");
+        assert!(matches!(e, GgufError::UnknownTensorType { ty: 99, .. }));
+        assert!(e.to_string().contains("does not define"), "{e}");
+    }
+
+    #[test]
+    fn sizes_tensor_types_mote_cannot_run() {
+        // One Q4_K super-block: 256 elements in 144 bytes.
+        let mut w = W::new(1, 0);
+        w.tensor("t", &[256], 12, 0);
+        w.pad(32);
+        w.0.extend([0u8; 144]);
+        let g = Gguf::parse(&w.0).unwrap();
+        let t = g.require_tensor("t").unwrap();
+        assert_eq!((t.ty.name(), t.ty.runnable(), t.data.len()), ("Q4_K", None, 144));
+        // Rows must still be whole blocks of the type.
+        let mut w = W::new(1, 0);
+        w.tensor("t", &[32], 12, 0);
+        assert!(matches!(Gguf::parse(&w.0), Err(GgufError::RowNotBlocks { block_len: 256, .. })));
+    }
+
+    #[test]
+    fn type_table_agrees_with_the_types_mote_runs() {
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+            let t = TensorType::from_u32(ty.to_u32()).unwrap();
+            assert_eq!(t, TensorType::from(ty));
+            assert_eq!(t.runnable(), Some(ty));
+        }
     }
 
     #[test]

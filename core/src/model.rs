@@ -420,16 +420,25 @@ fn matrix<'a>(
 
 fn matrix_of<'a>(t: &TensorInfo<'a>, n_in: usize, n_out: usize) -> Result<Matrix<'a>, ModelError> {
     check_shape(t, [n_in as u64, n_out as u64])?;
+    let ty = runnable(t)?;
     // The GGUF reader has checked that rows are whole blocks and that the data is exactly the
     // tensor's size, so every row of `row_bytes()` is inside `data`.
-    Ok(Matrix { ty: t.ty, n_in, n_out, data: t.data })
+    Ok(Matrix { ty, n_in, n_out, data: t.data })
+}
+
+/// The tensor's type, if mote can compute with it.
+fn runnable(t: &TensorInfo<'_>) -> Result<GgmlType, ModelError> {
+    t.ty.runnable().ok_or_else(|| {
+        GgufError::UnsupportedTensorType { name: name_of(t.name), ty: t.ty.to_u32() }.into()
+    })
 }
 
 fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError> {
     let t = g.require_tensor(name)?;
     check_shape(&t, [n as u64, 1])?;
-    if t.ty != GgmlType::F32 {
-        return Err(ModelError::VectorNotF32 { name: name_of(t.name), ty: t.ty });
+    let ty = runnable(&t)?;
+    if ty != GgmlType::F32 {
+        return Err(ModelError::VectorNotF32 { name: name_of(t.name), ty });
     }
     Ok(F32s { data: t.data })
 }
@@ -878,12 +887,19 @@ mod tests {
     #[test]
     fn rejects_unsupported_tensor_type() {
         let mut spec = Spec::gpt2(0);
-        spec.tensor("blk.0.ffn_up.weight").ty = 2; // Q4_0
+        let t = spec.tensor("blk.0.ffn_up.weight");
+        t.ty = 2; // Q4_0: blocks of 32 elements in 18 bytes
+        let n: u64 = t.dims.iter().product();
+        t.data.truncate(n as usize / 32 * 18);
         let blob = spec.build();
-        assert!(matches!(
-            load(&blob),
-            Err(ModelError::Gguf(GgufError::UnsupportedTensorType { ty: 2, .. }))
-        ));
+        // The file parses (so it can be inspected); loading it as a model names the type and the
+        // two ways to Q8_0.
+        assert!(Gguf::parse(&blob).is_ok());
+        let e = load(&blob).unwrap_err();
+        assert!(matches!(e, ModelError::Gguf(GgufError::UnsupportedTensorType { ty: 2, .. })));
+        let text = e.to_string();
+        assert!(text.contains("Q4_0") && text.contains("--type q8_0"), "{text}");
+        assert!(text.contains("llama-quantize"), "{text}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod tokenizer;
 pub mod tokenizer_index;
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -51,6 +51,10 @@ pub struct Args {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Print one JSON object (output path, bytes, tensor count per type, notes, seconds) instead of
+    /// the summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The requested weight type (`--type`).
@@ -86,6 +90,11 @@ impl OutType {
     }
 }
 
+/// Per layer, the factor the query (the first `n_embd` outputs of `attn_qkv`, weight and bias) was
+/// multiplied by at conversion, so that q.k / sqrt(head_dim) gives the checkpoint's attention
+/// scores. Written only when a factor differs from 1; informational: the tensors already hold it.
+pub const QUERY_SCALE_KEY: &str = "mote.attention.query_scale_folded";
+
 /// `general.quantization_version` written by llama.cpp (`GGML_QUANT_VERSION`).
 const GGML_QUANT_VERSION: u32 = 2;
 
@@ -106,16 +115,42 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
+impl Report {
+    /// How many tensors of each type, by ggml's type name.
+    pub fn tensors_by_type(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut by_type = std::collections::BTreeMap::new();
+        for (_, ty) in &self.tensors {
+            *by_type.entry(ty.name()).or_default() += 1;
+        }
+        by_type
+    }
+}
+
 /// Runs `mote convert`.
 pub fn run(args: Args) -> Result<()> {
+    let started = std::time::Instant::now();
     let report = convert(&args)?;
-    let q8 = report.tensors.iter().filter(|(_, t)| *t == GgmlType::Q8_0).count();
+    let seconds = started.elapsed().as_secs_f64();
+    let by_type = report.tensors_by_type();
+    if args.json {
+        let summary = serde_json::json!({
+            "output": report.output,
+            "bytes": report.bytes,
+            "tensors": report.tensors.len(),
+            "tensors_by_type": by_type,
+            "notes": report.notes,
+            "seconds": seconds,
+        });
+        println!("{summary:#}");
+        return Ok(());
+    }
+    let types: Vec<String> = by_type.iter().map(|(ty, n)| format!("{n} {ty}")).collect();
     println!(
-        "wrote {} ({} bytes, {} tensors, {} Q8_0)",
+        "wrote {} ({} bytes, {} tensors: {}) in {seconds:.1} s",
         report.output.display(),
         report.bytes,
         report.tensors.len(),
-        q8
+        types.join(", ")
     );
     Ok(())
 }
@@ -189,6 +224,9 @@ pub fn convert(args: &Args) -> Result<Report> {
     for t in &plan {
         b.add_tensor(&t.gguf_name, &t.dims, t.ty)?;
     }
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
     for n in &notes {
         eprintln!("note: {n}");
     }
@@ -210,7 +248,7 @@ pub fn convert(args: &Args) -> Result<Report> {
         format!("cannot create a file in {}; choose a writable output path", out_dir.display())
     })?;
     let total = b.file_size();
-    let progress = progress_bar(total);
+    let progress = crate::progress::bar(total, "{bar:40} {bytes}/{total_bytes} {eta}");
     let mut stream = b.start(BufWriter::with_capacity(1 << 20, tmp.as_file()))?;
     for t in &plan {
         write_tensor(&mut stream, &st, t)?;
@@ -238,19 +276,6 @@ pub fn convert(args: &Args) -> Result<Report> {
         tensors: plan.iter().map(|t| (t.gguf_name.clone(), t.ty)).collect(),
         notes,
     })
-}
-
-fn progress_bar(total: u64) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(total);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {eta}")
-    {
-        pb.set_style(style);
-    }
-    pb
 }
 
 fn safetensors_error(path: &Path, e: SafeTensorError) -> anyhow::Error {
@@ -289,6 +314,8 @@ struct TensorPlan {
     dims: Vec<u64>,
     ty: GgmlType,
     out_bytes: u64,
+    /// The first `.0` output values are multiplied by `.1` (the query's attention scale, folded).
+    fold: Option<(usize, f32)>,
 }
 
 /// Finds a tensor with or without the `transformer.` prefix.
@@ -359,17 +386,32 @@ fn plan_tensors(
             )
         })?;
         used.insert(src.0.clone());
-        plan.push(plan_one(path, cfg, out, gguf, shape, *transpose, src, notes)?);
+        let mut t = plan_one(path, cfg, out, gguf, shape, *transpose, src, notes)?;
+        t.fold = query_fold(cfg, hf, e as usize);
+        plan.push(t);
     }
-    if let Some(head) = find(st, "lm_head.weight") {
-        used.insert(head.0.clone());
-        let tied = find(st, "wte.weight")
-            .is_some_and(|(_, wte)| wte.dtype() == head.1.dtype() && wte.data() == head.1.data());
-        if tied {
-            notes.push("lm_head.weight equals wte.weight (tied): no output.weight written".into());
-        } else {
-            plan.push(plan_one(path, cfg, out, "output.weight", &[v, e], false, head, notes)?);
+    match find(st, "lm_head.weight") {
+        Some(head) => {
+            used.insert(head.0.clone());
+            let equal = find(st, "wte.weight").is_some_and(|(_, wte)| {
+                wte.dtype() == head.1.dtype() && wte.data() == head.1.data()
+            });
+            if equal {
+                notes.push(
+                    "lm_head.weight equals wte.weight (tied): no output.weight written".into(),
+                );
+            } else {
+                // transformers (5.24) keeps a distinct lm_head even when tie_word_embeddings says
+                // tied, and so does mote.
+                plan.push(plan_one(path, cfg, out, "output.weight", &[v, e], false, head, notes)?);
+            }
         }
+        None if !cfg.tie_word_embeddings => bail!(
+            "{}: config.json has tie_word_embeddings false but the file has no lm_head.weight; \
+             save the whole GPT2LMHeadModel",
+            path.display()
+        ),
+        None => {}
     }
     for name in st.names() {
         let ignorable = name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias");
@@ -381,6 +423,21 @@ fn plan_tensors(
         }
     }
     Ok(plan)
+}
+
+/// The attention scale folded into layer `i`'s query: the first `n_embd` outputs of `c_attn`
+/// (GGUF rows of `n_embd` values for the weight, single values for the bias), when the checkpoint
+/// scores attention other than q.k / sqrt(head_dim).
+fn query_fold(cfg: &HfConfig, hf_name: &str, n_embd: usize) -> Option<(usize, f32)> {
+    let layer = hf_name.strip_prefix("h.")?.split('.').next()?.parse::<u64>().ok()?;
+    let count = if hf_name.ends_with(".attn.c_attn.weight") {
+        n_embd * n_embd
+    } else if hf_name.ends_with(".attn.c_attn.bias") {
+        n_embd
+    } else {
+        return None;
+    };
+    cfg.folds_query_scale().then(|| (count, cfg.query_scale(layer)))
 }
 
 /// Checks one source tensor against the shape the config implies and picks its GGUF type.
@@ -432,7 +489,15 @@ fn plan_one(
     };
     let n: u64 = dims.iter().product();
     let out_bytes = ty.bytes_for(n).context("tensor size overflows")?;
-    Ok(TensorPlan { gguf_name: gguf.to_owned(), src_name, transpose, dims, ty, out_bytes })
+    Ok(TensorPlan {
+        gguf_name: gguf.to_owned(),
+        src_name,
+        transpose,
+        dims,
+        ty,
+        out_bytes,
+        fold: None,
+    })
 }
 
 fn add_metadata(b: &mut GgufBuilder, cfg: &HfConfig, vocab: &Vocab, out: OutType) -> Result<()> {
@@ -472,6 +537,10 @@ fn add_metadata(b: &mut GgufBuilder, cfg: &HfConfig, vocab: &Vocab, out: OutType
     b.add("tokenizer.ggml.add_bos_token", MetaValue::Bool(false))?;
     for (key, values) in tokenizer_index::build(&vocab.tokens, &vocab.merges) {
         b.add(&key, MetaValue::Array(MetaArray::U32(values)))?;
+    }
+    if cfg.folds_query_scale() {
+        let scales = (0..cfg.n_layer).map(|i| cfg.query_scale(i)).collect();
+        b.add(QUERY_SCALE_KEY, MetaValue::Array(MetaArray::F32(scales)))?;
     }
     Ok(())
 }
@@ -514,6 +583,11 @@ fn write_tensor<W: Write>(
             for (i, x) in rows[..row_len].iter_mut().enumerate() {
                 *x = get(data, r0 * row_len + i);
             }
+        }
+        if let Some((count, factor)) = t.fold {
+            let done = r0 * row_len;
+            let end = count.saturating_sub(done).min(nt * row_len);
+            rows[..end].iter_mut().for_each(|x| *x *= factor);
         }
         let rows = &rows[..nt * row_len];
         if let Some(pos) = rows.iter().position(|x| !x.is_finite()) {

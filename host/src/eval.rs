@@ -18,6 +18,7 @@ use mote_core::state::{KvType, RunState};
 
 use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile};
 use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
+use crate::tokenize::utf8_text;
 
 /// Arguments of `mote eval`.
 #[derive(clap::Args)]
@@ -25,10 +26,11 @@ pub struct Args {
     /// GGUF model file; without it, the bundled tinystories-675k model.
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// UTF-8 text file to evaluate on, encoded with the model's tokenizer.
+    /// UTF-8 text file to evaluate on, encoded with the model's tokenizer (`-`: standard input).
     #[arg(long, conflicts_with = "token_ids", required_unless_present = "token_ids")]
     pub text: Option<PathBuf>,
-    /// File of token ids (decimal, separated by commas or whitespace) to evaluate on instead of text.
+    /// File of token ids (decimal, separated by commas or whitespace) to evaluate on instead of text
+    /// (`-`: standard input).
     #[arg(long)]
     pub token_ids: Option<PathBuf>,
     /// Element type of the KV cache.
@@ -81,7 +83,9 @@ pub fn evaluate(
     let mut batch = prefill_scratch(&model.hparams, speed.batch, &mut scratch)?;
     let mut state = RunState::new(&model.hparams, kv, &mut storage)?;
     let (mut total, mut n_predicted, mut top1) = (0.0f64, 0usize, Vec::new());
+    let progress = crate::progress::bar(tokens.len() as u64, "{bar:40} {pos}/{len} tokens {eta}");
     let mut score = |window: &[u32], i: usize, logits: &[f32]| {
+        progress.inc(1);
         if let Some(&next) = window.get(i + 1) {
             total += nll(logits, next);
             top1.push(argmax(logits));
@@ -107,6 +111,7 @@ pub fn evaluate(
             }
         }
     }
+    progress.finish_and_clear();
     if n_predicted == 0 {
         bail!("the text has {} tokens; evaluation needs at least 2", tokens.len());
     }
@@ -135,14 +140,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let model = load_model(&gguf, file.name())?;
     let tokens = match (&args.token_ids, &args.text) {
         (Some(p), _) => {
-            let s = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read token ids from {}", p.display()))?;
-            parse_token_ids(&s).with_context(|| format!("in {}", p.display()))?
+            let bytes = crate::input::read(p, "the token ids")?;
+            parse_token_ids(utf8_text(&bytes, "the token ids file")?)
+                .with_context(|| format!("in {}", p.display()))?
         }
         (None, Some(p)) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read text from {}", p.display()))?;
-            prompt_tokens(&gguf, Some(&text), None)?
+            let bytes = crate::input::read(p, "the text")?;
+            prompt_tokens(&gguf, Some(utf8_text(&bytes, "the text")?), None)?
         }
         (None, None) => bail!("give --text FILE or --token-ids FILE"),
     };

@@ -33,7 +33,7 @@ pub struct Args {
         required_unless_present_any = ["tokens", "prompt_file"]
     )]
     pub prompt: Option<OsString>,
-    /// Read the prompt text (UTF-8) from a file instead.
+    /// Read the prompt text (UTF-8) from a file instead (`-`: standard input).
     #[arg(long, value_name = "FILE", conflicts_with = "tokens")]
     pub prompt_file: Option<PathBuf>,
     /// Prompt as token ids, comma-separated (`--tokens 464,2068,7586`).
@@ -279,10 +279,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let prompt_bytes = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => Some(p.as_encoded_bytes().to_vec()),
-        (None, Some(path)) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("cannot read the prompt file {}", path.display()))?,
-        ),
+        (None, Some(path)) => Some(crate::input::read(path, "the prompt file")?),
         (None, None) => None,
     };
     let prompt_text = prompt_bytes.as_deref().map(|b| utf8_text(b, "the prompt")).transpose()?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mote_boards::{device_kv, kv_fits, Boards, Budgets, Fit, Plan};
-use mote_core::gguf::{Gguf, Value};
+use mote_core::gguf::{Gguf, Value, RUNNABLE_TYPES_ADVICE};
 use mote_core::model::HParams;
 use mote_core::state::{KvType, RunState};
 
@@ -99,9 +99,21 @@ pub fn report(g: &Gguf<'_>, budgets: Budgets) -> Json {
     }
     let types: Vec<Json> =
         by_type.iter().map(|(ty, (n, b))| json!({"type": ty, "tensors": n, "bytes": b})).collect();
+    // Types the file holds that mote cannot compute with: the file inspects, but does not run.
+    let mut unsupported: Vec<&str> =
+        g.tensors().filter(|t| t.ty.runnable().is_none()).map(|t| t.ty.name()).collect();
+    unsupported.sort_unstable();
+    unsupported.dedup();
+    let runnable = if unsupported.is_empty() {
+        json!({"ok": true})
+    } else {
+        json!({"ok": false, "unsupported_types": unsupported, "advice": RUNNABLE_TYPES_ADVICE})
+    };
     json!({
         "metadata": metadata,
+        "notes": notes(g),
         "tensors": tensors,
+        "runnable": runnable,
         "totals": {"tensors": g.n_tensors(), "parameters": params, "tensor_bytes": bytes, "by_type": types},
         "memory": {
             // The whole file is flashed: header and tokenizer are read in place like the weights.
@@ -109,6 +121,25 @@ pub fn report(g: &Gguf<'_>, budgets: Budgets) -> Json {
             "ram": ram_plan(g, budgets),
         },
     })
+}
+
+/// What the converter changed from the checkpoint and recorded in the metadata, in words.
+fn notes(g: &Gguf<'_>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(Value::Array(a)) = g.get(crate::convert::QUERY_SCALE_KEY) {
+        let scales: Vec<String> = a
+            .iter()
+            .map(
+                |x| if let Value::F32(f) = x { f.to_string() } else { scalar_json(&x).to_string() },
+            )
+            .collect();
+        notes.push(format!(
+            "the checkpoint's attention scale was folded into the query weights at conversion \
+             (per layer: {}); the file is standard GPT-2",
+            scales.join(", ")
+        ));
+    }
+    notes
 }
 
 /// RAM for the run state at full context per KV type, and the whole device plan (run state with
@@ -191,6 +222,9 @@ fn text(r: &Json) -> String {
             m["value"]
         );
     }
+    for n in r["notes"].as_array().into_iter().flatten() {
+        println!("note: {}", n.as_str().unwrap_or(""));
+    }
     println!("\ntensors:");
     println!("  {:32} {:5} {:>16} {:>12}", "name", "type", "shape", "bytes");
     for t in r["tensors"].as_array().into_iter().flatten() {
@@ -213,6 +247,20 @@ fn text(r: &Json) -> String {
             ty["type"].as_str().unwrap_or(""),
             ty["tensors"],
             ty["bytes"]
+        );
+    }
+    let runnable = &r["runnable"];
+    if runnable["ok"] == false {
+        let types: Vec<&str> = runnable["unsupported_types"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+            .collect();
+        println!(
+            "\nmote cannot run this file: it holds {} tensors; {}",
+            types.join(", "),
+            runnable["advice"].as_str().unwrap_or("")
         );
     }
     let mem = &r["memory"];

@@ -19,7 +19,7 @@ pub struct TokenizeArgs {
     /// The text to tokenize (UTF-8).
     #[arg(value_name = "TEXT", required_unless_present = "file", conflicts_with = "file")]
     pub text: Option<OsString>,
-    /// Tokenize the contents of FILE instead of TEXT.
+    /// Tokenize the contents of FILE instead of TEXT (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Print JSON: {"ids": [...], "tokens": [...]} (tokens in the vocabulary's GPT-2 form).
@@ -102,8 +102,7 @@ pub fn run_tokenize(args: TokenizeArgs) -> anyhow::Result<()> {
     let model = ModelFile::open_arg(args.model.as_deref())?;
     let tok = tokenizer(&model)?;
     let bytes = match (&args.file, &args.text) {
-        (Some(f), _) => std::fs::read(f)
-            .with_context(|| format!("cannot read {}: check the path", f.display()))?,
+        (Some(f), _) => crate::input::read(f, "the file")?,
         (None, Some(t)) => t.as_encoded_bytes().to_vec(),
         (None, None) => bail!("give TEXT or --file FILE"),
     };

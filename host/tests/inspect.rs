@@ -117,3 +117,57 @@ fn unknown_board_lists_the_known_ones() {
     assert!(!o.status.success());
     assert!(err.contains("unknown board \"esp32\"") && err.contains("nrf52840-dk"), "{err}");
 }
+
+/// A small GPT-2 GGUF of Q4_0 matrices, written by gguf-py through tools/py/make_unsupported_gguf.py.
+fn q4_0_model(dir: &Path) -> PathBuf {
+    let out = dir.join("q4_0.gguf");
+    let o = std::process::Command::new(mote_tests::python())
+        .arg(mote_tests::repo_root().join("tools/py/make_unsupported_gguf.py"))
+        .arg(&out)
+        .args(["--type", "Q4_0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn shows_a_file_of_types_mote_cannot_run_and_says_how_to_get_q8_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = q4_0_model(tmp.path());
+    let o = mote(&["inspect".as_ref(), model.as_os_str()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("tokenizer.ggml.tokens"), "metadata is shown:\n{text}");
+    assert!(text.contains("blk.0.ffn_up.weight") && text.contains("Q4_0"), "tensors:\n{text}");
+    assert!(text.contains("mote cannot run this file: it holds Q4_0 tensors"), "{text}");
+    assert!(text.contains("--type q8_0") && text.contains("llama-quantize"), "{text}");
+
+    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["runnable"]["ok"], false);
+    assert_eq!(r["runnable"]["unsupported_types"], serde_json::json!(["Q4_0"]));
+    assert_eq!(r["totals"]["tensors"], 16);
+}
+
+#[test]
+fn generate_eval_and_bench_refuse_types_mote_cannot_run_with_the_same_advice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = q4_0_model(tmp.path());
+    let text = tmp.path().join("text.txt");
+    std::fs::write(&text, "t1 t0 t1 t0 t1").unwrap();
+    let m = model.to_str().unwrap();
+    for args in [
+        vec!["generate", "--model", m, "--prompt", "t1"],
+        vec!["eval", "--model", m, "--text", text.to_str().unwrap()],
+        vec!["bench", "--model", m],
+    ] {
+        let o = mote(&args);
+        assert!(!o.status.success(), "{args:?} must fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line:\n{err}");
+        assert!(err.contains("Q4_0") && err.contains("--type q8_0"), "{args:?}: {err}");
+        assert!(err.contains("llama-quantize"), "{args:?}: {err}");
+    }
+}

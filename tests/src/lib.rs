@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mote_core::forward::forward;
 use mote_core::gguf::{Gguf, Value};
 use mote_core::model::Model;
 use mote_core::sampler::{Sampler, SamplerConfig};
@@ -27,6 +28,12 @@ pub fn shared_data() -> PathBuf {
         .map(|a| a.join("shared/data"))
         .find(|p| p.is_dir())
         .unwrap_or_else(|| root.join("../shared/data"))
+}
+
+/// The test Python (`target/py`, made by `cargo xtask setup`); panics with what to do when it is
+/// missing or stale. Tests never run `python3` from PATH.
+pub fn python() -> PathBuf {
+    mote_pyenv::python(&repo_root()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The `mote` binary that cargo built beside the running test (`target/<profile>/mote`): an
@@ -51,6 +58,23 @@ pub fn mote<S: AsRef<OsStr>>(args: &[S]) -> Output {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
+}
+
+/// A file of little-endian f32 values (the reference logits that tools/py scripts save).
+pub fn read_f32s(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Logits at every position of `tokens`, fed one by one from position 0.
+pub fn logits_at_every_position(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
+    let mut buf = vec![0u8; RunState::bytes_needed(&model.hparams, kv)];
+    let mut s = RunState::new(&model.hparams, kv, &mut buf).expect("state");
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(p, &t)| forward(model, &mut s, t, p).expect("forward").to_vec())
+        .collect()
 }
 
 /// GPT-2's vocabulary (id order) and merges (rank order), from `shared/data/gpt2-tokenizer`.

@@ -9,12 +9,12 @@
 
 use std::path::PathBuf;
 
-use mote_core::forward::forward;
 use mote_core::gguf::Gguf;
 use mote_core::model::Model;
 use mote_core::sampler::argmax;
 use mote_core::session::{Session, StopReason};
 use mote_core::state::{KvType, RunState};
+use mote_tests::logits_at_every_position;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -27,8 +27,7 @@ fn index() -> Value {
 }
 
 fn read_f32(name: &str) -> Vec<f32> {
-    let b = std::fs::read(fixtures().join(name)).expect("fixture file");
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    mote_tests::read_f32s(&fixtures().join(name))
 }
 
 fn read_u32(name: &str) -> Vec<u32> {
@@ -42,17 +41,6 @@ fn ids(v: &Value) -> Vec<u32> {
 
 fn models() -> Vec<Value> {
     index()["models"].as_array().expect("models").clone()
-}
-
-/// Logits at every position of `tokens`, fed one by one from position 0.
-fn logits_at_every_position(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
-    let mut buf = vec![0u8; RunState::bytes_needed(&model.hparams, kv)];
-    let mut s = RunState::new(&model.hparams, kv, &mut buf).expect("state");
-    tokens
-        .iter()
-        .enumerate()
-        .map(|(p, &t)| forward(model, &mut s, t, p).expect("forward").to_vec())
-        .collect()
 }
 
 #[test]

@@ -9,7 +9,9 @@
   some with NaN and Inf weights, biases and Q8_0 scales, plus bit-flipped variants.
 - tokenizer: short texts (English, Unicode, special-token text, invalid UTF-8, long words).
 - convert_inputs: `config.json`, a NUL byte, then a tiny GPT-2 `model.safetensors`, in F32 / F16 /
-  BF16, plus truncated and bit-flipped variants.
+  BF16, plus truncated and bit-flipped variants. F32 and F16 files are written by
+  `safetensors.numpy`; numpy has no bfloat16, so BF16 files are laid out here by the safetensors
+  format's rules (an 8-byte header length, the JSON header, the data).
 
     python3 tools/py/make_fuzz_seeds.py TARGET fuzz/corpus/TARGET [more.gguf ...]
 """
@@ -157,9 +159,21 @@ def tokenizer(out: pathlib.Path, extra: list[str]) -> None:
         (out / p.name).write_bytes(p.read_bytes()[:4096])
 
 
+def save_bf16(tensors: dict[str, np.ndarray], path: pathlib.Path) -> None:
+    """A safetensors file of BF16 tensors: each f32 cut to its upper 16 bits."""
+    header, data, offset = {}, [], 0
+    for name, x in tensors.items():
+        raw = (x.astype(np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
+        header[name] = {"dtype": "BF16", "shape": list(x.shape), "data_offsets": [offset, offset + len(raw)]}
+        data.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(data))
+
+
 def convert_inputs(out: pathlib.Path, extra: list[str]) -> None:
-    import safetensors.torch
-    import torch
+    from safetensors.numpy import save_file
 
     n_vocab, n_embd, n_ctx, n_layer = 16, 32, 8, 1
     config = {"model_type": "gpt2", "n_embd": n_embd, "n_head": 2, "n_layer": n_layer,
@@ -177,12 +191,14 @@ def convert_inputs(out: pathlib.Path, extra: list[str]) -> None:
             h + "mlp.c_fc.bias": (f,), h + "mlp.c_proj.weight": (f, e), h + "mlp.c_proj.bias": (e,),
         })
     for dtype in ("float32", "float16", "bfloat16"):
-        tensors = {k: torch.from_numpy(rng.standard_normal(v).astype(np.float32)).to(getattr(torch, dtype))
-                   for k, v in shapes.items()}
+        tensors = {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
         if dtype == "float32":
-            tensors["transformer.lm_head.weight"] = tensors["wte.weight"].clone()
+            tensors["transformer.lm_head.weight"] = tensors["wte.weight"].copy()
         path = out / f"st-{dtype}.tmp"
-        safetensors.torch.save_file(tensors, str(path))
+        if dtype == "bfloat16":
+            save_bf16(tensors, path)
+        else:
+            save_file({k: v.astype(dtype) for k, v in tensors.items()}, str(path))
         blob = json.dumps(config).encode() + b"\0" + path.read_bytes()
         path.unlink()
         variants(out, f"tiny-{dtype}", blob)

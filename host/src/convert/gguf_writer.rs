@@ -411,9 +411,15 @@ mod tests {
         assert_eq!(u32s.get(2), Some(Value::U32(3)));
         assert_eq!(g.get_array("i32s").unwrap().get(0), Some(Value::I32(-1)));
         let bias = g.require_tensor("bias").unwrap();
-        assert_eq!((bias.ty, bias.offset, bias.data.len()), (GgmlType::F32, 0, 12));
+        assert_eq!(
+            (bias.ty.runnable(), bias.offset, bias.data.len()),
+            (Some(GgmlType::F32), 0, 12)
+        );
         let w = g.require_tensor("w").unwrap();
-        assert_eq!((w.ty, w.offset, w.shape()), (GgmlType::Q8_0, 32, &[32u64, 2][..]));
+        assert_eq!(
+            (w.ty.runnable(), w.offset, w.shape()),
+            (Some(GgmlType::Q8_0), 32, &[32u64, 2][..])
+        );
         assert_eq!(&bias.data[4..], &[1u8; 8][..]);
         assert_eq!(w.data, &[2u8; 68][..]);
         assert_eq!(blob.len() % 32, 0);

@@ -246,15 +246,14 @@ impl Shape {
         }
         std::fs::create_dir_all(dir)?;
         let checkpoint = dir.join(self.file.trim_end_matches(".gguf"));
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
         shell::run(
-            Command::new(python)
+            Command::new(mote_pyenv::python(root)?)
                 .current_dir(root)
                 .arg("tools/py/make_random_gpt2.py")
                 .arg(&checkpoint)
                 .args(self.args),
         )
-        .context("generating the checkpoint needs Python with torch and transformers")?;
+        .context("generating the random checkpoint")?;
         shell::run(Command::new(mote).arg("convert").arg(&checkpoint).arg("-o").arg(&out))?;
         Ok(out)
     }

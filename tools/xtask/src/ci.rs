@@ -92,6 +92,10 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         host(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], root)
     });
     steps.run("test workspace", || host(&["test", "--workspace"], root));
+    // The library crate stays publishable: its manifest, licence files and sources package alone.
+    steps.run("package mote-core", || {
+        host(&["package", "-p", "mote-core", "--no-verify", "--allow-dirty"], root)
+    });
     for target in CORE_TARGETS {
         steps.run(format!("mote-core {target}"), || toolchain::build_core(root, target, false));
     }

@@ -70,7 +70,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
     for target in targets {
         let corpus = fuzz_dir.join("corpus").join(target);
         if !corpus.is_dir() || corpus.read_dir()?.next().is_none() {
-            let mut cmd = Command::new("python3");
+            let mut cmd = Command::new(mote_pyenv::python(root)?);
             cmd.current_dir(root).arg("tools/py/make_fuzz_seeds.py").arg(target).arg(&corpus);
             if target == "gguf_parse" {
                 cmd.arg("models/tinystories-675k/tinystories-675k-q8_0.gguf");

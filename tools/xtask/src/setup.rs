@@ -7,14 +7,16 @@
 //! - defmt-print, pinned, with `cargo install --locked`;
 //! - for `cargo xtask fuzz`: rustup's nightly toolchain (minimal profile) and cargo-fuzz (`cargo
 //!   install --locked`);
-//! - the light Python test dependencies of tools/py/requirements-test.txt, with pip.
+//! - the test Python: a virtual environment in target/py with the light, pinned packages of
+//!   tools/py/requirements-test.txt (see the `mote-pyenv` crate). Every Python run of xtask and of
+//!   `cargo test` uses it; none uses `python3` from PATH, so a package installed there by hand can
+//!   never make a check pass that fails on a fresh machine.
 //!
 //! On Debian bookworm with qemu-utils from backports (10.x), qemu-system-arm 7.2 cannot be
 //! installed beside it: setup pins qemu-utils (and qemu-block-extra, if present) to
 //! qemu-system-arm's version, a downgrade apt is told to allow.
 
 use std::collections::BTreeSet;
-use std::fs;
 use std::path::Path;
 use std::process::Command;
 
@@ -33,8 +35,6 @@ pub struct SetupArgs {
     check: bool,
 }
 
-/// The Python requirements file, from the repository root.
-const PY_REQUIREMENTS: &str = "tools/py/requirements-test.txt";
 /// QEMU's Arm system emulator, and the Debian package of it.
 const QEMU: &str = "qemu-system-arm";
 
@@ -42,13 +42,13 @@ const QEMU: &str = "qemu-system-arm";
 pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     let apt = missing_packages(root)?;
     let defmt_print = !defmt_print_ok();
-    let python = missing_python(root)?;
+    let python = mote_pyenv::python(root).err();
     let components = missing_rustup_components();
     let nightly = !fuzz::nightly_ok();
     let cargo_fuzz = !fuzz::cargo_fuzz_ok();
     if apt.is_empty()
         && !defmt_print
-        && python.is_empty()
+        && python.is_none()
         && components.is_empty()
         && !nightly
         && !cargo_fuzz
@@ -65,8 +65,8 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     if defmt_print {
         missing.push(format!("defmt-print {DEFMT_PRINT_VERSION}"));
     }
-    if !python.is_empty() {
-        missing.push(format!("Python packages {}", python.join(" ")));
+    if python.is_some() {
+        missing.push(format!("the test Python environment {}", mote_pyenv::VENV_DIR));
     }
     if !components.is_empty() {
         missing.push(format!("rustup components {}", components.join(" ")));
@@ -115,19 +115,8 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
             failures.push(format!("{e:#}"));
         }
     }
-    if !python.is_empty() {
-        let result = python_bin()
-            .context("no python3: install the Debian package python3-pip")
-            .and_then(|python| {
-                shell::run(
-                    Command::new(python)
-                        .current_dir(root)
-                        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-                        .arg("-r")
-                        .arg(PY_REQUIREMENTS),
-                )
-            });
-        if let Err(e) = result {
+    if python.is_some() {
+        if let Err(e) = make_python_env(root) {
             failures.push(format!("{e:#}"));
         }
     }
@@ -230,35 +219,37 @@ fn missing_rustup_components() -> Vec<String> {
         .collect()
 }
 
-fn python_bin() -> Option<std::path::PathBuf> {
-    shell::which("python3")
-}
-
-/// The pinned Python requirements that are not installed at their version.
-fn missing_python(root: &Path) -> Result<Vec<String>> {
-    let path = root.join(PY_REQUIREMENTS);
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let pins: Vec<(&str, &str)> = text
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            l.split_once("==").with_context(|| format!("{PY_REQUIREMENTS}: pin {l:?} with =="))
-        })
-        .collect::<Result<_>>()?;
-    let Some(python) = python_bin() else {
-        return Ok(pins.iter().map(|(name, v)| format!("{name}=={v}")).collect());
-    };
-    let script = "import sys, importlib.metadata as m\n\
-                  for pin in sys.argv[1:]:\n    \
-                      name, version = pin.split('==')\n    \
-                      try: ok = m.version(name) == version\n    \
-                      except m.PackageNotFoundError: ok = False\n    \
-                      if not ok: print(pin)\n";
-    let mut cmd = Command::new(python);
-    cmd.arg("-c").arg(script);
-    cmd.args(pins.iter().map(|(name, v)| format!("{name}=={v}")));
-    let out = shell::output(&mut cmd).context("python3 could not check the installed packages")?;
-    Ok(out.lines().map(str::to_string).collect())
+/// Makes the test Python environment afresh: a virtual environment from the `python3` on PATH
+/// (only its standard library is used), then the pinned requirements, then the stamp that says
+/// which requirements it holds.
+fn make_python_env(root: &Path) -> Result<()> {
+    let base = shell::which("python3")
+        .context("no python3 on PATH: install the Debian packages python3 and python3-venv")?;
+    let venv = mote_pyenv::venv_dir(root);
+    let make = || shell::run(Command::new(&base).arg("-m").arg("venv").arg("--clear").arg(&venv));
+    if make().is_err() {
+        // Debian's python3 makes virtual environments only with python3-venv installed.
+        if !shell::is_root() {
+            bail!(
+                "python3 cannot make a virtual environment: install python3-venv \
+                 (sudo apt-get install python3-venv), then `cargo xtask setup` again"
+            );
+        }
+        let mut install = Command::new("apt-get");
+        install.env("DEBIAN_FRONTEND", "noninteractive");
+        install.args(["install", "-y", "-q", "--no-install-recommends", "python3-venv"]);
+        shell::run(&mut install)?;
+        make()?;
+    }
+    let requirements = mote_pyenv::requirements(root)?;
+    shell::run(
+        Command::new(mote_pyenv::interpreter_path(root))
+            .current_dir(root)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(mote_pyenv::REQUIREMENTS),
+    )
+    .context("installing the test Python packages")?;
+    mote_pyenv::stamp(root, &requirements)
+        .with_context(|| format!("cannot write the stamp in {}", venv.display()))?;
+    Ok(())
 }
