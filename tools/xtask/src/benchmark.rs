@@ -352,6 +352,11 @@ fn target_dir(root: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The repository's board called `name`.
+    fn board(name: &str) -> Board {
+        crate::boards::load(&crate::repo_root()).unwrap().get(name).unwrap().clone()
+    }
+
     #[test]
     fn thousands_groups_digits() {
         assert_eq!(thousands(1_591_792.4), "1,591,792");
@@ -362,9 +367,7 @@ mod tests {
 
     #[test]
     fn kernel_rows_put_shapes_side_by_side_with_cmsis_nn_where_counted() {
-        let boards = crate::boards::load(&crate::repo_root()).unwrap();
-        let m4 = boards.get("mps2-an386").unwrap();
-        let m7 = boards.get("mps2-an500").unwrap();
+        let (m4, m7) = (board("mps2-an386"), board("mps2-an500"));
         let count = |kernel: &str, rows, cols, ticks| bench::Count {
             kernel: kernel.into(),
             rows,
@@ -378,7 +381,7 @@ mod tests {
             count("dsp", 128, 128, 655),
             count("dsp", 512, 768, 4915),
         ];
-        let rows = kernel_rows(m4, &counts);
+        let rows = kernel_rows(&m4, &counts);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].place, "mps2-an386 (cortex-m4f), portable");
         assert_eq!(rows[0].mote, "8.00");
@@ -387,22 +390,21 @@ mod tests {
         assert_eq!(rows[1].mote, "1.60 / 0.50");
         assert_eq!(rows[1].peer_figure, "2.27 / -");
         assert_eq!(rows[1].compared, "1.42x / - fewer");
-        assert_eq!(kernel_rows(m7, &counts[1..2])[0].peer, "-", "CMSIS-NN was counted on the M4F");
+        assert_eq!(kernel_rows(&m7, &counts[1..2])[0].peer, "-", "CMSIS-NN was counted on the M4F");
     }
 
     #[test]
     fn decode_row_takes_the_step_at_position_64() {
-        let boards = crate::boards::load(&crate::repo_root()).unwrap();
-        let m4 = boards.get("mps2-an386").unwrap();
+        let m4 = board("mps2-an386");
         let mut run = DeviceRun { weight_macs: 1000, ..DeviceRun::default() };
         run.summary.insert("prompt".into(), "[449, 466, 259, 413]".into());
         // Token 1 is the prompt's; token k > 1 is the step at position 4 + k - 2.
         run.token_ticks = (1..=64).map(|k| 1000 + k).collect();
-        let r = decode_row(m4, &run).unwrap();
+        let r = decode_row(&m4, &run).unwrap();
         // Position 64 is token 62: 1062 ticks of 40 instructions.
         assert_eq!(r.mote, "42,480 (42.480/weight MAC)");
         run.token_ticks.truncate(61);
-        assert!(decode_row(m4, &run).is_err());
+        assert!(decode_row(&m4, &run).is_err());
     }
 
     #[test]
