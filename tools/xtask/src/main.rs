@@ -11,8 +11,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
+mod bench_kernels;
 mod bench_mcu;
-mod benchmark;
 mod boards;
 mod ci;
 mod device;
@@ -65,10 +65,10 @@ enum Command {
     /// device == desktop parity, memory against the plan, fuzzing.
     Ci(ci::CiArgs),
     /// Count instructions per multiply-accumulate of the Q8_0 kernels on every QEMU board.
-    BenchKernels(bench::BenchKernelsArgs),
+    BenchKernels(bench_kernels::BenchKernelsArgs),
     /// Every speed figure in one table: kernels and the decode step per QEMU board, desktop
     /// tokens/s for three model sizes next to llama.cpp's when it is installed.
-    Bench(benchmark::BenchAllArgs),
+    Bench(bench::BenchAllArgs),
 }
 
 /// Build mote-core for a bare-metal target.
@@ -200,10 +200,10 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Fuzz(args) => fuzz::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Ci(args) => ci::run(&root, &args),
-        Command::BenchKernels(args) => bench::run(&root, &args).map(|()| ExitCode::SUCCESS),
+        Command::BenchKernels(args) => bench_kernels::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => {
             let boards = boards::load(&root)?;
-            benchmark::run(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
+            bench::run(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
         }
     }
 }
