@@ -17,8 +17,8 @@ use crate::shell;
 use crate::toolchain::{self, CORE_TARGETS};
 use crate::{device, parity, size};
 
-/// Seconds of fuzzing per target in CI: four targets add about 4 minutes (plus building them) to a
-/// run of about 15-25 minutes, well under CI's 90-minute limit.
+/// Seconds of fuzzing per target in CI: long enough to reach past the parsers' first checks, short
+/// enough that the whole run stays well under CI's 90-minute limit (its time: docs/performance.md).
 const FUZZ_SECONDS: u64 = 60;
 
 /// Options of `cargo xtask ci`.
