@@ -44,6 +44,13 @@ pub fn mote_bin() -> PathBuf {
     profile_dir.join(format!("mote{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// Runs `mote ARGS`, which must succeed, and parses the one JSON object it prints.
+pub fn mote_json<S: AsRef<OsStr>>(args: &[S]) -> serde_json::Value {
+    let out = mote(args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
 /// Runs `mote ARGS` and returns its output.
 pub fn mote<S: AsRef<OsStr>>(args: &[S]) -> Output {
     let bin = mote_bin();
