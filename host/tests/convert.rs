@@ -3,14 +3,15 @@
 //! (`tools/py/check_gguf.py`), plus every bad input the converter must refuse without leaving a file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mote::convert::QUERY_SCALE_KEY;
 use mote_core::gguf::{GgmlType, Gguf, Value as GgufValue};
 use mote_core::model::Model;
 use mote_core::quant::{dequantize_row_q8_0, f16_bits_to_f32, QK8_0};
 use mote_core::state::KvType;
-use mote_tests::{logits_at_every_position, mote, python, read_f32s, repo_root, shared_data};
+use mote_tests::{
+    logits_at_every_position, mote, python_script, read_f32s, repo_root, shared_data,
+};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde_json::{json, Value};
@@ -25,18 +26,7 @@ fn convert(dir: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
 }
 
 fn check_with_python_gguf(model: &Path, hf_dir: &Path) {
-    let o = Command::new(python())
-        .arg(repo_root().join("tools/py/check_gguf.py"))
-        .arg(model)
-        .arg(hf_dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "check_gguf.py failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    python_script("check_gguf.py", &[model, hf_dir]);
 }
 
 /// Seeded xorshift: random but reproducible weights without a dependency.

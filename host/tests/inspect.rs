@@ -121,13 +121,10 @@ fn unknown_board_lists_the_known_ones() {
 /// A small GPT-2 GGUF of Q4_0 matrices, written by gguf-py through tools/py/make_unsupported_gguf.py.
 fn q4_0_model(dir: &Path) -> PathBuf {
     let out = dir.join("q4_0.gguf");
-    let o = std::process::Command::new(mote_tests::python())
-        .arg(mote_tests::repo_root().join("tools/py/make_unsupported_gguf.py"))
-        .arg(&out)
-        .args(["--type", "Q4_0"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    mote_tests::python_script(
+        "make_unsupported_gguf.py",
+        &[out.as_os_str(), "--type".as_ref(), "Q4_0".as_ref()],
+    );
     out
 }
 
@@ -143,9 +140,7 @@ fn shows_a_file_of_types_mote_cannot_run_and_says_how_to_get_q8_0() {
     assert!(text.contains("mote cannot run this file: it holds Q4_0 tensors"), "{text}");
     assert!(text.contains("--type q8_0") && text.contains("llama-quantize"), "{text}");
 
-    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = mote_json(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
     assert_eq!(r["runnable"]["ok"], false);
     assert_eq!(r["runnable"]["unsupported_types"], serde_json::json!(["Q4_0"]));
     assert_eq!(r["totals"]["tensors"], 16);

@@ -36,6 +36,21 @@ pub fn python() -> PathBuf {
     mote_pyenv::python(&repo_root()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `tools/py/SCRIPT ARGS` with the test Python and panics with its output if it fails.
+pub fn python_script<S: AsRef<OsStr>>(script: &str, args: &[S]) {
+    let o = Command::new(python())
+        .arg(repo_root().join("tools/py").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        o.status.success(),
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// The `mote` binary that cargo built beside the running test (`target/<profile>/mote`): an
 /// integration test's executable sits in `target/<profile>/deps/`.
 pub fn mote_bin() -> PathBuf {
