@@ -414,22 +414,18 @@ fn refuses_missing_files() {
 #[test]
 fn refuses_other_model_types() {
     let d = tiny_dir();
-    let p = d.path().join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-    c["model_type"] = json!("llama");
-    std::fs::write(&p, c.to_string()).unwrap();
+    edit_config(d.path(), |c| {
+        c.insert("model_type".into(), json!("llama"));
+    });
     assert_refused(d.path(), &["\"llama\"", "GPT-2"], &[]);
 }
 
 #[test]
 fn refuses_shapes_that_disagree_with_the_config() {
     let d = tiny_dir();
-    let p = d.path().join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-    c["n_embd"] = json!(32);
-    std::fs::write(&p, c.to_string()).unwrap();
+    edit_config(d.path(), |c| {
+        c.insert("n_embd".into(), json!(32));
+    });
     assert_refused(d.path(), &["transformer.wte.weight", "[260, 64]", "[260, 32]"], &[]);
 }
 
