@@ -15,15 +15,3 @@ pub struct Aligned<B: ?Sized> {
 }
 
 const _: () = assert!(core::mem::align_of::<Aligned<[u8; 0]>>() == ALIGN);
-
-/// `include_aligned!("path")` is `include_bytes!("path")` as a `&'static [u8]` that starts on an
-/// [`ALIGN`](crate::blob::ALIGN)-byte boundary, in flash. With the path the build was given:
-/// `include_aligned!(env!("MOTE_MODEL"))`.
-#[macro_export]
-macro_rules! include_aligned {
-    ($path:expr) => {{
-        static ALIGNED: &$crate::blob::Aligned<[u8]> =
-            &$crate::blob::Aligned { bytes: *include_bytes!($path) };
-        &ALIGNED.bytes
-    }};
-}

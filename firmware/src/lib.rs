@@ -9,8 +9,8 @@
 //! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
 //! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
-//! - the board's description ([`BOARD`], generated from `boards.toml` by `build.rs`), the
-//!   build-time inputs ([`inputs`]) and [`include_aligned!`] for embedding a model in flash.
+//! - the board's description ([`BOARD`], generated from `boards.toml` by `build.rs`) and
+//!   [`blob::Aligned`] for embedding a model in flash.
 #![no_std]
 
 pub mod blob;
@@ -31,12 +31,6 @@ use defmt_rtt as _;
 use defmt_semihosting as _;
 #[cfg(not(any(feature = "defmt-rtt", feature = "defmt-semihosting")))]
 compile_error!("no defmt transport: build with one board-<name> feature (see boards.toml)");
-
-/// The binaries' build-time inputs, set through the environment of the build (`cargo xtask
-/// firmware --prompt ... --model ... --max-tokens ...` sets them).
-pub mod inputs {
-    include!(concat!(env!("OUT_DIR"), "/inputs.rs"));
-}
 
 /// Prepares the board for a binary: paints the free stack (for [`stack::high_water_mark`]) and
 /// starts the SysTick counter (for [`systick::now`]). Call it first thing in `main`.

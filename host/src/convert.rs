@@ -16,7 +16,9 @@
 //! `[n_in, n_out]`.
 
 pub mod config;
+pub mod gguf_writer;
 pub mod tokenizer;
+pub mod tokenizer_index;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -27,8 +29,8 @@ use mote_core::gguf::GgmlType;
 use mote_core::quant::{f32_to_f16_bits, quantize_block_q8_0, QK8_0};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
-use crate::gguf_writer::{GgufBuilder, GgufStream, MetaArray, MetaValue};
 use config::HfConfig;
+use gguf_writer::{GgufBuilder, GgufStream, MetaArray, MetaValue};
 use tokenizer::Vocab;
 
 /// Arguments of `mote convert`.
@@ -533,7 +535,7 @@ fn add_metadata(b: &mut GgufBuilder, cfg: &HfConfig, vocab: &Vocab, out: OutType
         }
     }
     b.add("tokenizer.ggml.add_bos_token", MetaValue::Bool(false))?;
-    for (key, values) in crate::tokenizer_index::build(&vocab.tokens, &vocab.merges) {
+    for (key, values) in tokenizer_index::build(&vocab.tokens, &vocab.merges) {
         b.add(&key, MetaValue::Array(MetaArray::U32(values)))?;
     }
     if cfg.folds_query_scale() {

@@ -1,6 +1,7 @@
-//! `mote generate`: greedy text generation on the desktop, with the same `mote-core` code the
-//! firmware runs. The model file is memory-mapped and read in place; the run state is one
-//! allocation of exactly [`RunState::bytes_needed`] bytes.
+//! `mote generate`: text generation on the desktop, greedy by default or sampled with
+//! transformers' controls and a seed, with the same `mote-core` code the firmware runs. The model
+//! file is memory-mapped and read in place; the run state is one allocation of exactly
+//! [`RunState::bytes_needed`] bytes.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -194,21 +195,30 @@ pub struct Output {
     pub tokens_per_second: f64,
 }
 
-/// Runs generation (greedy unless `sampling` says otherwise) and calls `on_bytes` with each new
-/// token's bytes as it is produced.
-// Each argument is one independent choice of the command line; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
+/// How to generate, beside the model and the prompt.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Element type of the KV cache.
+    pub kv: KvType,
+    /// Greedy, or the sampling controls and their seed.
+    pub sampler: SamplerConfig,
+    /// Threads and prefill batch (they change no bit of the result).
+    pub speed: SpeedArgs,
+}
+
+/// Generates from `prompt` with `settings`, and calls `on_bytes` with each new token's bytes as it
+/// is produced.
 pub fn generate(
     model: &Model<'_>,
     detok: &Detokenizer<'_>,
     prompt: &[u32],
-    max_tokens: usize,
-    kv: KvType,
-    sampling: SamplerConfig,
-    speed: SpeedArgs,
+    settings: Settings,
     mut on_bytes: impl FnMut(&[u8]),
 ) -> anyhow::Result<Output> {
-    let mut sampler = Sampler::new(sampling, model.hparams.n_ctx)?;
+    let Settings { max_tokens, kv, sampler, speed } = settings;
+    let mut sampler = Sampler::new(sampler, model.hparams.n_ctx)?;
     let split = row_split(speed.threads)?;
     let mut storage = state_storage(model, kv);
     let mut scratch = prefill_storage(&model.hparams, speed.batch);
@@ -280,11 +290,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "note: the model file has no usable tokenizer; printing token ids only in --json"
         );
     }
-    let kv = KvType::from(args.kv);
+    let settings = Settings {
+        max_tokens: args.max_tokens,
+        kv: KvType::from(args.kv),
+        sampler: SamplerConfig::from(&args.sampling),
+        speed: args.speed,
+    };
     let json = args.json;
     let mut stdout = std::io::stdout().lock();
-    let sampling = SamplerConfig::from(&args.sampling);
-    let out = generate(&model, &detok, &prompt, args.max_tokens, kv, sampling, args.speed, |b| {
+    let out = generate(&model, &detok, &prompt, settings, |b| {
         if !json {
             // Streaming is best effort: a closed pipe must not abort the generation's summary.
             let _ = stdout.write_all(b);

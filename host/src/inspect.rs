@@ -1,20 +1,20 @@
 //! `mote inspect`: what a GGUF model holds (metadata, tensors, totals) and what it costs a device:
 //! flash for the file, RAM for the run state.
 //!
-//! The file is memory-mapped and read with `mote_core::gguf`, the reader the device uses, so a file
-//! that inspects cleanly parses on the device too.
+//! The file is memory-mapped ([`ModelFile`]) and read with `mote_core::gguf`, the reader the device
+//! uses, so a file that inspects cleanly parses on the device too.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use mote_boards::{device_kv, kv_fits, Boards, Budgets, Fit, Plan};
 use mote_core::gguf::{Gguf, Value, RUNNABLE_TYPES_ADVICE};
 use mote_core::model::HParams;
 use mote_core::state::{KvType, RunState};
 
-use crate::boards::{Budgets, Fit, Plan};
+use crate::model_file::ModelFile;
 use serde_json::{json, Value as Json};
 
 /// Arrays longer than this are summarised (length, element type, first few elements).
@@ -35,28 +35,17 @@ pub struct Args {
 
 /// Runs `mote inspect`.
 pub fn run(args: Args) -> Result<()> {
-    let file = File::open(&args.model).with_context(|| {
-        format!("cannot open {}; pass the path of a .gguf model", args.model.display())
-    })?;
-    // SAFETY: read-only map of a file we do not modify; nobody is expected to truncate it meanwhile.
-    #[allow(unsafe_code)]
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("cannot memory-map {}", args.model.display()))?;
-    let g = Gguf::parse(&map).with_context(|| {
-        format!(
-            "{} is not a GGUF model mote can read; convert it again with mote convert",
-            args.model.display()
-        )
-    })?;
-    let budgets = crate::boards::budgets()?;
-    let mut report = report(&g, budgets);
+    let file = ModelFile::open(&args.model)?;
+    let g = file.gguf()?;
+    let boards = Boards::builtin()?;
+    let mut report = report(&g, boards.budgets);
     if let Some(name) = &args.board {
-        let board = crate::boards::find(name)?;
+        let board = boards.get(name)?;
         let hp = HParams::from_gguf(&g).with_context(|| {
             format!("{} is not a GPT-2 model, so it has no device plan", args.model.display())
         })?;
-        let plan = Plan::new(g.blob().len() as u64, &hp, budgets);
-        let fit = Fit::new(&plan, &board);
+        let plan = Plan::new(g.blob().len() as u64, &hp, device_kv(&hp), 0, boards.budgets);
+        let fit = Fit::new(&plan, board);
         report["board"] = json!({
             "name": board.name,
             "flash_bytes": board.flash.size,
@@ -160,11 +149,10 @@ fn ram_plan(g: &Gguf<'_>, budgets: Budgets) -> Json {
     let Ok(hp) = HParams::from_gguf(g) else { return Json::Null };
     let mut run_state = serde_json::Map::new();
     for kv in [KvType::Q8_0, KvType::F16, KvType::F32] {
-        let fits_kv = kv != KvType::Q8_0 || hp.n_embd % 32 == 0;
-        let bytes = fits_kv.then(|| RunState::bytes_needed(&hp, kv));
+        let bytes = kv_fits(&hp, kv).then(|| RunState::bytes_needed(&hp, kv));
         run_state.insert(kv.name().to_string(), json!(bytes));
     }
-    let plan = Plan::new(g.blob().len() as u64, &hp, budgets);
+    let plan = Plan::new(g.blob().len() as u64, &hp, device_kv(&hp), 0, budgets);
     json!({
         "n_ctx": hp.n_ctx,
         "run_state_bytes": run_state,

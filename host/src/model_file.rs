@@ -71,8 +71,13 @@ impl ModelFile {
 
     /// Parses the GGUF header.
     pub fn gguf(&self) -> anyhow::Result<Gguf<'_>> {
-        Gguf::parse(self.bytes())
-            .with_context(|| format!("{} is not a GGUF file mote can read", self.name))
+        Gguf::parse(self.bytes()).with_context(|| {
+            format!(
+                "{} is not a GGUF file mote can read (`mote convert` writes one from a Hugging Face \
+                 GPT-2 checkpoint)",
+                self.name
+            )
+        })
     }
 }
 

@@ -3,14 +3,15 @@
 //! (`tools/py/check_gguf.py`), plus every bad input the converter must refuse without leaving a file.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mote::convert::QUERY_SCALE_KEY;
 use mote_core::gguf::{GgmlType, Gguf, Value as GgufValue};
 use mote_core::model::Model;
 use mote_core::quant::{dequantize_row_q8_0, f16_bits_to_f32, QK8_0};
 use mote_core::state::KvType;
-use mote_tests::{logits_at_every_position, mote, python, read_f32s, repo_root, shared_data};
+use mote_tests::{
+    logits_at_every_position, mote, python_script, read_f32s, repo_root, shared_data,
+};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use serde_json::{json, Value};
@@ -25,18 +26,7 @@ fn convert(dir: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
 }
 
 fn check_with_python_gguf(model: &Path, hf_dir: &Path) {
-    let o = Command::new(python())
-        .arg(repo_root().join("tools/py/check_gguf.py"))
-        .arg(model)
-        .arg(hf_dir)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "check_gguf.py failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    python_script("check_gguf.py", &[model, hf_dir]);
 }
 
 /// Seeded xorshift: random but reproducible weights without a dependency.
@@ -424,22 +414,18 @@ fn refuses_missing_files() {
 #[test]
 fn refuses_other_model_types() {
     let d = tiny_dir();
-    let p = d.path().join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-    c["model_type"] = json!("llama");
-    std::fs::write(&p, c.to_string()).unwrap();
+    edit_config(d.path(), |c| {
+        c.insert("model_type".into(), json!("llama"));
+    });
     assert_refused(d.path(), &["\"llama\"", "GPT-2"], &[]);
 }
 
 #[test]
 fn refuses_shapes_that_disagree_with_the_config() {
     let d = tiny_dir();
-    let p = d.path().join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-    c["n_embd"] = json!(32);
-    std::fs::write(&p, c.to_string()).unwrap();
+    edit_config(d.path(), |c| {
+        c.insert("n_embd".into(), json!(32));
+    });
     assert_refused(d.path(), &["transformer.wte.weight", "[260, 64]", "[260, 32]"], &[]);
 }
 

@@ -1,7 +1,7 @@
 //! The default model (`models/tinystories-675k`): its committed GGUF is exactly what `mote convert`
 //! makes of its committed checkpoint, and it fits the 1 MB-flash board it was sized for.
 
-use mote_tests::mote;
+use mote_tests::{mote, mote_json};
 use std::path::PathBuf;
 
 fn model_dir() -> PathBuf {
@@ -30,15 +30,7 @@ fn committed_gguf_is_the_conversion_of_the_committed_checkpoint() {
 #[test]
 fn fits_the_nrf52840_dk() {
     let gguf = model_dir().join("tinystories-675k-q8_0.gguf");
-    let o = mote(&[
-        "inspect".as_ref(),
-        gguf.as_os_str(),
-        "--json".as_ref(),
-        "--board".as_ref(),
-        "nrf52840-dk".as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = mote_json(&["inspect", gguf.to_str().unwrap(), "--json", "--board", "nrf52840-dk"]);
     assert_eq!(r["board"]["fits"], true);
     // Issue 6's budget: the run state at full context with a Q8_0 KV cache within 160 KB.
     let run_state = r["memory"]["ram"]["run_state_bytes"]["q8_0"].as_u64().unwrap();

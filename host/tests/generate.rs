@@ -1,7 +1,8 @@
 //! `mote generate` end to end: the binary, on GGUF files written by the `gguf` Python package, gives
 //! the greedy tokens transformers gives (fixtures from `tools/py/reference.py`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use mote_tests::mote;
 use serde_json::Value;
@@ -22,6 +23,21 @@ fn csv(v: &[u64]) -> String {
     v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
 
+/// `mote generate --model MODEL --tokens PROMPT EXTRA...`, successful or not.
+fn try_generate(model: &Path, prompt: &[u64], extra: &[&str]) -> Output {
+    let tokens = csv(prompt);
+    let mut args = vec!["generate", "--model", model.to_str().unwrap(), "--tokens", &tokens];
+    args.extend_from_slice(extra);
+    mote(&args)
+}
+
+/// The same, which must succeed.
+fn generate(model: &Path, prompt: &[u64], extra: &[&str]) -> Output {
+    let out = try_generate(model, prompt, extra);
+    assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
 #[test]
 fn json_output_has_the_reference_greedy_tokens_for_every_kv_type() {
     let idx = index();
@@ -31,17 +47,7 @@ fn json_output_has_the_reference_greedy_tokens_for_every_kv_type() {
     let (prompt, greedy) = (ids(&p["prompt"]), ids(&p["greedy"]));
     let eos = m["eos"].as_u64().unwrap();
     let want: Vec<u64> = greedy.iter().copied().take_while(|&t| t != eos).collect();
-    let out = mote(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--tokens",
-        &csv(&prompt),
-        "--max-tokens",
-        "64",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = generate(&model, &prompt, &["--max-tokens", "64", "--json"]);
     let j: Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     assert_eq!(ids(&j["prompt_ids"]), prompt);
     assert_eq!(ids(&j["generated_ids"]), want);
@@ -51,19 +57,7 @@ fn json_output_has_the_reference_greedy_tokens_for_every_kv_type() {
     // The other KV types run too; f16 and q8_0 caches may drift from the float reference, so only
     // the first token (which sees the prompt only through the cache) is pinned.
     for kv in ["f16", "q8_0"] {
-        let out = mote(&[
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--tokens",
-            &csv(&prompt),
-            "--max-tokens",
-            "4",
-            "--kv",
-            kv,
-            "--json",
-        ]);
-        assert!(out.status.success(), "{kv}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = generate(&model, &prompt, &["--max-tokens", "4", "--kv", kv, "--json"]);
         let j: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(j["kv"], kv);
         assert_eq!(ids(&j["generated_ids"]).len(), 4);
@@ -75,28 +69,10 @@ fn streams_decoded_text_to_stdout() {
     let idx = index();
     let m = &idx["models"][0];
     let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
-    let p = &m["prompts"][0];
-    let out = mote(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--tokens",
-        &csv(&ids(&p["prompt"])),
-        "--max-tokens",
-        "16",
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let prompt = ids(&m["prompts"][0]["prompt"]);
+    let out = generate(&model, &prompt, &["--max-tokens", "16"]);
     // Greedy continuation of the reference, decoded with the tokenizer that trained the model.
-    let json = mote(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--tokens",
-        &csv(&ids(&p["prompt"])),
-        "--max-tokens",
-        "16",
-        "--json",
-    ]);
+    let json = generate(&model, &prompt, &["--max-tokens", "16", "--json"]);
     let j: Value = serde_json::from_slice(&json.stdout).unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.trim_end_matches('\n'), j["text"].as_str().unwrap().trim_end_matches('\n'));
@@ -180,17 +156,7 @@ fn converted_checkpoint_generates_the_reference_greedy_tokens() {
     assert!(out.status.success(), "convert: {}", String::from_utf8_lossy(&out.stderr));
     let eos = m["eos"].as_u64().unwrap();
     for p in m["prompts"].as_array().unwrap() {
-        let out = mote(&[
-            "generate",
-            "--model",
-            gguf.to_str().unwrap(),
-            "--tokens",
-            &csv(&ids(&p["prompt"])),
-            "--max-tokens",
-            "64",
-            "--json",
-        ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = generate(&gguf, &ids(&p["prompt"]), &["--max-tokens", "64", "--json"]);
         let j: Value = serde_json::from_slice(&out.stdout).unwrap();
         let want: Vec<u64> = ids(&p["greedy"]).into_iter().take_while(|&t| t != eos).collect();
         assert_eq!(ids(&j["generated_ids"]), want, "{}", p["text"]);
@@ -202,11 +168,8 @@ fn generate_json(extra: &[&str]) -> Result<Value, String> {
     let idx = index();
     let m = &idx["models"][0];
     let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
-    let prompt = csv(&ids(&m["prompts"][0]["prompt"]));
-    let mut args =
-        vec!["generate", "--model", model.to_str().unwrap(), "--tokens", &prompt, "--json"];
-    args.extend_from_slice(extra);
-    let out = mote(&args);
+    let args = [&["--json"], extra].concat();
+    let out = try_generate(&model, &ids(&m["prompts"][0]["prompt"]), &args);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }

@@ -1,6 +1,6 @@
 //! `mote inspect` on a model converted from the shared fake GPT-2, and on a damaged file.
 
-use mote_tests::{mote, shared_data};
+use mote_tests::{mote, mote_json, shared_data};
 use std::path::{Path, PathBuf};
 
 fn converted_fake_gpt2(dir: &Path) -> PathBuf {
@@ -22,9 +22,7 @@ fn converted_fake_gpt2(dir: &Path) -> PathBuf {
 fn json_report_lists_metadata_tensors_totals_and_flash() {
     let tmp = tempfile::tempdir().unwrap();
     let model = converted_fake_gpt2(tmp.path());
-    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = mote_json(&["inspect", model.to_str().unwrap(), "--json"]);
     let size = std::fs::metadata(&model).unwrap().len();
     assert_eq!(r["memory"]["flash_bytes"], size);
     assert_eq!(r["totals"]["tensors"], 16);
@@ -96,15 +94,7 @@ fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
     let model = converted_fake_gpt2(tmp.path());
     // 50,257 tokens of vocabulary and index: far more than the ITCM of mps3-an547 (512 KB) holds,
     // well within the 4 MB of mps2-an386.
-    let o = mote(&[
-        "inspect".as_ref(),
-        model.as_os_str(),
-        "--json".as_ref(),
-        "--board".as_ref(),
-        "mps2-an386".as_ref(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = mote_json(&["inspect", model.to_str().unwrap(), "--json", "--board", "mps2-an386"]);
     let size = std::fs::metadata(&model).unwrap().len() as i64;
     assert_eq!(r["board"]["fits"], true);
     assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - 128 * 1024);
@@ -131,13 +121,10 @@ fn unknown_board_lists_the_known_ones() {
 /// A small GPT-2 GGUF of Q4_0 matrices, written by gguf-py through tools/py/make_unsupported_gguf.py.
 fn q4_0_model(dir: &Path) -> PathBuf {
     let out = dir.join("q4_0.gguf");
-    let o = std::process::Command::new(mote_tests::python())
-        .arg(mote_tests::repo_root().join("tools/py/make_unsupported_gguf.py"))
-        .arg(&out)
-        .args(["--type", "Q4_0"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    mote_tests::python_script(
+        "make_unsupported_gguf.py",
+        &[out.as_os_str(), "--type".as_ref(), "Q4_0".as_ref()],
+    );
     out
 }
 
@@ -153,9 +140,7 @@ fn shows_a_file_of_types_mote_cannot_run_and_says_how_to_get_q8_0() {
     assert!(text.contains("mote cannot run this file: it holds Q4_0 tensors"), "{text}");
     assert!(text.contains("--type q8_0") && text.contains("llama-quantize"), "{text}");
 
-    let o = mote(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = mote_json(&["inspect".as_ref(), model.as_os_str(), "--json".as_ref()]);
     assert_eq!(r["runnable"]["ok"], false);
     assert_eq!(r["runnable"]["unsupported_types"], serde_json::json!(["Q4_0"]));
     assert_eq!(r["totals"]["tensors"], 16);

@@ -1,6 +1,6 @@
 //! `mote tokenize` / `mote detokenize` end to end, on GPT-2's vocabulary from
 //! `../shared/data/gpt2-tokenizer` written into a GGUF with the index from
-//! `mote::tokenizer_index::build`. Expected ids are Hugging Face's (see
+//! `mote::convert::tokenizer_index::build`. Expected ids are Hugging Face's (see
 //! tests/fixtures/tokenizer/gpt2_hard.json, written by tools/py/tokenizer_reference.py).
 
 use std::path::Path;

@@ -37,12 +37,34 @@ pub fn python() -> PathBuf {
     mote_pyenv::python(&repo_root()).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs `tools/py/SCRIPT ARGS` with the test Python and panics with its output if it fails.
+pub fn python_script<S: AsRef<OsStr>>(script: &str, args: &[S]) {
+    let o = Command::new(python())
+        .arg(repo_root().join("tools/py").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        o.status.success(),
+        "{script} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// The `mote` binary that cargo built beside the running test (`target/<profile>/mote`): an
 /// integration test's executable sits in `target/<profile>/deps/`.
 pub fn mote_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap_or(Path::new("."));
     profile_dir.join(format!("mote{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `mote ARGS`, which must succeed, and parses the one JSON object it prints.
+pub fn mote_json<S: AsRef<OsStr>>(args: &[S]) -> serde_json::Value {
+    let out = mote(args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
 }
 
 /// Runs `mote ARGS` and returns its output.

@@ -44,13 +44,19 @@ fn config(c: &Case) -> SamplerConfig {
     }
 }
 
+/// mote's choice for `c`, and the logits as the sampler left them (processed, or probabilities).
+fn sample(c: &Case) -> (u32, Vec<f32>) {
+    let mut logits = c.logits.clone();
+    let token = Sampler::new(config(c), 1024).unwrap().sample(&mut logits, &c.history);
+    (token, logits)
+}
+
 #[test]
 fn greedy_processors_match_transformers() {
     let cases = fixture().cases;
     let mut n = 0;
     for c in cases.iter().filter(|c| c.scores.is_some()) {
-        let mut logits = c.logits.clone();
-        let token = Sampler::new(config(c), 1024).unwrap().sample(&mut logits, &c.history);
+        let (token, logits) = sample(c);
         assert_eq!(Some(token), c.argmax, "{}: argmax", c.name);
         for (i, (ours, theirs)) in logits.iter().zip(c.scores.as_ref().unwrap()).enumerate() {
             match theirs {
@@ -68,8 +74,7 @@ fn sampling_distribution_matches_transformers() {
     let cases = fixture().cases;
     let mut n = 0;
     for c in cases.iter().filter(|c| c.probs.is_some()) {
-        let mut p = c.logits.clone();
-        let token = Sampler::new(config(c), 1024).unwrap().sample(&mut p, &c.history);
+        let (token, p) = sample(c);
         let total: f32 = p.iter().sum();
         let theirs = c.probs.as_ref().unwrap();
         for (i, (ours, theirs)) in p.iter().zip(theirs).enumerate() {

@@ -23,12 +23,13 @@ import argparse
 import json
 import math
 import time
-import subprocess
 from pathlib import Path
 
 import torch
 from tokenizers import ByteLevelBPETokenizer
 from transformers import GPT2Config, GPT2LMHeadModel
+
+from reference import shared_data  # tools/py/reference.py
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests/fixtures/inference"
@@ -39,17 +40,6 @@ CORPORA = {
 }
 EOT = "<|endoftext|>"
 TRAIN_FRACTION = 0.9
-
-def shared_data() -> Path:
-    """`../shared/data` beside the repository; from a git worktree elsewhere, beside the main
-    checkout (found through git's common directory)."""
-    here = ROOT / "../shared/data"
-    if here.is_dir():
-        return here
-    common = subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=ROOT, capture_output=True,
-                            text=True, check=True).stdout.strip()
-    return (ROOT / common).resolve().parent / "../shared/data"
-
 
 # The shape of the model: small enough to commit (~140k parameters, ~0.6 MB as f32), with every row
 # length a multiple of 32 so that Q8_0 applies to every matrix.

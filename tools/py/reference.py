@@ -86,20 +86,15 @@ def write_gguf(path: Path, model: GPT2LMHeadModel, tokens, merges, eos_id: int, 
 
     put("token_embd.weight", sd["wte.weight"])
     put("position_embd.weight", sd["wpe.weight"])
+    # Per block, in file order: GGUF's name, transformers' name, and whether the weight is a
+    # Conv1D (stored transposed); each has a weight and a bias.
+    block = [("attn_norm", "ln_1", False), ("attn_qkv", "attn.c_attn", True),
+             ("attn_output", "attn.c_proj", True), ("ffn_norm", "ln_2", False),
+             ("ffn_up", "mlp.c_fc", True), ("ffn_down", "mlp.c_proj", True)]
     for i in range(cfg.n_layer):
-        p = f"h.{i}."
-        put(f"blk.{i}.attn_norm.weight", sd[p + "ln_1.weight"])
-        put(f"blk.{i}.attn_norm.bias", sd[p + "ln_1.bias"])
-        put(f"blk.{i}.attn_qkv.weight", sd[p + "attn.c_attn.weight"], conv1d=True)
-        put(f"blk.{i}.attn_qkv.bias", sd[p + "attn.c_attn.bias"])
-        put(f"blk.{i}.attn_output.weight", sd[p + "attn.c_proj.weight"], conv1d=True)
-        put(f"blk.{i}.attn_output.bias", sd[p + "attn.c_proj.bias"])
-        put(f"blk.{i}.ffn_norm.weight", sd[p + "ln_2.weight"])
-        put(f"blk.{i}.ffn_norm.bias", sd[p + "ln_2.bias"])
-        put(f"blk.{i}.ffn_up.weight", sd[p + "mlp.c_fc.weight"], conv1d=True)
-        put(f"blk.{i}.ffn_up.bias", sd[p + "mlp.c_fc.bias"])
-        put(f"blk.{i}.ffn_down.weight", sd[p + "mlp.c_proj.weight"], conv1d=True)
-        put(f"blk.{i}.ffn_down.bias", sd[p + "mlp.c_proj.bias"])
+        for gname, hname, conv1d in block:
+            put(f"blk.{i}.{gname}.weight", sd[f"h.{i}.{hname}.weight"], conv1d=conv1d)
+            put(f"blk.{i}.{gname}.bias", sd[f"h.{i}.{hname}.bias"])
     put("output_norm.weight", sd["ln_f.weight"])
     put("output_norm.bias", sd["ln_f.bias"])
     # lm_head is tied to wte in GPT-2: no output.weight, as llama.cpp's converter does.

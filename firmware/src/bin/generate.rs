@@ -9,9 +9,11 @@
 //!
 //! The last line is the machine-readable summary that `cargo xtask parity` compares with
 //! `mote generate --json` on the desktop:
-//! `summary: kv=q8_0 prompt=[..] generated=[..] stop=.. logits_checksum=0x........`.
+//! `summary: kv=q8_0 prompt=[..] generated=[..] stop=".." logits_checksum=0x........`.
 #![no_std]
 #![no_main]
+
+use core::fmt::Write as _;
 
 use mote_core::gguf::Gguf;
 use mote_core::model::Model;
@@ -20,7 +22,7 @@ use mote_core::session::{logits_checksum, Session};
 use mote_core::state::RunState;
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
 use mote_firmware::blob::Aligned;
-use mote_firmware::{self as fw, inputs, ExitCode, BOARD};
+use mote_firmware::{self as fw, ExitCode, BOARD};
 
 /// The build's model, prompt and settings (build.rs writes them; see the module docs).
 mod build {
@@ -98,14 +100,14 @@ fn run(
 
     let t = fw::systick::now();
     let n_prompt = tokenizer
-        .encode(inputs::PROMPT, Special::AsText, scratch, prompt_ids)
+        .encode(build::PROMPT, Special::AsText, scratch, prompt_ids)
         .map_err(|e| defmt::error!("prompt: {}", e))?;
     let encode_ticks = fw::systick::now() - t;
     let prompt = &prompt_ids[..n_prompt];
     defmt::info!(
         "prompt {=str:?}: {=usize} bytes, {=usize} tokens {=[?]}, encoded in {=u64} ticks",
-        inputs::PROMPT,
-        inputs::PROMPT.len(),
+        build::PROMPT,
+        build::PROMPT.len(),
         n_prompt,
         prompt,
         encode_ticks
@@ -164,7 +166,10 @@ fn run(
     let done = outcome.map_err(|e| defmt::error!("generation: {}", e))?;
     let generated = &generated[..n.min(build::MAX_TOKENS)];
 
-    defmt::info!("stop: {}, {=usize} tokens", done.stop, done.n_generated);
+    // The session's own words for the stop reason, as `mote generate --json` prints them.
+    let mut stop = Line::new();
+    let _ = write!(stop, "{}", done.stop);
+    defmt::info!("stop: {=str}, {=usize} tokens", stop.as_str(), done.n_generated);
     let per_decoded = if n > 1 { generation_ticks / (n as u64 - 1) } else { 0 };
     defmt::info!(
         "ticks: prompt {=u64} ({=usize} positions), generation {=u64} ({=u64} per token after the first)",
@@ -174,24 +179,14 @@ fn run(
         per_decoded
     );
     defmt::println!(
-        "summary: kv={=str} prompt={=[?]} generated={=[?]} stop={=str} logits_checksum={=u32:#010x}",
+        "summary: kv={=str} prompt={=[?]} generated={=[?]} stop={=str:?} logits_checksum={=u32:#010x}",
         build::KV.name(),
         prompt,
         generated,
-        stop_name(done.stop),
+        stop.as_str(),
         logits_checksum(session.logits())
     );
     Ok(())
-}
-
-/// A stop reason as one word (the desktop's JSON spells it with spaces).
-fn stop_name(stop: mote_core::session::StopReason) -> &'static str {
-    use mote_core::session::StopReason;
-    match stop {
-        StopReason::EndOfText => "end_of_text",
-        StopReason::TokenLimit => "token_limit",
-        StopReason::ContextFull => "context_full",
-    }
 }
 
 /// Weight multiply-accumulates of one decode step: every matrix row by its input, the head
@@ -229,5 +224,12 @@ impl Line {
     fn as_str(&self) -> &str {
         // Only whole characters are ever copied in.
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        self.push(text);
+        Ok(())
     }
 }

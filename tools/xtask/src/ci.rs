@@ -10,15 +10,15 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::boards::{self, Transport};
-use crate::device;
 use crate::firmware::{self, Options};
 use crate::fuzz::FuzzArgs;
 use crate::qemu::{self, Golden, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 use crate::toolchain::{self, CORE_TARGETS};
+use crate::{device, parity, size};
 
-/// Seconds of fuzzing per target in CI: four targets add about 4 minutes (plus building them) to a
-/// run of about 15-25 minutes, well under CI's 90-minute limit.
+/// Seconds of fuzzing per target in CI: long enough to reach past the parsers' first checks, short
+/// enough that the whole run stays well under CI's 90-minute limit (its time: docs/performance.md).
 const FUZZ_SECONDS: u64 = 60;
 
 /// Options of `cargo xtask ci`.
@@ -110,9 +110,9 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     // with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
-    let model_bytes = fs::metadata(root.join(device::DEFAULT_MODEL))?.len();
+    let model_bytes = fs::metadata(root.join(mote_boards::DEFAULT_MODEL))?.len();
     for board in &boards.boards {
-        let holds_model = model_bytes + boards.plan.code_flash <= board.flash.size;
+        let holds_model = model_bytes + boards.budgets.code_flash <= board.flash.size;
         steps.run(format!("firmware {}", board.name), || {
             if holds_model {
                 return firmware::build(root, board, &release).map(|_| ());
@@ -146,10 +146,10 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
 
     // The generating firmware against the desktop, and against the memory plan.
     steps.run("parity device == desktop", || {
-        device::parity(root, &boards, &device::ParityArgs::default())
+        parity::run(root, &boards, &parity::ParityArgs::default())
     });
     for name in ["mps2-an386", "nrf52840-dk"] {
-        steps.run(format!("size {name} within the plan"), || device::size(root, boards.get(name)?));
+        steps.run(format!("size {name} within the plan"), || size::run(root, boards.get(name)?));
     }
     let default_board = boards.get_or_default(None)?;
     let generate = Options { bin: Some(device::BIN.to_string()), ..release.clone() };

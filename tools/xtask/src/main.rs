@@ -11,16 +11,19 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 mod bench;
-mod benchmark;
+mod bench_kernels;
+mod bench_mcu;
 mod boards;
 mod ci;
 mod device;
 mod firmware;
 mod fuzz;
 mod golden;
+mod parity;
 mod qemu;
 mod setup;
 mod shell;
+mod size;
 mod toolchain;
 
 #[derive(Parser)]
@@ -49,23 +52,23 @@ enum Command {
     Qemu(QemuArgs),
     /// Run the generating firmware in QEMU and check that its tokens and logits checksum equal
     /// `mote generate`'s on the desktop, bit for bit (greedy, then with every sampling control).
-    Parity(device::ParityArgs),
+    Parity(parity::ParityArgs),
     /// Flash and RAM of the generating firmware, as built and run, next to `mote inspect --board`'s
     /// plan; fails when they differ by more than 4 KiB.
-    Size(device::SizeArgs),
+    Size(size::SizeArgs),
     /// Count the default model's instructions per token and per weight multiply-accumulate in
     /// QEMU (`-icount shift=0`).
-    BenchMcu(device::BenchArgs),
+    BenchMcu(bench_mcu::BenchArgs),
     /// Run each cargo-fuzz target briefly (nightly toolchain; skipped without one outside CI).
     Fuzz(fuzz::FuzzArgs),
     /// Run every check: fmt, clippy, tests, no_std builds, firmware builds, QEMU golden runs,
     /// device == desktop parity, memory against the plan, fuzzing.
     Ci(ci::CiArgs),
     /// Count instructions per multiply-accumulate of the Q8_0 kernels on every QEMU board.
-    BenchKernels(bench::BenchKernelsArgs),
+    BenchKernels(bench_kernels::BenchKernelsArgs),
     /// Every speed figure in one table: kernels and the decode step per QEMU board, desktop
     /// tokens/s for three model sizes next to llama.cpp's when it is installed.
-    Bench(benchmark::BenchAllArgs),
+    Bench(bench::BenchAllArgs),
 }
 
 /// Build mote-core for a bare-metal target.
@@ -149,7 +152,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Setup(args) => setup::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Boards => {
             let boards = boards::load(&root)?;
-            print!("{}", boards.listing());
+            print!("{}", boards::listing(&boards));
             Ok(ExitCode::SUCCESS)
         }
         Command::BuildCore(args) => {
@@ -183,24 +186,24 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Parity(args) => {
             let boards = boards::load(&root)?;
-            device::parity(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
+            parity::run(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
         }
         Command::Size(args) => {
             let boards = boards::load(&root)?;
             let board = boards.get_or_default(args.board.as_deref())?;
-            device::size(&root, board).map(|()| ExitCode::SUCCESS)
+            size::run(&root, board).map(|()| ExitCode::SUCCESS)
         }
         Command::BenchMcu(args) => {
             let boards = boards::load(&root)?;
             let board = boards.get_or_default(args.board.as_deref())?;
-            device::bench_mcu(&root, board, &args).map(|()| ExitCode::SUCCESS)
+            bench_mcu::run(&root, board, &args).map(|()| ExitCode::SUCCESS)
         }
         Command::Fuzz(args) => fuzz::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Ci(args) => ci::run(&root, &args),
-        Command::BenchKernels(args) => bench::run(&root, &args).map(|()| ExitCode::SUCCESS),
+        Command::BenchKernels(args) => bench_kernels::run(&root, &args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => {
             let boards = boards::load(&root)?;
-            benchmark::run(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
+            bench::run(&root, &boards, &args).map(|()| ExitCode::SUCCESS)
         }
     }
 }

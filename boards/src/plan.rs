@@ -1,0 +1,135 @@
+//! The memory plan: what a model needs of a device (flash for the file and the code, RAM for the
+//! run state, the tokenizer, the prompt and a reserve), and how it fits a board. `mote inspect
+//! --board` prints it, the firmware's build script refuses a build it rules out, and `cargo xtask
+//! size` checks a build against it.
+
+use mote_core::model::HParams;
+use mote_core::quant::QK8_0;
+use mote_core::state::{KvType, RunState};
+use mote_core::tokenizer::BpeScratch;
+
+use crate::schema::{Board, Budgets};
+
+/// The device's KV type for a model: Q8_0, or F16 when the width is not whole Q8_0 blocks.
+pub fn device_kv(hp: &HParams) -> KvType {
+    if kv_fits(hp, KvType::Q8_0) {
+        KvType::Q8_0
+    } else {
+        KvType::F16
+    }
+}
+
+/// Whether a KV cache of type `kv` can hold the model's rows: Q8_0 needs the width in whole blocks.
+pub fn kv_fits(hp: &HParams, kv: KvType) -> bool {
+    kv != KvType::Q8_0 || hp.n_embd % QK8_0 == 0
+}
+
+/// What a model needs of a device, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The whole GGUF file (header, tokenizer and weights are all read in place).
+    pub model_flash: u64,
+    /// Flash for the model and the firmware's code.
+    pub flash: u64,
+    /// The KV type the run state is sized with.
+    pub kv: KvType,
+    /// The run state at full context.
+    pub run_state: u64,
+    /// The tokenizer's working memory.
+    pub tokenizer_scratch: u64,
+    /// The prompt's token ids (none when the plan is for no particular prompt).
+    pub prompt: u64,
+    /// RAM for the run state, the tokenizer, the prompt and the reserve.
+    pub ram: u64,
+    /// The budgets the plan was made with.
+    pub budgets: Budgets,
+}
+
+impl Plan {
+    /// The plan for a model file of `model_flash` bytes with hyper-parameters `hp`, a KV cache
+    /// of type `kv` and a prompt of `prompt_tokens` ids, with `budgets` for code and reserve.
+    pub fn new(
+        model_flash: u64,
+        hp: &HParams,
+        kv: KvType,
+        prompt_tokens: usize,
+        budgets: Budgets,
+    ) -> Self {
+        let run_state = RunState::bytes_needed(hp, kv) as u64;
+        let tokenizer_scratch = std::mem::size_of::<BpeScratch>() as u64;
+        let prompt = (std::mem::size_of::<u32>() * prompt_tokens) as u64;
+        Self {
+            model_flash,
+            flash: model_flash + budgets.code_flash,
+            kv,
+            run_state,
+            tokenizer_scratch,
+            prompt,
+            ram: run_state + tokenizer_scratch + prompt + budgets.ram_reserve,
+            budgets,
+        }
+    }
+}
+
+/// How a plan fits a board: bytes left (negative: missing) in flash and RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fit {
+    /// Flash left over.
+    pub flash_margin: i64,
+    /// RAM left over.
+    pub ram_margin: i64,
+}
+
+impl Fit {
+    /// Checks `plan` against `board`.
+    pub fn new(plan: &Plan, board: &Board) -> Self {
+        Self {
+            flash_margin: board.flash.size as i64 - plan.flash as i64,
+            ram_margin: board.ram.size as i64 - plan.ram as i64,
+        }
+    }
+
+    /// Whether both margins are non-negative.
+    pub fn fits(&self) -> bool {
+        self.flash_margin >= 0 && self.ram_margin >= 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Boards;
+
+    /// A small GPT-2: width 128 (whole Q8_0 blocks), context 128.
+    const HP: HParams = HParams {
+        n_vocab: 2048,
+        n_ctx: 128,
+        n_embd: 128,
+        n_head: 4,
+        n_layer: 2,
+        n_ff: 512,
+        eps: 1e-5,
+        eos_token: None,
+    };
+
+    #[test]
+    fn plan_adds_code_budget_ram_reserve_and_prompt() {
+        let boards = Boards::builtin().unwrap();
+        let b = boards.budgets;
+        let p = Plan::new(800_000, &HP, device_kv(&HP), 0, b);
+        assert_eq!(p.kv, KvType::Q8_0);
+        assert_eq!(p.flash, 800_000 + b.code_flash);
+        assert_eq!(p.ram, p.run_state + p.tokenizer_scratch + b.ram_reserve);
+        assert_eq!(Plan::new(800_000, &HP, p.kv, 4, b).ram, p.ram + 16);
+        let fit = Fit::new(&p, boards.get("nrf52840-dk").unwrap());
+        assert!(fit.fits());
+        assert_eq!(fit.flash_margin, (1 << 20) - 800_000 - b.code_flash as i64);
+    }
+
+    #[test]
+    fn width_outside_q8_0_blocks_falls_back_to_f16() {
+        let hp = HParams { n_embd: 120, n_head: 4, ..HP };
+        assert_eq!(device_kv(&hp), KvType::F16);
+        assert!(!kv_fits(&hp, KvType::Q8_0) && kv_fits(&hp, KvType::F32));
+    }
+}

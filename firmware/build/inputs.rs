@@ -1,0 +1,94 @@
+//! The generating binaries' build-time inputs, from the build's environment (`cargo xtask firmware
+//! --prompt ... --model ... --max-tokens ... --kv ... --temperature ...` sets them), each read and
+//! checked once: changing one rebuilds the firmware, and a bad one stops the build by name.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
+use mote_core::sampler::SamplerConfig;
+use mote_core::state::KvType;
+
+/// Every variable the build reads.
+const VARS: [&str; 10] = [
+    "MOTE_PROMPT",
+    "MOTE_MAX_TOKENS",
+    "MOTE_MODEL",
+    "MOTE_KV",
+    "MOTE_TEMPERATURE",
+    "MOTE_TOP_K",
+    "MOTE_TOP_P",
+    "MOTE_REPETITION_PENALTY",
+    "MOTE_NO_REPEAT_NGRAM_SIZE",
+    "MOTE_SEED",
+];
+
+/// What the build was asked to embed and how to generate.
+pub struct Inputs {
+    /// The model file (`MOTE_MODEL`, default [`DEFAULT_MODEL`]), as given.
+    pub model: PathBuf,
+    /// The prompt (`MOTE_PROMPT`, default [`DEFAULT_PROMPT`]).
+    pub prompt: String,
+    /// Most tokens to generate (`MOTE_MAX_TOKENS`, default [`DEFAULT_MAX_TOKENS`]), at least 1.
+    pub max_tokens: u32,
+    /// The KV type (`MOTE_KV`); `None`: the device's rule for the model.
+    pub kv: Option<KvType>,
+    /// Sampler settings (`MOTE_TEMPERATURE`, `MOTE_TOP_K`, `MOTE_TOP_P`,
+    /// `MOTE_REPETITION_PENALTY`, `MOTE_NO_REPEAT_NGRAM_SIZE`, `MOTE_SEED`).
+    pub sampler: SamplerConfig,
+}
+
+impl Inputs {
+    /// Reads every variable; a relative default model path is taken from the repository root,
+    /// which is `manifest_dir`'s parent.
+    pub fn from_env(manifest_dir: &Path) -> Result<Self, String> {
+        for var in VARS {
+            println!("cargo:rerun-if-env-changed={var}");
+        }
+        let model = match env::var("MOTE_MODEL") {
+            Ok(path) => PathBuf::from(path),
+            Err(_) => manifest_dir.join("..").join(DEFAULT_MODEL),
+        };
+        let prompt = env::var("MOTE_PROMPT").unwrap_or_else(|_| DEFAULT_PROMPT.to_string());
+        let max_tokens =
+            match env::var("MOTE_MAX_TOKENS") {
+                Ok(v) => v.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    format!("MOTE_MAX_TOKENS={v:?} is not a positive whole number")
+                })?,
+                Err(_) => DEFAULT_MAX_TOKENS,
+            };
+        let kv = match env::var("MOTE_KV").as_deref() {
+            Err(_) => None,
+            Ok("q8_0") => Some(KvType::Q8_0),
+            Ok("f16") => Some(KvType::F16),
+            Ok("f32") => Some(KvType::F32),
+            Ok(other) => return Err(format!("MOTE_KV={other:?} is none of q8_0, f16, f32")),
+        };
+        let sampler = SamplerConfig {
+            temperature: number("MOTE_TEMPERATURE")?.unwrap_or(0.0),
+            top_k: whole("MOTE_TOP_K")?,
+            top_p: number("MOTE_TOP_P")?.unwrap_or(1.0),
+            repetition_penalty: number("MOTE_REPETITION_PENALTY")?.unwrap_or(1.0),
+            no_repeat_ngram_size: whole("MOTE_NO_REPEAT_NGRAM_SIZE")?.unwrap_or(0),
+            seed: whole("MOTE_SEED")?.unwrap_or(0),
+        };
+        Ok(Self { model, prompt, max_tokens, kv, sampler })
+    }
+}
+
+/// `var` as an f32, parsed directly as `mote generate` parses its flags (no double rounding).
+fn number(var: &str) -> Result<Option<f32>, String> {
+    parse(var, "a number")
+}
+
+/// `var` as a whole number of type `T`.
+fn whole<T: std::str::FromStr>(var: &str) -> Result<Option<T>, String> {
+    parse(var, &format!("a whole number of at most {} bits", 8 * size_of::<T>()))
+}
+
+fn parse<T: std::str::FromStr>(var: &str, what: &str) -> Result<Option<T>, String> {
+    match env::var(var) {
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| format!("{var}={v:?} is not {what}")),
+        Err(_) => Ok(None),
+    }
+}
