@@ -1,13 +1,22 @@
-//! One GPT-2 forward step: a token at a position in, next-token logits out, the KV cache extended.
+//! The GPT-2 forward pass: tokens at consecutive positions in, the KV cache extended, next-token
+//! logits out when asked for.
 //!
-//! Letters: `V` vocabulary, `C` width, `F` MLP width, `L` layers. Exactly what Hugging Face's
-//! `GPT2LMHeadModel` computes, one position at a time.
+//! Letters: `B` rows (positions in one pass), `V` vocabulary, `C` width, `F` MLP width, `L` layers.
+//! Exactly what Hugging Face's `GPT2LMHeadModel` computes.
+//!
+//! One block serves a decode step ([`forward`]: one row, in the run state's activations) and
+//! batched prefill ([`crate::prefill::prefill`]: up to `B` rows, in a separate scratch). A matrix
+//! product over `B` rows gives each row the bits of the matrix-vector product, and everything
+//! else runs per row or per element, so the KV cache and the logits do not depend on `B`.
 
 use core::fmt;
 
-use crate::model::Model;
-use crate::ops::{add, gelu, layer_norm, matvec_split};
-use crate::split::{RowSplit, Serial};
+use crate::activations::Activations;
+use crate::attention::attention;
+use crate::kv_cache::KvCache;
+use crate::model::{Model, Norm};
+use crate::ops::{add, gelu, layer_norm, matmul};
+use crate::split::RowSplit;
 use crate::state::RunState;
 
 /// Why a forward step was refused.
@@ -30,12 +39,6 @@ pub enum ForwardError {
     },
     /// The run state was sized for other hyper-parameters than the model's.
     StateMismatch,
-    /// A layer's tensors could not be found or checked. No longer produced: [`Model::load`] finds
-    /// and checks every layer before any step runs.
-    BadLayer {
-        /// The layer.
-        layer: usize,
-    },
 }
 
 impl fmt::Display for ForwardError {
@@ -48,62 +51,32 @@ impl fmt::Display for ForwardError {
                 write!(f, "position {pos} is past the context length {n_ctx}")
             }
             Self::StateMismatch => write!(f, "the run state was sized for another model"),
-            Self::BadLayer { layer } => write!(f, "block {layer} of the model cannot be read"),
         }
     }
 }
 
 impl core::error::Error for ForwardError {}
 
-/// Runs `token` at `pos` through the model, extending the KV cache at `pos`, and returns the
-/// logits `(V)` for the next token. Positions `0..pos` must already be in the cache.
-pub fn forward<'s>(
-    model: &Model<'_>,
-    s: &'s mut RunState<'_>,
-    token: u32,
-    pos: usize,
-) -> Result<&'s [f32], ForwardError> {
-    forward_split(model, s, token, pos, &Serial)
-}
-
-/// [`forward`] with the rows of large matrices handed out by `split` (to several threads, on the
-/// desktop); the same bits as [`forward`].
-pub fn forward_split<'s>(
-    model: &Model<'_>,
-    s: &'s mut RunState<'_>,
-    token: u32,
-    pos: usize,
-    split: &dyn RowSplit,
-) -> Result<&'s [f32], ForwardError> {
-    forward_blocks(model, s, token, pos, split)?;
-    // logits = lm_head(ln_f(x))
-    let hp = model.hparams;
-    layer_norm(s.xb, s.x, model.ln_f.weight, model.ln_f.bias, hp.eps);
-    matvec_split(s.logits, &model.lm_head, None, s.xb, s.xq, split);
-    Ok(s.logits)
-}
-
-/// [`forward`] without the output head: extends the KV cache at `pos` and computes no logits (the
-/// logits buffer keeps the previous step's). For the prompt positions whose prediction nobody
-/// reads, where the `(V, C)` head would cost as much as several blocks.
-pub fn forward_without_logits(
-    model: &Model<'_>,
-    s: &mut RunState<'_>,
-    token: u32,
-    pos: usize,
-) -> Result<(), ForwardError> {
-    forward_blocks(model, s, token, pos, &Serial)
-}
-
-/// [`forward_without_logits`] with the rows of large matrices handed out by `split`.
-pub fn forward_without_logits_split(
+/// Runs `token` at `pos` through the model, extending the KV cache at `pos`; if `logits`, also
+/// computes the logits `(V)` for the next token into [`RunState::logits`] (else they keep the
+/// previous step's: for the prompt positions whose prediction nobody reads, where the `(V, C)` head
+/// would cost as much as several blocks). Positions `0..pos` must already be in the cache. The rows
+/// of large matrices are handed out by `split` (to several threads, on the desktop; [`Serial`] on
+/// the device), with the same bits whatever the split.
+///
+/// [`Serial`]: crate::split::Serial
+pub fn forward(
     model: &Model<'_>,
     s: &mut RunState<'_>,
     token: u32,
     pos: usize,
     split: &dyn RowSplit,
+    logits: bool,
 ) -> Result<(), ForwardError> {
-    forward_blocks(model, s, token, pos, split)
+    check_step(model, s, token, pos)?;
+    let (acts, cache, att) = s.parts();
+    pass(model, acts, cache, att, &[token], pos, split, logits);
+    Ok(())
 }
 
 /// Refuses a step that [`forward`] cannot run: a state sized for another model, a token outside
@@ -127,58 +100,105 @@ pub(crate) fn check_step(
     Ok(())
 }
 
-/// The embeddings and every block: leaves the residual stream `x(C)` of `token` at `pos` in `s`.
-fn forward_blocks(
+/// `out(t) = layer_norm(x(t))` for each row `t` of `C` values.
+fn layer_norm_rows(out: &mut [f32], x: &[f32], ln: &Norm<'_>, c: usize, eps: f32) {
+    for (out_t, x_t) in out.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        layer_norm(out_t, x_t, ln.weight, ln.bias, eps);
+    }
+}
+
+/// `B = tokens.len()` tokens (at most the rows of `a`, already checked) at positions `pos..`
+/// through the embeddings and every block, extending the KV cache, then through the head into
+/// `a.logits` if `logits`. Matrix products run over all rows at once (each row with the bits of a
+/// matrix-vector product), attention one position after another.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pass(
+    model: &Model<'_>,
+    a: &mut Activations<'_>,
+    cache: &mut KvCache<'_>,
+    att: &mut [f32],
+    tokens: &[u32],
+    pos: usize,
+    split: &dyn RowSplit,
+    logits: bool,
+) {
+    let hp = model.hparams;
+    let (b, c, f) = (tokens.len(), hp.n_embd, hp.n_ff);
+    let (Some(x), Some(xb), Some(xb2), Some(qkv), Some(hb)) = (
+        a.x.get_mut(..b * c),
+        a.xb.get_mut(..b * c),
+        a.xb2.get_mut(..b * c),
+        a.qkv.get_mut(..b * 3 * c),
+        a.hb.get_mut(..b * f),
+    ) else {
+        return;
+    };
+    let xq = &mut *a.xq;
+
+    // x(t) = wte[token(t)] + wpe[pos + t]
+    for (t, ((&tok, x_t), xb_t)) in
+        tokens.iter().zip(x.chunks_exact_mut(c)).zip(xb.chunks_exact_mut(c)).enumerate()
+    {
+        model.wte.row_to_f32(x_t, tok as usize);
+        model.wpe.row_to_f32(xb_t, pos + t);
+        add(x_t, xb_t);
+    }
+
+    for (l, w) in model.layers().iter().enumerate() {
+        // Attention: x += c_proj(attn(c_attn(ln_1(x))))
+        layer_norm_rows(xb, x, &w.ln_1, c, hp.eps);
+        matmul(qkv, &w.c_attn.weight, Some(w.c_attn.bias), xb, xq, split);
+        for (t, (qkv_t, xb_t)) in qkv.chunks_exact(3 * c).zip(xb.chunks_exact_mut(c)).enumerate() {
+            let (q, kv) = qkv_t.split_at(c);
+            let (k, v) = kv.split_at(c);
+            cache.store(l, pos + t, k, v);
+            attention(xb_t, att, xq, q, cache, l, pos + t, hp.n_head);
+        }
+        matmul(xb2, &w.attn_c_proj.weight, Some(w.attn_c_proj.bias), xb, xq, split);
+        add(x, xb2);
+        // MLP: x += c_proj(gelu(c_fc(ln_2(x))))
+        layer_norm_rows(xb, x, &w.ln_2, c, hp.eps);
+        matmul(hb, &w.c_fc.weight, Some(w.c_fc.bias), xb, xq, split);
+        gelu(hb);
+        matmul(xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), hb, xq, split);
+        add(x, xb2);
+    }
+    if logits {
+        head(model, a, b, split);
+    }
+}
+
+/// `logits(t) = lm_head(ln_f(x(t)))` for the first `b` rows.
+fn head(model: &Model<'_>, a: &mut Activations<'_>, b: usize, split: &dyn RowSplit) {
+    let hp = model.hparams;
+    let (c, v) = (hp.n_embd, hp.n_vocab);
+    let (Some(x), Some(xb), Some(logits)) =
+        (a.x.get(..b * c), a.xb.get_mut(..b * c), a.logits.get_mut(..b * v))
+    else {
+        return;
+    };
+    layer_norm_rows(xb, x, &model.ln_f, c, hp.eps);
+    matmul(logits, &model.lm_head, None, xb, a.xq, split);
+}
+
+/// Test shorthand: [`forward`] on one thread, with the logits, returned as a vector.
+#[cfg(test)]
+pub(crate) fn step_logits(
     model: &Model<'_>,
     s: &mut RunState<'_>,
     token: u32,
     pos: usize,
-    split: &dyn RowSplit,
-) -> Result<(), ForwardError> {
-    let hp = model.hparams;
-    check_step(model, s, token, pos)?;
-
-    // x = wte[token] + wpe[pos]
-    model.wte.row_to_f32(s.x, token as usize);
-    model.wpe.row_to_f32(s.xb, pos);
-    add(s.x, s.xb);
-
-    for (l, w) in model.layers().iter().enumerate() {
-        // Attention: x += c_proj(attn(c_attn(ln_1(x))))
-        layer_norm(s.xb, s.x, w.ln_1.weight, w.ln_1.bias, hp.eps);
-        matvec_split(s.qkv, &w.c_attn.weight, Some(w.c_attn.bias), s.xb, s.xq, split);
-        s.store_kv(l, pos);
-        s.attend(l, pos);
-        matvec_split(s.xb2, &w.attn_c_proj.weight, Some(w.attn_c_proj.bias), s.xb, s.xq, split);
-        add(s.x, s.xb2);
-        // MLP: x += c_proj(gelu(c_fc(ln_2(x))))
-        layer_norm(s.xb, s.x, w.ln_2.weight, w.ln_2.bias, hp.eps);
-        matvec_split(s.hb, &w.c_fc.weight, Some(w.c_fc.bias), s.xb, s.xq, split);
-        gelu(s.hb);
-        matvec_split(s.xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), s.hb, s.xq, split);
-        add(s.x, s.xb2);
-    }
-    Ok(())
+) -> Result<Vec<f32>, ForwardError> {
+    forward(model, s, token, pos, &crate::split::Serial, true)?;
+    Ok(s.logits().to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gguf::Gguf;
-    use crate::model::test_model::Spec;
+    use crate::model::test_model::{load, logits_by_steps, Spec};
+    use crate::split::Serial;
     use crate::state::KvType;
-
-    fn logits_for(blob: &[u8], kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
-        let g = Gguf::parse(blob).unwrap();
-        let m = Model::load(&g).unwrap();
-        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
-        let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
-        tokens
-            .iter()
-            .enumerate()
-            .map(|(p, &t)| forward(&m, &mut s, t, p).unwrap().to_vec())
-            .collect()
-    }
 
     fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -189,17 +209,17 @@ mod tests {
     #[test]
     fn forward_is_bit_reproducible() {
         let blob = Spec::gpt2(8).build();
-        let a = logits_for(&blob, KvType::Q8_0, &TOKENS);
-        let b = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let a = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
+        let b = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
         assert_eq!(a, b);
         assert!(a.iter().flatten().all(|x| x.is_finite()));
     }
 
     #[test]
     fn f16_and_q8_0_weights_track_f32_weights() {
-        let f = logits_for(&Spec::gpt2(0).build(), KvType::F32, &TOKENS);
-        let h = logits_for(&Spec::gpt2(1).build(), KvType::F32, &TOKENS);
-        let q = logits_for(&Spec::gpt2(8).build(), KvType::F32, &TOKENS);
+        let f = logits_by_steps(&Spec::gpt2(0).build(), KvType::F32, &TOKENS);
+        let h = logits_by_steps(&Spec::gpt2(1).build(), KvType::F32, &TOKENS);
+        let q = logits_by_steps(&Spec::gpt2(8).build(), KvType::F32, &TOKENS);
         // The synthetic weights are themselves rounded differently per type (f16: 2^-11 relative,
         // Q8_0: 1/254 of a block's range), so only closeness is expected, not equality.
         assert!(max_abs_diff(&f, &h) < 0.02, "f16 {}", max_abs_diff(&f, &h));
@@ -209,9 +229,9 @@ mod tests {
     #[test]
     fn kv_cache_types_track_f32_cache() {
         let blob = Spec::gpt2(0).build();
-        let f = logits_for(&blob, KvType::F32, &TOKENS);
-        let h = logits_for(&blob, KvType::F16, &TOKENS);
-        let q = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let f = logits_by_steps(&blob, KvType::F32, &TOKENS);
+        let h = logits_by_steps(&blob, KvType::F16, &TOKENS);
+        let q = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
         assert!(max_abs_diff(&f, &h) < 0.01, "f16 {}", max_abs_diff(&f, &h));
         assert!(max_abs_diff(&f, &q) < 0.1, "q8_0 {}", max_abs_diff(&f, &q));
         // The first position attends to itself only, with weight exactly 1, in every cache type
@@ -222,18 +242,17 @@ mod tests {
     #[test]
     fn skipping_the_head_leaves_the_same_cache_and_next_logits() {
         let blob = Spec::gpt2(8).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
-        let full = logits_for(&blob, KvType::Q8_0, &TOKENS);
+        let m = load(&blob);
+        let full = logits_by_steps(&blob, KvType::Q8_0, &TOKENS);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];
         let mut s = RunState::new(&m.hparams, KvType::Q8_0, &mut buf).unwrap();
         let last = TOKENS.len() - 1;
         for (p, &t) in TOKENS[..last].iter().enumerate() {
-            forward_without_logits(&m, &mut s, t, p).unwrap();
+            forward(&m, &mut s, t, p, &Serial, false).unwrap();
         }
-        assert_eq!(forward(&m, &mut s, TOKENS[last], last).unwrap(), &full[last][..]);
+        assert_eq!(step_logits(&m, &mut s, TOKENS[last], last).unwrap(), full[last]);
         assert_eq!(
-            forward_without_logits(&m, &mut s, 1, 8).unwrap_err(),
+            forward(&m, &mut s, 1, 8, &Serial, false).unwrap_err(),
             ForwardError::PositionOutOfRange { pos: 8, n_ctx: 8 }
         );
     }
@@ -241,20 +260,19 @@ mod tests {
     #[test]
     fn rejects_token_outside_vocabulary_and_position_past_context() {
         let blob = Spec::gpt2(0).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
         let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
         assert_eq!(
-            forward(&m, &mut s, 40, 0).unwrap_err(),
+            step_logits(&m, &mut s, 40, 0).unwrap_err(),
             ForwardError::TokenOutOfRange { token: 40, n_vocab: 40 }
         );
         assert_eq!(
-            forward(&m, &mut s, 1, 8).unwrap_err(),
+            step_logits(&m, &mut s, 1, 8).unwrap_err(),
             ForwardError::PositionOutOfRange { pos: 8, n_ctx: 8 }
         );
         assert_eq!(
-            forward(&m, &mut s, u32::MAX, 0).unwrap_err().to_string(),
+            step_logits(&m, &mut s, u32::MAX, 0).unwrap_err().to_string(),
             "token id 4294967295 is outside the vocabulary of 40 tokens"
         );
     }
@@ -262,12 +280,11 @@ mod tests {
     #[test]
     fn rejects_state_sized_for_another_model() {
         let blob = Spec::gpt2(0).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let mut other = m.hparams;
         other.n_ctx = 4;
         let mut buf = vec![0u8; RunState::bytes_needed(&other, KvType::F32)];
         let mut s = RunState::new(&other, KvType::F32, &mut buf).unwrap();
-        assert_eq!(forward(&m, &mut s, 1, 0).unwrap_err(), ForwardError::StateMismatch);
+        assert_eq!(step_logits(&m, &mut s, 1, 0).unwrap_err(), ForwardError::StateMismatch);
     }
 }

@@ -13,13 +13,15 @@
 //!
 //! Modules, one concept each:
 //! - [`gguf`]: a zero-copy GGUF reader (header, metadata, tensor infos, tensor views).
-//! - [`quant`]: Q8_0 blocks and the quantize/dequantize helpers shared by the converter, the forward
-//!   pass and the KV cache.
+//! - [`quant`]: Q8_0 blocks, rows of them ([`quant::Q8Rows`]), and the quantize/dequantize helpers
+//!   shared by the converter, the forward pass and the KV cache.
 //! - [`model`]: hyper-parameters (plain data) and weights (views into the GGUF blob).
 //! - [`ops`]: the kernels, free functions on slices: matrix-vector products, layer norm, GELU, softmax.
+//! - [`kv_cache`]: the keys and values of every position so far, in q8_0, f16 or f32.
+//! - `attention`: causal self-attention of one position over the KV cache.
 //! - [`state`]: the run state (KV cache, activations, logits) in caller-provided storage of a size
-//!   known before running.
-//! - [`forward`]: one GPT-2 forward step, reading like the math.
+//!   known before running; `arena` carves it, `activations` are the buffers of one pass.
+//! - [`forward`]: the GPT-2 block over one or more positions, reading like the math.
 //! - [`prefill`]: the prompt's positions as one batch, matrix-matrix work (desktop only: the
 //!   batch buffers are a separate, optional storage).
 //! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
@@ -44,8 +46,12 @@
 )]
 #![warn(missing_docs)]
 
+mod activations;
+mod arena;
+mod attention;
 pub mod forward;
 pub mod gguf;
+pub mod kv_cache;
 pub mod model;
 pub mod ops;
 pub mod prefill;

@@ -19,9 +19,7 @@ mod x86_64;
 
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
-use crate::quant::{
-    f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0, ROUND_MAGIC,
-};
+use crate::quant::{f16_bits_to_f32, quantize_row_q8_0, BlockQ8_0, Q8Rows, QK8_0, ROUND_MAGIC};
 use crate::split::{split_if_large, RowSplit, Serial};
 
 /// `sqrt(2 / pi)`, GELU's tanh-form constant.
@@ -71,42 +69,37 @@ pub fn dot_f16(w_row: &[u8], x: &[f32]) -> f32 {
     dot_lanes(x, w_row.chunks_exact(2).map(|b| f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
 }
 
-/// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 file bytes against a
+/// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 blocks against a
 /// Q8_0 activation: each block's dot product is an exact `i32`, scaled and added in block order.
-pub fn dot_q8_0(w_row: &[u8], xq: &[BlockQ8_0]) -> f32 {
+pub fn dot_q8_0(w_row: &[BlockQ8_0], xq: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
-    for (wb, xb) in w_row.chunks_exact(Q8_0_BLOCK_BYTES).zip(xq) {
-        let Ok(wb) = <&[u8; Q8_0_BLOCK_BYTES]>::try_from(wb) else { break };
-        let dw = f16_bits_to_f32(u16::from_le_bytes([wb[0], wb[1]]));
+    for (wb, xb) in w_row.iter().zip(xq) {
         // A fixed trip count of 32 lets the compiler vectorize the integer dot product.
         let mut isum = 0i32;
         for j in 0..QK8_0 {
-            isum += i32::from(wb[2 + j] as i8) * i32::from(xb.qs[j]);
+            isum += i32::from(wb.qs[j]) * i32::from(xb.qs[j]);
         }
-        sum += isum as f32 * (dw * xb.scale());
+        sum += isum as f32 * (wb.scale() * xb.scale());
     }
     sum
 }
 
-/// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes: the AVX2 kernel when
-/// mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected at run time), else
-/// [`matvec_q8_0_portable`]. Both give the same bits.
-///
-/// Rows are `w.chunks_exact(row_bytes)`; each is read for `xq.len()` blocks only, so a row may be
-/// a stride over longer records (the attention's keys of one head, position by position).
-pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+/// `out(d) = W(d, n) . xq(n)` over the whole rows of `w`, each read for `xq.len()` blocks: the
+/// AVX2 kernel when mote-core is built with `std` on an x86_64 CPU with AVX2 and F16C (detected
+/// at run time), else [`matvec_q8_0_portable`]. Both give the same bits.
+pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     // The fastest kernel the target has; each gives the portable loop's bits. On Arm the choice
     // is made at compile time, on x86_64 at run time (with the host's `std` feature).
     #[cfg(all(target_arch = "arm", feature = "helium"))]
-    return helium::matvec_q8_0(out, w, row_bytes, xq);
+    return helium::matvec_q8_0(out, w, xq);
     #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
-    return cortex_m::matvec_q8_0(out, w, row_bytes, xq);
+    return cortex_m::matvec_q8_0(out, w, xq);
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if let Some(fast) = x86_64::matvec_q8_0_kernel() {
-        return fast(out, w, row_bytes, xq);
+        return fast(out, w, xq);
     }
     #[allow(unreachable_code)]
-    matvec_q8_0_portable(out, w, row_bytes, xq)
+    matvec_q8_0_portable(out, w, xq)
 }
 
 /// The reference for [`matvec_q8_0_rows`]: row by row with [`dot_q8_0`].
@@ -114,18 +107,15 @@ pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: &[u8], row_bytes: usize, xq: 
     all(target_arch = "arm", any(target_feature = "dsp", feature = "helium")),
     allow(dead_code)
 )]
-fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
-    if row_bytes == 0 {
-        return;
-    }
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+fn matvec_q8_0_portable(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    for (o, row) in out.iter_mut().zip(w.rows()) {
         *o = dot_q8_0(row, xq);
     }
 }
 
-/// `out(j) += sum_t (a(t) * d(t, j / 32)) * q(t, j)` for `t` in `0..a.len()`, the rows `t` of a
-/// Q8_0 matrix at `w[t * row_bytes..]`, each read for `out.len() / 32` blocks: attention's sum of
-/// cached values weighted by the softmax, one head.
+/// `out(j) += sum_t (a(t) * d(t, j / 32)) * q(t, j)` for `t` in `0..a.len()`, the rows `t` of
+/// `w`, each read for `out.len() / 32` blocks: attention's sum of cached values weighted by the
+/// softmax, one head.
 ///
 /// For each value the terms are added in the order of `t`, each weight times its block's scale
 /// rounded first: the same operations as one row at a time. Four rows go together so that each
@@ -133,26 +123,24 @@ fn matvec_q8_0_portable(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[Block
 ///
 /// On cores with the DSP extension the groups of four rows run in assembly
 /// (`cortex_m::weighted_rows4`), with the bits of [`weighted_rows_q8_0_portable`].
-pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
-    weighted_rows(out, a, w, row_bytes, true);
+pub fn weighted_rows_q8_0(out: &mut [f32], a: &[f32], w: Q8Rows<'_>) {
+    weighted_rows(out, a, w, true);
 }
 
 /// The reference for [`weighted_rows_q8_0`]: the same sums by the portable loops on every target.
-pub fn weighted_rows_q8_0_portable(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize) {
-    weighted_rows(out, a, w, row_bytes, false);
+pub fn weighted_rows_q8_0_portable(out: &mut [f32], a: &[f32], w: Q8Rows<'_>) {
+    weighted_rows(out, a, w, false);
 }
 
 /// [`weighted_rows_q8_0`], with the assembly for groups of four rows where the target has it and
 /// `fast` asks for it.
 #[cfg_attr(not(all(target_arch = "arm", target_feature = "dsp")), allow(unused_variables))]
-fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: bool) {
+fn weighted_rows(out: &mut [f32], a: &[f32], w: Q8Rows<'_>, fast: bool) {
     // Block `b` of row `t`: its scale and its 32 values. Arrays of a known length let the
     // compiler unroll the loops below with no bounds checks.
-    let block = |t: usize, b: usize| -> Option<(f32, &[u8; QK8_0])> {
-        let at = t.checked_mul(row_bytes)?.checked_add(b * Q8_0_BLOCK_BYTES)?;
-        let bytes = w.get(at..at.checked_add(Q8_0_BLOCK_BYTES)?)?;
-        let d = f16_bits_to_f32(u16::from_le_bytes([bytes[0], bytes[1]]));
-        Some((d, bytes[2..].try_into().ok()?))
+    let block = |t: usize, b: usize| -> Option<(f32, &[i8; QK8_0])> {
+        let blk = w.blocks.get(t.checked_mul(w.stride)?.checked_add(b)?)?;
+        Some((blk.scale(), &blk.qs))
     };
     for (b, o) in out.chunks_exact_mut(QK8_0).enumerate() {
         let Ok(o) = <&mut [f32; QK8_0]>::try_from(o) else { break };
@@ -161,7 +149,7 @@ fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: b
         // The same sums in assembly, for as many groups of four rows as there are.
         #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
         if fast {
-            t = cortex_m::weighted_rows4(o, a, w, b * Q8_0_BLOCK_BYTES, row_bytes);
+            t = cortex_m::weighted_rows4(o, a, w, b);
         }
         while t + 4 <= a.len() {
             let (Some((d0, q0)), Some((d1, q1)), Some((d2, q2)), Some((d3, q3))) =
@@ -171,16 +159,16 @@ fn weighted_rows(out: &mut [f32], a: &[f32], w: &[u8], row_bytes: usize, fast: b
             };
             let (k0, k1, k2, k3) = (a[t] * d0, a[t + 1] * d1, a[t + 2] * d2, a[t + 3] * d3);
             for j in 0..QK8_0 {
-                o[j] = (((o[j] + k0 * f32::from(q0[j] as i8)) + k1 * f32::from(q1[j] as i8))
-                    + k2 * f32::from(q2[j] as i8))
-                    + k3 * f32::from(q3[j] as i8);
+                o[j] = (((o[j] + k0 * f32::from(q0[j])) + k1 * f32::from(q1[j]))
+                    + k2 * f32::from(q2[j]))
+                    + k3 * f32::from(q3[j]);
             }
             t += 4;
         }
         while let (Some(&at), Some((d, q))) = (a.get(t), block(t, b)) {
             let k = at * d;
             for j in 0..QK8_0 {
-                o[j] += k * f32::from(q[j] as i8);
+                o[j] += k * f32::from(q[j]);
             }
             t += 1;
         }
@@ -235,16 +223,18 @@ pub fn matvec(
     x: &[f32],
     xq: &mut [BlockQ8_0],
 ) {
-    matvec_split(out, w, bias, x, xq, &Serial);
+    matvec_rows(out, w, x, xq, &Serial);
+    if let Some(b) = bias {
+        add_bias(out, b);
+    }
 }
 
-/// [`matvec`], with the rows of a Q8_0 matrix of at least [`crate::split::SPLIT_MIN_BYTES`]
-/// handed out by `split` (to several threads, on the desktop). Bit-identical to [`matvec`]: each
-/// row is computed by the same kernel in the same order wherever it runs.
-pub fn matvec_split(
+/// `out(d) = W(d, n) . x(n)`, [`matvec`] without the bias, with the rows of a Q8_0 matrix of at
+/// least [`crate::split::SPLIT_MIN_BYTES`] handed out by `split` (to several threads, on the
+/// desktop): each row is computed by the same kernel in the same order wherever it runs.
+fn matvec_rows(
     out: &mut [f32],
     w: &Matrix<'_>,
-    bias: Option<F32s<'_>>,
     x: &[f32],
     xq: &mut [BlockQ8_0],
     split: &dyn RowSplit,
@@ -267,21 +257,13 @@ pub fn matvec_split(
         }
         GgmlType::Q8_0 => {
             let nb = w.n_in / QK8_0;
-            let xq = match xq.get_mut(..nb) {
-                Some(xq) => xq,
-                None => return,
-            };
+            let Some(xq) = xq.get_mut(..nb) else { return };
             quantize_row_q8_0(xq, x);
-            let xq = &*xq;
+            let (xq, rows) = (&*xq, Q8Rows::from_bytes(w.data, nb));
             split_if_large(split, w.data.len(), out, ROW_GRAIN, &|start, piece| {
-                if let Some(rows) = w.data.get(start.saturating_mul(rb)..) {
-                    matvec_q8_0_rows(piece, rows, rb, xq);
-                }
+                matvec_q8_0_rows(piece, rows.from_row(start), xq);
             });
         }
-    }
-    if let Some(b) = bias {
-        add_bias(out, b);
     }
 }
 
@@ -297,7 +279,8 @@ fn add_bias(out: &mut [f32], bias: F32s<'_>) {
 /// for Q8_0 weights. Each output row has exactly the bits [`matvec`] gives for its row of `x`.
 ///
 /// Q8_0 weights are read in tiles of rows that every token passes over while they are in cache
-/// (64 KB of rows at a time); with `split`, tokens are handed out in whole rows of `out`.
+/// (64 KB of rows at a time); with `split`, tokens are handed out in whole rows of `out`, or for
+/// one token, its rows in pieces (the bits do not depend on the split).
 pub fn matmul(
     out: &mut [f32],
     w: &Matrix<'_>,
@@ -313,38 +296,46 @@ pub fn matmul(
     let p = (out.len() / d).min(x.len() / n);
     let Some(out) = out.get_mut(..p * d) else { return };
     match w.ty {
-        GgmlType::F32 | GgmlType::F16 => {
-            for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {
-                matvec(o, w, None, xt, &mut []);
-            }
-        }
-        GgmlType::Q8_0 => {
+        // One token reads each weight once anyway: no tiles, and its rows (not its one token) are
+        // what `split` hands out.
+        _ if p == 1 => matvec_rows(out, w, x.get(..n).unwrap_or(x), xq, split),
+        // Tiles are for the desktop's batched prefill.
+        GgmlType::Q8_0 if cfg!(any(test, feature = "std")) => {
             let nb = n / QK8_0;
             let Some(xq) = xq.get_mut(..p * nb) else { return };
             for (q, xt) in xq.chunks_exact_mut(nb.max(1)).zip(x.chunks_exact(n)) {
                 quantize_row_q8_0(q, xt);
             }
-            let xq = &*xq;
+            let (xq, all) = (&*xq, Q8Rows::from_bytes(w.data, nb));
             let tile_rows = (MATMUL_TILE_BYTES / rb / ROW_GRAIN).max(1) * ROW_GRAIN;
             split_if_large(split, w.data.len(), out, d, &|start, piece| {
                 let t0 = start / d;
                 let mut r0 = 0;
                 while r0 < d {
                     let r1 = (r0 + tile_rows).min(d);
-                    let Some(rows) = w.data.get(r0 * rb..(r1 * rb).min(w.data.len())) else {
+                    let Some(blocks) = all.blocks.get(r0 * nb..(r1 * nb).min(all.blocks.len()))
+                    else {
                         return;
                     };
+                    let rows = Q8Rows { blocks, stride: nb };
                     for (t, o) in piece.chunks_exact_mut(d).enumerate() {
                         let from = (t0 + t) * nb;
                         let (Some(o), Some(xt)) = (o.get_mut(r0..r1), xq.get(from..from + nb))
                         else {
                             return;
                         };
-                        matvec_q8_0_rows(o, rows, rb, xt);
+                        matvec_q8_0_rows(o, rows, xt);
                     }
                     r0 = r1;
                 }
             });
+        }
+        // Row by row: F32 and F16 weights, and Q8_0 ones on the device, which runs one token at a
+        // time and so carries no tile code.
+        _ => {
+            for (o, xt) in out.chunks_exact_mut(d).zip(x.chunks_exact(n)) {
+                matvec_rows(o, w, xt, xq, split);
+            }
         }
     }
     if let Some(b) = bias {
@@ -398,8 +389,8 @@ const TANH_CLAMP: f32 = 7.905_311;
 /// one division, where `libm::tanhf` goes through `expm1f`. Plain operations in a fixed order, so
 /// the bits are the same on every target.
 pub fn tanh(y: f32) -> f32 {
-    // Not `f32::clamp`: with it a decode step of the default model measured about 8,000
-    // instructions more on the Cortex-M4F (rustc 1.96).
+    // Not `f32::clamp`: it costs more instructions per decode step on the Cortex-M4F
+    // (docs/performance.md).
     #[allow(clippy::manual_clamp)]
     let x = if y > TANH_CLAMP {
         TANH_CLAMP
@@ -452,8 +443,8 @@ const EXP_RANGE: core::ops::RangeInclusive<f32> = -87.0..=88.0;
 /// most 1 unit in the last place from `libm::expf` over `[-87, 88]` (test
 /// `exp_is_within_one_ulp_of_libm`); outside that range, and for NaN, it is `libm::expf`.
 /// softmax's inputs (`x - max <= 0`) are in range but for weights below `e^-87`. Plain operations
-/// in a fixed order, so the same bits on every target; softmax over 37 values went from 2,240 to
-/// 1,720 instructions on a Cortex-M4F.
+/// in a fixed order, so the same bits on every target, and fewer instructions than `libm::expf`
+/// on a Cortex-M4F (docs/performance.md).
 pub fn exp(x: f32) -> f32 {
     /// `log2(e)`.
     const LOG2_E: f32 = core::f32::consts::LOG2_E;
@@ -489,7 +480,8 @@ pub fn add(x: &mut [f32], y: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::{f32_to_f16_bits, quantize_block_q8_0};
+    use crate::model::test_model::xorshift;
+    use crate::quant::{f32_to_f16_bits, quantize_block_q8_0, Q8_0_BLOCK_BYTES};
 
     fn f32_bytes(v: &[f32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -683,5 +675,41 @@ mod tests {
         let mut x = [1.0f32, 2.0];
         add(&mut x, &[0.5, -2.0]);
         assert_eq!(x, [1.5, 0.0]);
+    }
+
+    #[test]
+    fn matmul_rows_are_matvec_of_each_token_across_several_tiles() {
+        use crate::split::Pieces;
+        // 1024 inputs (1088-byte Q8_0 rows, 56 rows per 64 KB tile) by 130 outputs: three tiles,
+        // the last one partial; 5 tokens; values from a fixed generator, extremes included.
+        let (n, d, p) = (1024, 130, 5);
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut w = Vec::new();
+        for _ in 0..d * n / QK8_0 {
+            w.extend_from_slice(&crate::quant::f32_to_f16_bits(0.01).to_le_bytes());
+            w.extend((0..QK8_0).map(|_| match next() % 9 {
+                0 => 0x80,
+                1 => 0x7f,
+                v => (next() as u8).wrapping_add(v as u8),
+            }));
+        }
+        let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: d, data: &w };
+        let bias: Vec<u8> = (0..d).flat_map(|i| (i as f32 * 0.5 - 3.0).to_le_bytes()).collect();
+        let bias = F32s { data: &bias };
+        let x: Vec<f32> = (0..p * n).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+        // One token too: matmul at one row is matvec itself.
+        for (split, p) in [(&Serial as &dyn RowSplit, p), (&Pieces, p), (&Serial, 1), (&Pieces, 1)]
+        {
+            let mut out = vec![f32::NAN; p * d];
+            let mut xq = vec![BlockQ8_0::ZERO; p * n / QK8_0];
+            matmul(&mut out, &m, Some(bias), &x, &mut xq, split);
+            for (t, o) in out.chunks_exact(d).enumerate() {
+                let mut want = vec![f32::NAN; d];
+                let mut xq1 = vec![BlockQ8_0::ZERO; n / QK8_0];
+                matvec(&mut want, &m, Some(bias), &x[t * n..(t + 1) * n], &mut xq1);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(o), bits(&want), "token {t}");
+            }
+        }
     }
 }

@@ -67,6 +67,54 @@ impl BlockQ8_0 {
     }
 }
 
+/// The whole Q8_0 blocks at the start of `bytes`, viewed in place: a block has alignment 1, so any
+/// offset of a file will do.
+pub fn blocks_of(bytes: &[u8]) -> &[BlockQ8_0] {
+    let whole = bytes.len() / Q8_0_BLOCK_BYTES * Q8_0_BLOCK_BYTES;
+    bytemuck::try_cast_slice(bytes.get(..whole).unwrap_or(&[])).unwrap_or(&[])
+}
+
+/// A matrix of Q8_0 rows, row `r` starting at block `r * stride`. Kernels read a row for as many
+/// blocks as the activation it meets has, so a row may be the start of a longer record (one
+/// head of the attention's cached keys, position after position).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Q8Rows<'a> {
+    /// The blocks, row after row.
+    pub blocks: &'a [BlockQ8_0],
+    /// Blocks from the start of one row to the start of the next.
+    pub stride: usize,
+}
+
+impl<'a> Q8Rows<'a> {
+    /// The rows of `stride` blocks in `bytes` (file bytes, whole blocks only).
+    pub fn from_bytes(bytes: &'a [u8], stride: usize) -> Self {
+        Self { blocks: blocks_of(bytes), stride }
+    }
+
+    /// Rows from row `r` on (none past the end).
+    pub fn from_row(self, r: usize) -> Self {
+        let at = r.saturating_mul(self.stride);
+        Self { blocks: self.blocks.get(at..).unwrap_or(&[]), stride: self.stride }
+    }
+
+    /// The rows whose whole stride is in [`Q8Rows::blocks`].
+    pub fn rows(&self) -> core::slice::ChunksExact<'a, BlockQ8_0> {
+        // A stride of zero blocks has no rows.
+        let blocks = if self.stride == 0 { &[] } else { self.blocks };
+        blocks.chunks_exact(self.stride.max(1))
+    }
+
+    /// The blocks as their file bytes, for the assembly kernels.
+    pub fn bytes(&self) -> &'a [u8] {
+        bytemuck::cast_slice(self.blocks)
+    }
+
+    /// Bytes from the start of one row to the start of the next.
+    pub fn row_bytes(&self) -> usize {
+        self.stride.saturating_mul(Q8_0_BLOCK_BYTES)
+    }
+}
+
 /// f16 bits to f32 (exact), the same bits as `half`'s `f16::to_f32_const` for every input (NaNs
 /// come out quiet, payload kept).
 ///
@@ -230,10 +278,10 @@ fn abs_max_float(x: &[f32]) -> f32 {
 ///
 /// Processes `min(bytes.len() / 34, out.len() / 32)` blocks.
 pub fn dequantize_row_q8_0(out: &mut [f32], bytes: &[u8]) {
-    for (chunk, o) in bytes.chunks_exact(Q8_0_BLOCK_BYTES).zip(out.chunks_exact_mut(QK8_0)) {
-        let d = f16_bits_to_f32(u16::from_le_bytes([chunk[0], chunk[1]]));
-        for (y, &q) in o.iter_mut().zip(&chunk[2..]) {
-            *y = (q as i8) as f32 * d;
+    for (block, o) in blocks_of(bytes).iter().zip(out.chunks_exact_mut(QK8_0)) {
+        let d = block.scale();
+        for (y, &q) in o.iter_mut().zip(&block.qs) {
+            *y = q as f32 * d;
         }
     }
 }
@@ -336,13 +384,8 @@ mod tests {
     fn activation_rows_read_the_rounded_integer_from_the_bits_exactly() {
         // Blocks over every magnitude, subnormal scales (whose inverse may overflow), halves,
         // infinities and NaNs: the same blocks as the plain rule.
-        let mut state = 0x9e37_79b9u32;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state
-        };
+        let mut gen = crate::model::test_model::xorshift(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || (gen() >> 32) as u32;
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 1e-45, 3e-39, 0.5];
         for round in 0..20_000 {
             let mut x = [0.0f32; QK8_0];

@@ -13,7 +13,7 @@
 
 use core::fmt;
 
-use crate::forward::{forward_split, forward_without_logits_split, ForwardError};
+use crate::forward::{forward, ForwardError};
 use crate::model::Model;
 #[cfg(any(test, feature = "std"))]
 use crate::prefill::{prefill, Prefill};
@@ -150,7 +150,7 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// Feeds one token at the next position and returns the logits for the token after it.
     pub fn step(&mut self, token: u32) -> Result<&[f32], ForwardError> {
         let pos = self.pos;
-        forward_split(self.model, &mut self.state, token, pos, self.split)?;
+        forward(self.model, &mut self.state, token, pos, self.split, true)?;
         self.state.record_token(pos, token);
         self.pos += 1;
         Ok(self.state.logits())
@@ -159,7 +159,7 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// Feeds one token whose prediction nobody reads: [`Session::step`] without the output head.
     fn feed(&mut self, token: u32) -> Result<(), ForwardError> {
         let pos = self.pos;
-        forward_without_logits_split(self.model, &mut self.state, token, pos, self.split)?;
+        forward(self.model, &mut self.state, token, pos, self.split, false)?;
         self.state.record_token(pos, token);
         self.pos += 1;
         Ok(())
@@ -171,7 +171,7 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
         #[cfg(any(test, feature = "std"))]
         if let Some(scratch) = self.prefill.as_mut() {
             let pos = self.pos;
-            prefill(self.model, &mut self.state, scratch, tokens, pos, self.split)?;
+            prefill(self.model, &mut self.state, scratch, tokens, pos, self.split, None)?;
             for (i, &t) in tokens.iter().enumerate() {
                 self.state.record_token(pos + i, t);
             }
@@ -263,9 +263,8 @@ pub fn logits_checksum(logits: &[f32]) -> u32 {
 #[cfg(test)]
 mod session_tests {
     use super::*;
-    use crate::forward::forward;
-    use crate::gguf::Gguf;
-    use crate::model::test_model::{Meta, Spec};
+    use crate::forward::step_logits;
+    use crate::model::test_model::{load, Meta, Spec};
     use crate::sampler::argmax;
     use crate::state::KvType;
 
@@ -284,8 +283,7 @@ mod session_tests {
         max_tokens: usize,
     ) -> (Result<Generated, SessionError>, Vec<u32>, Vec<u32>) {
         let blob = spec.build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
         let s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
         let mut session = Session::new(&m, s);
@@ -302,12 +300,12 @@ mod session_tests {
         let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
         let mut next = 0;
         for (p, &t) in prompt.iter().enumerate() {
-            next = argmax(forward(m, &mut s, t, p).unwrap());
+            next = argmax(&step_logits(m, &mut s, t, p).unwrap());
         }
         let mut out = vec![next];
         let mut p = prompt.len();
         while out.len() < n && p < m.hparams.n_ctx {
-            next = argmax(forward(m, &mut s, next, p).unwrap());
+            next = argmax(&step_logits(m, &mut s, next, p).unwrap());
             out.push(next);
             p += 1;
         }
@@ -369,8 +367,7 @@ mod session_tests {
     #[test]
     fn batched_prefill_generates_the_same_tokens_and_logits() {
         let blob = without_eos(Spec::gpt2(8)).build();
-        let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let m = load(&blob);
         let prompt = [3, 1, 4, 1, 5];
         let run = |batch: Option<usize>| {
             let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::Q8_0)];

@@ -7,9 +7,9 @@
 
 /// Matrices with fewer weight bytes than this are computed on the calling thread, unless the
 /// splitter says otherwise ([`RowSplit::min_bytes`]). Handing pieces to another thread costs tens
-/// of microseconds here (waking it), more than a small matrix takes: splitting every matrix of the
-/// bundled model (the largest is 278 KB) over two threads cut its decode speed from about 7,500 to
-/// 3,300 tokens/s. GPT-2 124M's matrices are 0.6 to 41 MB.
+/// of microseconds (waking it), more than a small matrix takes, so splitting the small matrices of
+/// the bundled model (the largest is 278 KB) slows its decoding down (docs/performance.md).
+/// GPT-2 124M's matrices are 0.6 to 41 MB.
 pub const SPLIT_MIN_BYTES: usize = 1024 * 1024;
 
 /// Runs a job over disjoint pieces of an output buffer, perhaps on several threads at once.
@@ -49,5 +49,29 @@ pub(crate) fn split_if_large(
         split.split(out, grain, job);
     } else {
         job(0, out);
+    }
+}
+
+/// A splitter that cuts every matrix's output, however small, into pieces of one grain and
+/// runs them in reverse order, to show that the result does not depend on how the rows are
+/// handed out.
+#[cfg(test)]
+pub(crate) struct Pieces;
+
+#[cfg(test)]
+impl RowSplit for Pieces {
+    fn min_bytes(&self) -> usize {
+        0
+    }
+
+    fn split(&self, out: &mut [f32], grain: usize, job: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+        let g = grain.max(1);
+        let n = out.len().div_ceil(g);
+        let mut pieces: Vec<(usize, &mut [f32])> =
+            out.chunks_mut(g).enumerate().map(|(i, c)| (i * g, c)).collect();
+        assert_eq!(pieces.len(), n);
+        while let Some((start, piece)) = pieces.pop() {
+            job(start, piece);
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use mote_core::model::Model;
-use mote_core::prefill::prefill_logits;
+use mote_core::prefill::prefill;
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
@@ -96,9 +96,8 @@ pub fn evaluate(
     match batch.as_mut() {
         Some(p) => {
             for window in windows {
-                prefill_logits(model, &mut state, p, window, 0, &*split, |i, logits| {
-                    score(window, i, logits)
-                })?;
+                let mut on_logits = |i: usize, logits: &[f32]| score(window, i, logits);
+                prefill(model, &mut state, p, window, 0, &*split, Some(&mut on_logits))?;
             }
         }
         None => {

@@ -11,6 +11,7 @@ use mote_core::gguf::{Gguf, Value};
 use mote_core::model::Model;
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::Session;
+use mote_core::split::Serial;
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{index, BpeScratch, Special, StreamDecoder, Tokenizer, TokenizerError};
 
@@ -88,7 +89,10 @@ pub fn logits_at_every_position(model: &Model<'_>, kv: KvType, tokens: &[u32]) -
     tokens
         .iter()
         .enumerate()
-        .map(|(p, &t)| forward(model, &mut s, t, p).expect("forward").to_vec())
+        .map(|(p, &t)| {
+            forward(model, &mut s, t, p, &Serial, true).expect("forward");
+            s.logits().to_vec()
+        })
         .collect()
 }
 

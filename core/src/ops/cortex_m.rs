@@ -26,7 +26,7 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use crate::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use crate::quant::{BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
 
 /// Activation blocks widened per pass: 16 blocks (512 columns, the widest matrix input of the
 /// default model) take 1,088 bytes of stack; wider rows take more passes.
@@ -38,13 +38,14 @@ const WIDE_WORDS: usize = 1 + QK8_0 / 2;
 /// Rows that share one pass over the activation.
 const ROWS: usize = 4;
 
-/// `out(d) = W(d, n) . x(n)` for Q8_0 rows of `row_bytes` bytes each in `w` against the Q8_0
-/// activation `xq`: the same result, bit for bit, as `*o = dot_q8_0(row, xq)` for each row.
+/// `out(d) = W(d, n) . x(n)` for the whole Q8_0 rows of `w` against the Q8_0 activation `xq`:
+/// the same result, bit for bit, as `*o = dot_q8_0(row, xq)` for each row.
 ///
-/// As there, the rows are `w.chunks_exact(row_bytes)`, rows beyond `out` are not read (nor are
-/// entries of `out` beyond the rows written), and a row and `xq` are read up to the shorter of the
-/// two.
-pub fn matvec_q8_0(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+/// As there, rows beyond `out` are not read (nor are entries of `out` beyond the rows written),
+/// and a row and `xq` are read up to the shorter of the two.
+pub fn matvec_q8_0(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    // The assembly walks the rows as bytes: row r at w[r * row_bytes..].
+    let (w, row_bytes) = (w.bytes(), w.row_bytes());
     if row_bytes == 0 {
         return;
     }
@@ -371,24 +372,20 @@ macro_rules! weighted_row8 {
     };
 }
 
-/// `o(j) += sum_t (a(t) * d(t)) * q(t, j)` for the 32 values `j` of block `b` (at byte `at` of
-/// each row) of the first rows `t` of `w`, four rows at a time, as many groups of four as `a` and
+/// `o(j) += sum_t (a(t) * d(t)) * q(t, j)` for the 32 values `j` of block `b` of the first rows
+/// `t` of `w`, four rows at a time, as many groups of four as `a` and
 /// `w` hold: for each value `(((o + k(0) * q(0)) + k(1) * q(1)) + k(2) * q(2)) + k(3) * q(3)`,
 /// group after group, with `k(t) = a(t) * d(t)`. The same bits as the portable loop of
 /// [`weighted_rows_q8_0`](super::weighted_rows_q8_0): `VCVTB` widens the f16 scales exactly,
 /// `VCVT` the `i8` values, and `VMLA.F32` rounds each product before adding it (it is not fused).
-/// 28 instructions for 8 values of one row (3.6 per value with the sums' loads and stores), where
-/// the compiler's loop took about 5.8.
+/// 28 instructions for 8 values of one row (3.6 per value with the sums' loads and stores), fewer
+/// than the compiler's loop (docs/performance.md).
 ///
 /// Returns the rows done, a multiple of four; the caller adds the rest one at a time. Does nothing
 /// (returns 0) when rows are shorter than a block.
-pub fn weighted_rows4(
-    o: &mut [f32; QK8_0],
-    a: &[f32],
-    w: &[u8],
-    at: usize,
-    row_bytes: usize,
-) -> usize {
+pub fn weighted_rows4(o: &mut [f32; QK8_0], a: &[f32], w: Q8Rows<'_>, b: usize) -> usize {
+    // The assembly walks the rows as bytes: block b of row t at w[t * row_bytes + at..].
+    let (w, at, row_bytes) = (w.bytes(), b * Q8_0_BLOCK_BYTES, w.row_bytes());
     if row_bytes < Q8_0_BLOCK_BYTES {
         return 0;
     }

@@ -22,18 +22,19 @@
 
 use core::arch::asm;
 
-use crate::quant::{BlockQ8_0, Q8_0_BLOCK_BYTES};
+use crate::quant::{BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES};
 
 /// Rows that share one pass over the activation.
 const ROWS: usize = 4;
 
-/// `out(d) = W(d, n) . x(n)` for Q8_0 rows of `row_bytes` bytes each in `w` against the Q8_0
-/// activation `xq`: the same result, bit for bit, as `*o = dot_q8_0(row, xq)` for each row.
+/// `out(d) = W(d, n) . x(n)` for the whole Q8_0 rows of `w` against the Q8_0 activation `xq`:
+/// the same result, bit for bit, as `*o = dot_q8_0(row, xq)` for each row.
 ///
-/// As there, the rows are `w.chunks_exact(row_bytes)`, rows beyond `out` are not read (nor are
-/// entries of `out` beyond the rows written), and a row and `xq` are read up to the shorter of the
-/// two.
-pub fn matvec_q8_0(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+/// As there, rows beyond `out` are not read (nor are entries of `out` beyond the rows written),
+/// and a row and `xq` are read up to the shorter of the two.
+pub fn matvec_q8_0(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    // The assembly walks the rows as bytes: row r at w[r * row_bytes..].
+    let (w, row_bytes) = (w.bytes(), w.row_bytes());
     if row_bytes == 0 {
         return;
     }

@@ -27,7 +27,7 @@ use core::arch::x86_64::{
     _mm_set1_epi16, _mm_set_epi64x, _MM_HINT_T0,
 };
 
-use crate::quant::{f16_bits_to_f32, BlockQ8_0, Q8_0_BLOCK_BYTES};
+use crate::quant::{f16_bits_to_f32, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES};
 
 /// f16 bits to f32, element by element over the common length, as [`f16_bits_to_f32`] does.
 pub(crate) type F16ToF32 = fn(&mut [f32], &[u16]);
@@ -72,13 +72,13 @@ const ROWS: usize = 8;
 
 /// Cache lines of the next group of rows prefetched per block: eight rows of one block are 272
 /// bytes, 4.25 lines. Eight rows read side by side make eight interleaved streams that the
-/// hardware prefetcher of this machine follows badly once a matrix is not in the caches (GPT-2
-/// 124M decoded at 0.7x the speed of one row at a time without this).
+/// hardware prefetcher follows badly once a matrix is not in the caches; without this, GPT-2 124M
+/// decodes slower than one row at a time would (docs/performance.md).
 const PREFETCH_LINES: usize = 5;
 
-/// `out(d) = W(d, n) . xq(n)` over Q8_0 rows of `row_bytes` bytes, as
-/// [`super::matvec_q8_0_rows`] computes it row by row with [`super::dot_q8_0`].
-pub(crate) type MatvecQ8_0 = fn(&mut [f32], &[u8], usize, &[BlockQ8_0]);
+/// `out(d) = W(d, n) . xq(n)` over the whole Q8_0 rows of `w`, as [`super::matvec_q8_0_rows`]
+/// computes it row by row with [`super::dot_q8_0`].
+pub(crate) type MatvecQ8_0 = fn(&mut [f32], Q8Rows<'_>, &[BlockQ8_0]);
 
 /// The AVX2 Q8_0 matrix-vector product, if this CPU has AVX2 and F16C; `None` otherwise (the
 /// caller keeps the portable kernel).
@@ -91,10 +91,10 @@ pub(crate) fn matvec_q8_0_kernel() -> Option<MatvecQ8_0> {
 }
 
 /// Reached only through [`matvec_q8_0_kernel`].
-fn matvec_q8_0(out: &mut [f32], w: &[u8], row_bytes: usize, xq: &[BlockQ8_0]) {
+fn matvec_q8_0(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     // SAFETY: `matvec_q8_0_kernel` hands this function out only after detecting AVX2 and F16C,
     // and nothing else in this module calls it.
-    unsafe { matvec_q8_0_avx2(out, w, row_bytes, xq) }
+    unsafe { matvec_q8_0_avx2(out, w.bytes(), w.row_bytes(), xq) }
 }
 
 /// `out(d) = W(d, n) . xq(n)`, [`ROWS`] rows at a time; bit-identical to the portable kernel,
@@ -301,8 +301,9 @@ mod tests {
     /// entries a kernel leaves alone show up.
     fn both(fast: MatvecQ8_0, w: &[u8], rb: usize, x: &[BlockQ8_0], d: usize) -> [Vec<u32>; 2] {
         let (mut a, mut b) = (vec![f32::NAN; d], vec![f32::NAN; d]);
-        super::super::matvec_q8_0_portable(&mut a, w, rb, x);
-        fast(&mut b, w, rb, x);
+        let w = Q8Rows::from_bytes(w, rb / Q8_0_BLOCK_BYTES);
+        super::super::matvec_q8_0_portable(&mut a, w, x);
+        fast(&mut b, w, x);
         [a, b].map(|v| v.iter().map(|f| f.to_bits()).collect())
     }
 
@@ -360,7 +361,7 @@ mod tests {
         }
         let x = vec![BlockQ8_0 { d: one, qs: [-128; QK8_0] }; 3];
         let mut out = [0.0f32; 1];
-        fast(&mut out, &w, 3 * Q8_0_BLOCK_BYTES, &x);
+        fast(&mut out, Q8Rows::from_bytes(&w, 3), &x);
         assert_eq!(out, [3.0 * 32.0 * 16384.0]);
     }
 

@@ -35,31 +35,21 @@ pub mod vocab;
 
 use core::fmt;
 
-use crate::gguf::{Gguf, GgufError, ValueType, ERROR_NAME_LEN};
+use crate::gguf::{name_of, Gguf, GgufError, ValueType};
 
+/// A short copy of a string for an error message: the GGUF reader's.
+pub use crate::gguf::Name;
 pub use bpe::{BpeScratch, MAX_PRETOKEN_BYTES};
 pub use decode::StreamDecoder;
 pub use vocab::Vocab;
 
-/// A short copy of a string for an error message (cut at a character boundary).
-pub type Name = heapless::String<ERROR_NAME_LEN>;
-
-/// `s` cut to fit a [`Name`].
-pub(crate) fn name(s: &str) -> Name {
-    let mut n = Name::new();
-    for c in s.chars() {
-        if n.push(c).is_err() {
-            break;
-        }
-    }
-    n
-}
-
 /// `b` (UTF-8, or shown lossily) cut to fit a [`Name`].
 pub(crate) fn name_bytes(b: &[u8]) -> Name {
     match core::str::from_utf8(b) {
-        Ok(s) => name(s),
-        Err(e) => name(core::str::from_utf8(b.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or("")),
+        Ok(s) => name_of(s),
+        Err(e) => {
+            name_of(core::str::from_utf8(b.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or(""))
+        }
     }
 }
 
@@ -210,7 +200,7 @@ impl<'a> Tokenizer<'a> {
         if gguf.get(vocab::keys::MODEL).is_some() {
             let model = gguf.get_str(vocab::keys::MODEL)?;
             if model != "gpt2" {
-                return Err(TokenizerError::UnsupportedModel { found: name(model) });
+                return Err(TokenizerError::UnsupportedModel { found: name_of(model) });
             }
         }
         let vocab = Vocab::from_gguf(gguf)?;
@@ -483,7 +473,7 @@ mod tests {
         let blob = toy_gguf("gpt2", &TOKENS, &MERGES, &TYPES, true);
         assert_eq!(
             ids(&blob, "abd", Special::AsText),
-            Err(TokenizerError::NoToken { token: name("d") })
+            Err(TokenizerError::NoToken { token: name_of("d") })
         );
     }
 
@@ -492,7 +482,7 @@ mod tests {
         let blob = toy_gguf("llama", &TOKENS, &MERGES, &TYPES, false);
         assert_eq!(
             ids(&blob, "a", Special::AsText),
-            Err(TokenizerError::UnsupportedModel { found: name("llama") })
+            Err(TokenizerError::UnsupportedModel { found: name_of("llama") })
         );
     }
 

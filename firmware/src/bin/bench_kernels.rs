@@ -22,7 +22,7 @@
 
 use mote_core::model::F32s;
 use mote_core::ops::{self, cortex_m};
-use mote_core::quant::{self, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use mote_core::quant::{self, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode, BOARD};
 
@@ -78,19 +78,19 @@ fn bench() {
         gen.activation(xq, Values::Uniform);
 
         let start = fw::systick::now();
-        for (o, row) in out.iter_mut().zip(w.chunks_exact(rb)) {
+        for (o, row) in out.iter_mut().zip(Q8Rows::from_bytes(w, nb).rows()) {
             *o = ops::dot_q8_0(row, xq);
         }
         report("portable", d, n, fw::systick::now() - start);
 
         let start = fw::systick::now();
-        cortex_m::matvec_q8_0(out, w, rb, xq);
+        cortex_m::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
         report("dsp", d, n, fw::systick::now() - start);
 
         #[cfg(feature = "helium")]
         {
             let start = fw::systick::now();
-            mote_core::ops::helium::matvec_q8_0(out, w, rb, xq);
+            mote_core::ops::helium::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
             report("helium", d, n, fw::systick::now() - start);
         }
     }
@@ -162,22 +162,22 @@ fn phases() {
     for (d, n, calls) in
         [(3 * C, C, LAYERS), (C, C, LAYERS), (F, C, LAYERS), (C, F, LAYERS), (F, C, 4)]
     {
-        let rb = n / QK8_0 * Q8_0_BLOCK_BYTES;
-        let t = time(|| cortex_m::matvec_q8_0(&mut out[..d], &w[..d * rb], rb, &xq[..n / QK8_0]));
+        let (nb, rb) = (n / QK8_0, n / QK8_0 * Q8_0_BLOCK_BYTES);
+        let rows = Q8Rows::from_bytes(&w[..d * rb], nb);
+        let t = time(|| cortex_m::matvec_q8_0(&mut out[..d], rows, &xq[..nb]));
         products += phase(if n == C { "matvec_x128" } else { "matvec_x512" }, d, t, calls);
     }
     defmt::info!("phase total (matrix products): {=u64} instructions per token", products);
     // Attention over a Q8_0 cache, per head: the query's block against each position's key
     // block (a matrix of 37 rows, a stride of C / 32 blocks, one block read), and the
     // softmax-weighted sum of the value blocks.
-    let stride = C / QK8_0 * Q8_0_BLOCK_BYTES;
-    let kv = &w[..ATTENDED * stride];
+    let kv = Q8Rows::from_bytes(&w[..ATTENDED * C / QK8_0 * Q8_0_BLOCK_BYTES], C / QK8_0);
     let mut attention = 0u64;
     let t = time(|| quant::quantize_row_q8_0(&mut xq[..1], &x[..QK8_0]));
     attention += phase("attention_query", QK8_0, t, HEADS * LAYERS);
-    let t = time(|| cortex_m::matvec_q8_0(&mut att, kv, stride, &xq[..1]));
+    let t = time(|| cortex_m::matvec_q8_0(&mut att, kv, &xq[..1]));
     attention += phase("attention_scores", ATTENDED, t, HEADS * LAYERS);
-    let t = time(|| ops::weighted_rows_q8_0(&mut out[..QK8_0], &att, kv, stride));
+    let t = time(|| ops::weighted_rows_q8_0(&mut out[..QK8_0], &att, kv));
     attention += phase("attention_values", ATTENDED, t, HEADS * LAYERS);
     defmt::info!(
         "phase total (attention, with softmax above): {=u64} instructions per token",

@@ -16,7 +16,7 @@
 use mote_core::gguf::GgmlType;
 use mote_core::model::Matrix;
 use mote_core::ops::{self, cortex_m};
-use mote_core::quant::{self, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+use mote_core::quant::{self, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode};
 
@@ -63,7 +63,7 @@ const fn largest() -> (usize, usize, usize) {
 }
 
 /// A Q8_0 matrix-vector kernel: `(out, rows, row_bytes, xq)`.
-type Kernel = fn(&mut [f32], &[u8], usize, &[BlockQ8_0]);
+type Kernel = fn(&mut [f32], Q8Rows<'_>, &[BlockQ8_0]);
 
 /// The kernels checked, by name.
 const KERNELS: &[(&str, Kernel)] = &[
@@ -111,13 +111,13 @@ fn main() -> ! {
             let mut gen = Gen::new(seed);
             gen.weights(w, values);
             gen.activation(xq, values);
-            for (o, row) in portable.iter_mut().zip(w.chunks_exact(rb)) {
+            for (o, row) in portable.iter_mut().zip(Q8Rows::from_bytes(w, nb).rows()) {
                 *o = ops::dot_q8_0(row, xq);
             }
             for &(name, kernel) in KERNELS {
                 // One entry more than there are rows: the kernel must leave it alone.
                 fast[d] = f32::from_bits(SENTINEL);
-                kernel(&mut fast[..=d], w, rb, xq);
+                kernel(&mut fast[..=d], Q8Rows::from_bytes(w, nb), xq);
                 shape_failures += compare(name, d, n, values, seed, &portable[..d], &fast[..d]);
                 if fast[d].to_bits() != SENTINEL {
                     defmt::error!(
@@ -134,7 +134,7 @@ fn main() -> ! {
             let x = &mut x[..n];
             gen.floats(x);
             quant::quantize_row_q8_0(xq, x);
-            for (o, row) in portable.iter_mut().zip(w.chunks_exact(rb)) {
+            for (o, row) in portable.iter_mut().zip(Q8Rows::from_bytes(w, nb).rows()) {
                 *o = ops::dot_q8_0(row, xq);
             }
             let m = Matrix { ty: GgmlType::Q8_0, n_in: n, n_out: d, data: w };
@@ -148,8 +148,8 @@ fn main() -> ! {
             gen.floats(&mut want[..n]);
             got[..n].copy_from_slice(&want[..n]);
             got[n] = f32::from_bits(SENTINEL);
-            ops::weighted_rows_q8_0_portable(&mut want[..n], att, w, rb);
-            ops::weighted_rows_q8_0(&mut got[..=n], att, w, rb);
+            ops::weighted_rows_q8_0_portable(&mut want[..n], att, Q8Rows::from_bytes(w, nb));
+            ops::weighted_rows_q8_0(&mut got[..=n], att, Q8Rows::from_bytes(w, nb));
             shape_failures += compare("weighted rows", d, n, values, seed, &want[..n], &got[..n]);
             if got[n].to_bits() != SENTINEL {
                 defmt::error!("weighted rows {=usize} x {=usize}: wrote past the end", d, n);

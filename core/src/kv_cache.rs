@@ -1,0 +1,286 @@
+//! The KV cache: the keys and values of every position so far, in the element type chosen per
+//! session.
+//!
+//! Letters: `T` context, `C` width, `L` layers. Each cache (keys, values) is `(L, T, C)`: row
+//! `layer * T + pos` holds one position's `C` values.
+
+use crate::arena::Arena;
+use crate::model::HParams;
+use crate::ops::{dot_lanes, f16_row_to_f32};
+use crate::quant::{f32_to_f16_bits, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+
+/// Element type of the KV cache, chosen per session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KvType {
+    /// Q8_0 blocks along each position's `C` values (needs `C` a multiple of 32): 34 bytes per 32.
+    Q8_0,
+    /// IEEE half: 2 bytes per value.
+    F16,
+    /// f32: 4 bytes per value.
+    F32,
+}
+
+impl KvType {
+    /// Bytes to store one position's keys (or values) for one layer, `C` values.
+    pub const fn row_bytes(self, n_embd: usize) -> usize {
+        match self {
+            Self::Q8_0 => n_embd / QK8_0 * Q8_0_BLOCK_BYTES,
+            Self::F16 => n_embd.saturating_mul(2),
+            Self::F32 => n_embd.saturating_mul(4),
+        }
+    }
+
+    /// The name used on the command line (`q8_0`, `f16`, `f32`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Q8_0 => "q8_0",
+            Self::F16 => "f16",
+            Self::F32 => "f32",
+        }
+    }
+}
+
+/// Values of an f16 or f32 cache row taken at a time by [`KvRows::dot`] (and widened at a time
+/// by [`KvRows::axpy`]); a head is usually 32 to 128 values.
+pub(crate) const F16_CHUNK: usize = 64;
+
+/// Calls `f(i, q, d)` for each stretch of a row of Q8_0 blocks that covers values `off..off + n`,
+/// in order: `q` are the stretch's quantized values (one block or part of one), `d` its block's
+/// scale and `i` where the stretch starts within `0..n`. Kernels then scale once per block.
+fn for_each_block(
+    blocks: &[BlockQ8_0],
+    off: usize,
+    n: usize,
+    mut f: impl FnMut(usize, &[i8], f32),
+) {
+    let mut i = 0;
+    while i < n {
+        let e = off + i;
+        let Some(blk) = blocks.get(e / QK8_0) else { return };
+        let start = e % QK8_0;
+        let len = (QK8_0 - start).min(n - i);
+        let Some(q) = blk.qs.get(start..start + len) else { return };
+        f(i, q, blk.scale());
+        i += len;
+    }
+}
+
+/// One cache (keys or values), `(L, T, C)` of the chosen element type.
+pub(crate) enum KvRows<'s> {
+    /// `C / 32` blocks a row.
+    Q8_0(&'s mut [BlockQ8_0]),
+    /// f16 bits, `C` a row.
+    F16(&'s mut [u16]),
+    /// `C` a row.
+    F32(&'s mut [f32]),
+}
+
+impl<'s> KvRows<'s> {
+    /// Carves one cache of `rows` rows of `C` values out of `arena`.
+    fn carve(arena: &mut Arena<'s>, kv: KvType, rows: usize, c: usize) -> Option<Self> {
+        let values = rows.saturating_mul(c);
+        Some(match kv {
+            KvType::Q8_0 => Self::Q8_0(arena.take(values / QK8_0)?),
+            KvType::F16 => Self::F16(arena.take(values)?),
+            KvType::F32 => Self::F32(arena.take(values)?),
+        })
+    }
+
+    /// Zeroes every row.
+    fn clear(&mut self) {
+        match self {
+            Self::Q8_0(b) => b.fill(BlockQ8_0::ZERO),
+            Self::F16(h) => h.fill(0),
+            Self::F32(f) => f.fill(0.0),
+        }
+    }
+
+    /// Stores `x(C)` as row `row` (`layer * T + pos`).
+    fn store(&mut self, row: usize, c: usize, x: &[f32]) {
+        match self {
+            Self::Q8_0(b) => {
+                let nb = c / QK8_0;
+                if let Some(dst) = b.get_mut(row * nb..(row + 1) * nb) {
+                    quantize_row_q8_0(dst, x);
+                }
+            }
+            Self::F16(h) => {
+                if let Some(dst) = h.get_mut(row * c..(row + 1) * c) {
+                    for (d, &v) in dst.iter_mut().zip(x) {
+                        *d = f32_to_f16_bits(v);
+                    }
+                }
+            }
+            Self::F32(f) => {
+                if let Some(dst) = f.get_mut(row * c..(row + 1) * c) {
+                    for (d, &v) in dst.iter_mut().zip(x) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `sum_i q(i) * kv(row, off + i)`: for F16 and F32, chunks of [`F16_CHUNK`] values each summed
+    /// in `ops::dot_lanes`' eight lanes, the chunks added in order (the same bits for both types
+    /// when the f16 values widen to the f32 ones); for Q8_0, in order within each block, each
+    /// block's sum scaled once and added in block order.
+    pub(crate) fn dot(&self, row: usize, c: usize, off: usize, q: &[f32]) -> f32 {
+        let mut s = 0.0f32;
+        match self {
+            Self::Q8_0(b) => {
+                let nb = c / QK8_0;
+                let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return 0.0 };
+                // Per block: sum_j q(j) * k_q(j) in order, then times the block's scale.
+                for_each_block(blocks, off, q.len(), |i, kq, d| {
+                    let mut p = 0.0f32;
+                    for (&qi, &k) in q.get(i..).unwrap_or(&[]).iter().zip(kq) {
+                        p += qi * f32::from(k);
+                    }
+                    s += p * d;
+                });
+            }
+            Self::F16(h) => {
+                if let Some(src) = h.get(row * c + off..) {
+                    // Widened a chunk at a time (exactly), each chunk summed in the lanes of
+                    // `dot_lanes`, the chunks in order.
+                    let mut wide = [0.0f32; F16_CHUNK];
+                    for (qc, hc) in q.chunks(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
+                        f16_row_to_f32(&mut wide, hc);
+                        s += dot_lanes(qc, wide.iter().take(hc.len()).copied());
+                    }
+                }
+            }
+            Self::F32(f) => {
+                if let Some(src) = f.get(row * c + off..) {
+                    for (qc, kc) in q.chunks(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
+                        s += dot_lanes(qc, kc.iter().copied());
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// `out(i) += a * kv(row, off + i)` (for Q8_0, `out(i) += (a * d) * q(i)`, `d` the block's
+    /// scale).
+    pub(crate) fn axpy(&self, out: &mut [f32], a: f32, row: usize, c: usize, off: usize) {
+        match self {
+            Self::Q8_0(b) => {
+                let nb = c / QK8_0;
+                let Some(blocks) = b.get(row * nb..(row + 1) * nb) else { return };
+                // Per block: the weight times the block's scale once, then times each value.
+                for_each_block(blocks, off, out.len(), |i, vq, d| {
+                    let ad = a * d;
+                    for (o, &v) in out.get_mut(i..).unwrap_or(&mut []).iter_mut().zip(vq) {
+                        *o += ad * f32::from(v);
+                    }
+                });
+            }
+            Self::F16(h) => {
+                if let Some(src) = h.get(row * c + off..) {
+                    let mut wide = [0.0f32; F16_CHUNK];
+                    for (oc, hc) in out.chunks_mut(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
+                        f16_row_to_f32(&mut wide, hc);
+                        for (o, &v) in oc.iter_mut().zip(wide.iter().take(hc.len())) {
+                            *o += a * v;
+                        }
+                    }
+                }
+            }
+            Self::F32(f) => {
+                if let Some(src) = f.get(row * c + off..) {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o += a * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The keys and values of every layer at every position so far.
+pub(crate) struct KvCache<'s> {
+    /// Keys, `(L, T, C)`.
+    pub(crate) k: KvRows<'s>,
+    /// Values, `(L, T, C)`.
+    pub(crate) v: KvRows<'s>,
+    /// Values per row, `C`.
+    pub(crate) c: usize,
+    /// Rows per layer, `T`.
+    n_ctx: usize,
+}
+
+impl<'s> KvCache<'s> {
+    /// Bytes of both caches for `hp` in `kv`. Saturates rather than overflowing.
+    pub(crate) const fn bytes_needed(hp: &HParams, kv: KvType) -> usize {
+        let rows = hp.n_layer.saturating_mul(hp.n_ctx);
+        rows.saturating_mul(kv.row_bytes(hp.n_embd)).saturating_mul(2)
+    }
+
+    /// Carves both caches for `hp` in `kv` out of `arena`.
+    pub(crate) fn carve(arena: &mut Arena<'s>, hp: &HParams, kv: KvType) -> Option<Self> {
+        let rows = hp.n_layer.saturating_mul(hp.n_ctx);
+        Some(Self {
+            k: KvRows::carve(arena, kv, rows, hp.n_embd)?,
+            v: KvRows::carve(arena, kv, rows, hp.n_embd)?,
+            c: hp.n_embd,
+            n_ctx: hp.n_ctx,
+        })
+    }
+
+    /// Zeroes both caches.
+    pub(crate) fn clear(&mut self) {
+        self.k.clear();
+        self.v.clear();
+    }
+
+    /// The row of `pos` in `layer`: `layer * T + pos`.
+    pub(crate) fn row(&self, layer: usize, pos: usize) -> usize {
+        layer * self.n_ctx + pos
+    }
+
+    /// Stores one position's keys `k(C)` and values `v(C)` for `layer` at `pos`.
+    pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
+        let row = self.row(layer, pos);
+        self.k.store(row, self.c, k);
+        self.v.store(row, self.c, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::f16_bits_to_f32;
+
+    #[test]
+    fn f16_cache_rows_give_the_bits_of_the_f32_rows_they_widen_to() {
+        // Rows of 300 values with every kind of f16 (subnormals, infinities and NaNs included),
+        // read at offsets and lengths that cross the chunk size.
+        let c = 300;
+        let mut bits: Vec<u16> = (0..3 * c).map(|i| (i as u16).wrapping_mul(40_503)).collect();
+        let mut wide: Vec<f32> = bits.iter().map(|&h| f16_bits_to_f32(h)).collect();
+        let (f16, f32) = (KvRows::F16(&mut bits), KvRows::F32(&mut wide));
+        // The same bits, except that which NaN comes out of an operation on two NaNs depends on
+        // the order the compiler gives its operands: any NaN stands for any other.
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for (row, off, n) in [(0, 0, 32), (1, 7, 64), (1, 0, 65), (2, 100, 200), (2, 0, 300)] {
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let (a, b) = (f16.dot(row, c, off, &q), f32.dot(row, c, off, &q));
+            assert!(same(a, b), "dot {row} {off} {n}: {a} {b}");
+            let (mut a, mut b) = (q.clone(), q.clone());
+            f16.axpy(&mut a, 0.75, row, c, off);
+            f32.axpy(&mut b, 0.75, row, c, off);
+            assert!(a.iter().zip(&b).all(|(&x, &y)| same(x, y)), "axpy {row} {off} {n}");
+        }
+        // And the f32 dot is chunks of eight-lane sums, added in order.
+        let q: Vec<f32> = (0..130).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut w: Vec<f32> = (0..c).map(|i| (i as f32 * 0.07).sin()).collect();
+        let want = q
+            .chunks(F16_CHUNK)
+            .zip(w.chunks(F16_CHUNK))
+            .fold(0.0f32, |s, (qc, kc)| s + dot_lanes(qc, kc.iter().copied()));
+        assert_eq!(KvRows::F32(&mut w).dot(0, c, 0, &q).to_bits(), want.to_bits());
+    }
+}
