@@ -25,7 +25,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use mote_core::gguf::GgmlType;
+use mote_core::gguf::{GgmlType, ValueType};
 use mote_core::quant::{f32_to_f16_bits, quantize_block_q8_0, QK8_0};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
@@ -518,12 +518,12 @@ fn add_metadata(b: &mut GgufBuilder, cfg: &HfConfig, vocab: &Vocab, out: OutType
     b.add("general.quantization_version", MetaValue::U32(GGML_QUANT_VERSION))?;
     b.add("tokenizer.ggml.model", MetaValue::Str("gpt2".into()))?;
     b.add("tokenizer.ggml.pre", MetaValue::Str("gpt-2".into()))?;
-    b.add("tokenizer.ggml.tokens", MetaValue::Array(MetaArray::Str(vocab.tokens.clone())))?;
+    b.add("tokenizer.ggml.tokens", MetaArray::new(ValueType::String, vocab.tokens.clone()).into())?;
     b.add(
         "tokenizer.ggml.token_type",
-        MetaValue::Array(MetaArray::I32(vocab.token_types.clone())),
+        MetaArray::new(ValueType::I32, vocab.token_types.clone()).into(),
     )?;
-    b.add("tokenizer.ggml.merges", MetaValue::Array(MetaArray::Str(vocab.merges.clone())))?;
+    b.add("tokenizer.ggml.merges", MetaArray::new(ValueType::String, vocab.merges.clone()).into())?;
     let eot = vocab.id_of("<|endoftext|>");
     let n = vocab.tokens.len() as u64;
     for (key, id) in [
@@ -536,11 +536,11 @@ fn add_metadata(b: &mut GgufBuilder, cfg: &HfConfig, vocab: &Vocab, out: OutType
     }
     b.add("tokenizer.ggml.add_bos_token", MetaValue::Bool(false))?;
     for (key, values) in tokenizer_index::build(&vocab.tokens, &vocab.merges) {
-        b.add(&key, MetaValue::Array(MetaArray::U32(values)))?;
+        b.add(&key, MetaArray::new(ValueType::U32, values).into())?;
     }
     if cfg.folds_query_scale() {
-        let scales = (0..cfg.n_layer).map(|i| cfg.query_scale(i)).collect();
-        b.add(QUERY_SCALE_KEY, MetaValue::Array(MetaArray::F32(scales)))?;
+        let scales = (0..cfg.n_layer).map(|i| cfg.query_scale(i));
+        b.add(QUERY_SCALE_KEY, MetaArray::new(ValueType::F32, scales).into())?;
     }
     Ok(())
 }

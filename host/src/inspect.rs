@@ -177,19 +177,13 @@ fn type_name(v: &Value<'_>) -> String {
 
 fn scalar_json(v: &Value<'_>) -> Json {
     match *v {
-        Value::U8(x) => json!(x),
-        Value::I8(x) => json!(x),
-        Value::U16(x) => json!(x),
-        Value::I16(x) => json!(x),
-        Value::U32(x) => json!(x),
-        Value::I32(x) => json!(x),
         Value::F32(x) => json!(x),
+        Value::F64(x) => json!(x),
         Value::Bool(x) => json!(x),
         Value::Str(s) => json!(s),
-        Value::U64(x) => json!(x),
-        Value::I64(x) => json!(x),
-        Value::F64(x) => json!(x),
         Value::Array(a) => json!(format!("[{:?}; {}]", a.elem_type(), a.len())),
+        // Every integer type: as itself, whatever its width and sign.
+        _ => v.as_u64().map_or_else(|| json!(v.as_i64()), |x| json!(x)),
     }
 }
 

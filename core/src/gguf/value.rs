@@ -57,6 +57,17 @@ impl<'a> Value<'a> {
             _ => None,
         }
     }
+
+    /// Any integer value that fits an `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::I8(v) => Some(v.into()),
+            Value::I16(v) => Some(v.into()),
+            Value::I32(v) => Some(v.into()),
+            Value::I64(v) => Some(v),
+            _ => self.as_u64().and_then(|v| i64::try_from(v).ok()),
+        }
+    }
 }
 
 /// An array value: `len` elements of type `elem`, already checked by [`Gguf::parse`].

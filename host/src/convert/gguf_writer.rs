@@ -39,68 +39,36 @@ pub enum MetaValue {
     Array(MetaArray),
 }
 
-/// An array metadata value (GGUF type 9) of one element type.
+/// An array metadata value (GGUF type 9): elements of one type, which [`GgufBuilder::add`] checks.
 #[derive(Clone, Debug, PartialEq)]
-#[allow(missing_docs)]
-pub enum MetaArray {
-    U8(Vec<u8>),
-    I8(Vec<i8>),
-    U16(Vec<u16>),
-    I16(Vec<i16>),
-    U32(Vec<u32>),
-    I32(Vec<i32>),
-    F32(Vec<f32>),
-    Bool(Vec<bool>),
-    Str(Vec<String>),
-    U64(Vec<u64>),
-    I64(Vec<i64>),
-    F64(Vec<f64>),
+pub struct MetaArray {
+    elem: ValueType,
+    items: Vec<MetaValue>,
 }
 
 impl MetaArray {
-    fn elem_type(&self) -> ValueType {
-        match self {
-            MetaArray::U8(_) => ValueType::U8,
-            MetaArray::I8(_) => ValueType::I8,
-            MetaArray::U16(_) => ValueType::U16,
-            MetaArray::I16(_) => ValueType::I16,
-            MetaArray::U32(_) => ValueType::U32,
-            MetaArray::I32(_) => ValueType::I32,
-            MetaArray::F32(_) => ValueType::F32,
-            MetaArray::Bool(_) => ValueType::Bool,
-            MetaArray::Str(_) => ValueType::String,
-            MetaArray::U64(_) => ValueType::U64,
-            MetaArray::I64(_) => ValueType::I64,
-            MetaArray::F64(_) => ValueType::F64,
-        }
+    /// An array of `items`, each of type `elem`.
+    pub fn new<T: Into<MetaValue>>(elem: ValueType, items: impl IntoIterator<Item = T>) -> Self {
+        Self { elem, items: items.into_iter().map(Into::into).collect() }
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        put_u32(out, self.elem_type().to_u32());
-        macro_rules! each {
-            ($v:expr, $f:expr) => {{
-                put_u64(out, $v.len() as u64);
-                for x in $v {
-                    $f(out, x);
-                }
-            }};
-        }
-        match self {
-            MetaArray::U8(v) => each!(v, |o: &mut Vec<u8>, x: &u8| o.push(*x)),
-            MetaArray::I8(v) => each!(v, |o: &mut Vec<u8>, x: &i8| o.push(*x as u8)),
-            MetaArray::U16(v) => each!(v, |o: &mut Vec<u8>, x: &u16| o.extend(x.to_le_bytes())),
-            MetaArray::I16(v) => each!(v, |o: &mut Vec<u8>, x: &i16| o.extend(x.to_le_bytes())),
-            MetaArray::U32(v) => each!(v, |o: &mut Vec<u8>, x: &u32| o.extend(x.to_le_bytes())),
-            MetaArray::I32(v) => each!(v, |o: &mut Vec<u8>, x: &i32| o.extend(x.to_le_bytes())),
-            MetaArray::F32(v) => each!(v, |o: &mut Vec<u8>, x: &f32| o.extend(x.to_le_bytes())),
-            MetaArray::Bool(v) => each!(v, |o: &mut Vec<u8>, x: &bool| o.push(u8::from(*x))),
-            MetaArray::Str(v) => each!(v, |o: &mut Vec<u8>, x: &String| put_str(o, x)),
-            MetaArray::U64(v) => each!(v, |o: &mut Vec<u8>, x: &u64| o.extend(x.to_le_bytes())),
-            MetaArray::I64(v) => each!(v, |o: &mut Vec<u8>, x: &i64| o.extend(x.to_le_bytes())),
-            MetaArray::F64(v) => each!(v, |o: &mut Vec<u8>, x: &f64| o.extend(x.to_le_bytes())),
-        }
+    /// The first element whose type is not the array's, if any.
+    fn stray(&self) -> Option<ValueType> {
+        self.items.iter().map(MetaValue::value_type).find(|&t| t != self.elem)
     }
 }
+
+macro_rules! meta_value_from {
+    ($($variant:ident($t:ty)),*) => {
+        $(impl From<$t> for MetaValue {
+            fn from(x: $t) -> Self {
+                MetaValue::$variant(x)
+            }
+        })*
+    };
+}
+meta_value_from!(U8(u8), I8(i8), U16(u16), I16(i16), U32(u32), I32(i32), F32(f32), Bool(bool));
+meta_value_from!(Str(String), U64(u64), I64(i64), F64(f64), Array(MetaArray));
 
 impl MetaValue {
     fn value_type(&self) -> ValueType {
@@ -124,9 +92,14 @@ impl MetaValue {
     /// The value as it follows its key in the file: type number, then the value.
     fn encode(&self, out: &mut Vec<u8>) {
         put_u32(out, self.value_type().to_u32());
+        self.encode_payload(out);
+    }
+
+    /// The value alone, as it also stands as an array element.
+    fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
             MetaValue::U8(x) => out.push(*x),
-            MetaValue::I8(x) => out.push(*x as u8),
+            MetaValue::I8(x) => out.extend(x.to_le_bytes()),
             MetaValue::U16(x) => out.extend(x.to_le_bytes()),
             MetaValue::I16(x) => out.extend(x.to_le_bytes()),
             MetaValue::U32(x) => out.extend(x.to_le_bytes()),
@@ -137,7 +110,11 @@ impl MetaValue {
             MetaValue::U64(x) => out.extend(x.to_le_bytes()),
             MetaValue::I64(x) => out.extend(x.to_le_bytes()),
             MetaValue::F64(x) => out.extend(x.to_le_bytes()),
-            MetaValue::Array(a) => a.encode(out),
+            MetaValue::Array(a) => {
+                put_u32(out, a.elem.to_u32());
+                put_u64(out, a.items.len() as u64);
+                a.items.iter().for_each(|x| x.encode_payload(out));
+            }
         }
     }
 }
@@ -206,6 +183,17 @@ impl GgufBuilder {
     pub fn add(&mut self, key: &str, value: MetaValue) -> Result<()> {
         if self.metadata.iter().any(|(k, _)| k == key) {
             bail!("GGUF metadata key {key:?} added twice");
+        }
+        if let MetaValue::Array(a) = &value {
+            match (a.elem, a.stray()) {
+                (ValueType::Array, _) => {
+                    bail!("GGUF metadata {key}: nested arrays are not written")
+                }
+                (elem, Some(found)) => {
+                    bail!("GGUF metadata {key}: an array of {elem:?} holds a {found:?}")
+                }
+                _ => {}
+            }
         }
         self.metadata.push((key.to_owned(), value));
         Ok(())
@@ -377,9 +365,10 @@ mod tests {
         b.add("u64", MetaValue::U64(1 << 40)).unwrap();
         b.add("i64", MetaValue::I64(-(1 << 40))).unwrap();
         b.add("f64", MetaValue::F64(0.25)).unwrap();
-        b.add("strs", MetaValue::Array(MetaArray::Str(vec!["a".into(), "Ġb".into()]))).unwrap();
-        b.add("u32s", MetaValue::Array(MetaArray::U32(vec![1, 2, 3]))).unwrap();
-        b.add("i32s", MetaValue::Array(MetaArray::I32(vec![-1, 3]))).unwrap();
+        let strs = MetaArray::new(ValueType::String, ["a".to_string(), "Ġb".into()]);
+        b.add("strs", strs.into()).unwrap();
+        b.add("u32s", MetaArray::new(ValueType::U32, [1u32, 2, 3]).into()).unwrap();
+        b.add("i32s", MetaArray::new(ValueType::I32, [-1i32, 3]).into()).unwrap();
         b.add_tensor("bias", &[3], GgmlType::F32).unwrap();
         b.add_tensor("w", &[32, 2], GgmlType::Q8_0).unwrap();
         let mut s = b.start(Vec::new()).unwrap();
@@ -446,6 +435,9 @@ mod tests {
         assert!(b.add_tensor("a", &[1], GgmlType::F32).is_err());
         b.add("k", MetaValue::U32(1)).unwrap();
         assert!(b.add("k", MetaValue::U32(2)).is_err());
+        let mixed = MetaArray::new(ValueType::U32, [MetaValue::U32(1), MetaValue::I32(2)]);
+        let e = b.add("mixed", mixed.into()).unwrap_err().to_string();
+        assert!(e.contains("an array of U32 holds a I32"), "{e}");
     }
 
     #[test]
