@@ -243,3 +243,15 @@ fn every_single_byte_corruption_is_handled() {
         }
     }
 }
+
+#[test]
+fn integers_convert_to_u64_and_i64_only_when_they_fit() {
+    assert_eq!(Value::I8(-3).as_i64(), Some(-3));
+    assert_eq!(Value::I8(-3).as_u64(), None);
+    assert_eq!(Value::U16(7).as_u64(), Some(7));
+    assert_eq!(Value::U64(u64::MAX).as_u64(), Some(u64::MAX));
+    assert_eq!(Value::U64(u64::MAX).as_i64(), None);
+    assert_eq!(Value::I64(i64::MIN).as_i64(), Some(i64::MIN));
+    assert_eq!(Value::F32(1.0).as_u64(), None);
+    assert_eq!(Value::Bool(true).as_i64(), None);
+}

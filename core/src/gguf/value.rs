@@ -43,30 +43,29 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// Any integer value that is non-negative and fits a `u64`.
-    pub fn as_u64(&self) -> Option<u64> {
+    /// Any integer value, of whatever width and sign (`i128` holds them all).
+    fn as_integer(&self) -> Option<i128> {
         match *self {
             Value::U8(v) => Some(v.into()),
+            Value::I8(v) => Some(v.into()),
             Value::U16(v) => Some(v.into()),
+            Value::I16(v) => Some(v.into()),
             Value::U32(v) => Some(v.into()),
-            Value::U64(v) => Some(v),
-            Value::I8(v) => u64::try_from(v).ok(),
-            Value::I16(v) => u64::try_from(v).ok(),
-            Value::I32(v) => u64::try_from(v).ok(),
-            Value::I64(v) => u64::try_from(v).ok(),
+            Value::I32(v) => Some(v.into()),
+            Value::U64(v) => Some(v.into()),
+            Value::I64(v) => Some(v.into()),
             _ => None,
         }
     }
 
+    /// Any integer value that is non-negative and fits a `u64`.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_integer().and_then(|v| u64::try_from(v).ok())
+    }
+
     /// Any integer value that fits an `i64`.
     pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Value::I8(v) => Some(v.into()),
-            Value::I16(v) => Some(v.into()),
-            Value::I32(v) => Some(v.into()),
-            Value::I64(v) => Some(v),
-            _ => self.as_u64().and_then(|v| i64::try_from(v).ok()),
-        }
+        self.as_integer().and_then(|v| i64::try_from(v).ok())
     }
 }
 
