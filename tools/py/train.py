@@ -301,23 +301,17 @@ def parse_args(argv=None):
     p.add_argument("--train-file", default="tinystories_train_head.txt")
     p.add_argument("--val-file", default="tinystories_validation_head.txt")
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
-    p.add_argument("--vocab-size", type=int, default=1024)
-    p.add_argument("--n-ctx", type=int, default=128)
-    p.add_argument("--n-embd", type=int, default=128)
-    p.add_argument("--n-layer", type=int, default=3)
-    p.add_argument("--n-head", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=32, help="sequences of n_ctx tokens per step")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
-    p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--beta1", type=float, default=0.9)
-    p.add_argument("--beta2", type=float, default=0.99)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--init-std", type=float, default=0.02, help="GPT2Config.initializer_range")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--threads", type=int, default=2)
+    # Numeric settings: (flag, default, help); the type is the default's.
+    for flag, default, help_ in [
+        ("--vocab-size", 1024, None), ("--n-ctx", 128, None), ("--n-embd", 128, None),
+        ("--n-layer", 3, None), ("--n-head", 4, None),
+        ("--batch-size", 32, "sequences of n_ctx tokens per step"), ("--steps", 2000, None),
+        ("--lr", 3e-3, None), ("--min-lr-ratio", 0.1, "final lr / peak lr"), ("--warmup-steps", 100, None),
+        ("--weight-decay", 0.1, None), ("--beta1", 0.9, None), ("--beta2", 0.99, None),
+        ("--grad-clip", 1.0, None), ("--init-std", 0.02, "GPT2Config.initializer_range"),
+        ("--seed", 1337, None), ("--threads", 2, None),
+    ]:
+        p.add_argument(flag, type=type(default), default=default, help=help_)
     p.add_argument("--time-budget-min", type=float, default=40.0,
                    help="stop training when this many minutes have passed (at most 40)")
     p.add_argument("--eval-interval", type=int, default=200)
