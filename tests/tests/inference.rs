@@ -109,6 +109,13 @@ fn f32_gguf_reproduces_transformers_greedy_tokens() {
 
 /// Positions where `model` (with a `kv` cache) and transformers' float model pick the same top-1
 /// token, and positions compared: the prompts' positions, then the held-out evaluation text.
+/// The first fixture model that has a Q8_0 file, and that file's bytes.
+fn q8_0_fixture() -> (Value, Vec<u8>) {
+    let m = models().into_iter().find(|m| m["gguf"]["q8_0"].is_string()).expect("a Q8_0 model");
+    let blob = std::fs::read(fixtures().join(m["gguf"]["q8_0"].as_str().unwrap())).unwrap();
+    (m, blob)
+}
+
 fn top1_agreement(m: &Value, model: &Model<'_>, kv: KvType) -> (usize, usize) {
     let n_vocab = model.hparams.n_vocab;
     let (mut agree, mut total) = (0usize, 0usize);
@@ -144,8 +151,7 @@ fn top1_agreement(m: &Value, model: &Model<'_>, kv: KvType) -> (usize, usize) {
 #[test]
 #[ignore = "unmet: 98.05% < 99% on tiny-stories, limited by Q8_0 weight rounding itself (transformers: 98.57%)"]
 fn q8_0_weights_and_kv_agree_with_float_top1_on_99_percent_of_positions() {
-    let m = models().into_iter().find(|m| m["gguf"]["q8_0"].is_string()).expect("a Q8_0 model");
-    let blob = std::fs::read(fixtures().join(m["gguf"]["q8_0"].as_str().unwrap())).unwrap();
+    let (m, blob) = q8_0_fixture();
     let g = Gguf::parse(&blob).unwrap();
     let model = Model::load(&g).unwrap();
     for kv in [KvType::F32, KvType::F16] {
@@ -166,8 +172,7 @@ fn q8_0_weights_and_kv_agree_with_float_top1_on_99_percent_of_positions() {
 #[test]
 #[ignore = "unmet: 98.75% < 99% on tiny-stories (activation rounding on a model with many near-ties)"]
 fn q8_0_inference_agrees_with_transformers_on_the_same_q8_0_weights() {
-    let m = models().into_iter().find(|m| m["gguf"]["q8_0"].is_string()).expect("a Q8_0 model");
-    let blob = std::fs::read(fixtures().join(m["gguf"]["q8_0"].as_str().unwrap())).unwrap();
+    let (m, blob) = q8_0_fixture();
     let g = Gguf::parse(&blob).unwrap();
     let model = Model::load(&g).unwrap();
     let eval = &m["eval"];

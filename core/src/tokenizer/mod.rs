@@ -469,43 +469,38 @@ mod tests {
     }
 
     #[test]
-    fn reports_a_byte_with_no_token() {
-        let blob = toy_gguf("gpt2", &TOKENS, &MERGES, &TYPES, true);
-        assert_eq!(
-            ids(&blob, "abd", Special::AsText),
-            Err(TokenizerError::NoToken { token: name_of("d") })
-        );
-    }
-
-    #[test]
-    fn rejects_a_tokenizer_of_another_family() {
-        let blob = toy_gguf("llama", &TOKENS, &MERGES, &TYPES, false);
-        assert_eq!(
-            ids(&blob, "a", Special::AsText),
-            Err(TokenizerError::UnsupportedModel { found: name_of("llama") })
-        );
-    }
-
-    #[test]
-    fn rejects_a_merge_without_a_separator() {
-        let blob = toy_gguf("gpt2", &TOKENS, &["b c", "ab"], &TYPES, false);
-        assert_eq!(
-            ids(&blob, "a", Special::AsText),
-            Err(TokenizerError::MalformedMerge { rank: 1 })
-        );
-    }
-
-    #[test]
-    fn rejects_token_types_of_the_wrong_length() {
-        let blob = toy_gguf("gpt2", &TOKENS, &MERGES, &[1, 1], false);
-        assert_eq!(
-            ids(&blob, "a", Special::AsText),
-            Err(TokenizerError::LengthMismatch {
-                key: "tokenizer.ggml.token_type",
-                expected: 10,
-                found: 2
-            })
-        );
+    fn reports_each_bad_vocabulary_or_text_by_what_is_wrong() {
+        let cases: [(Vec<u8>, &str, TokenizerError); 4] = [
+            // "d" has no byte token.
+            (
+                toy_gguf("gpt2", &TOKENS, &MERGES, &TYPES, true),
+                "abd",
+                TokenizerError::NoToken { token: name_of("d") },
+            ),
+            (
+                toy_gguf("llama", &TOKENS, &MERGES, &TYPES, false),
+                "a",
+                TokenizerError::UnsupportedModel { found: name_of("llama") },
+            ),
+            // The second merge has no space between its two parts.
+            (
+                toy_gguf("gpt2", &TOKENS, &["b c", "ab"], &TYPES, false),
+                "a",
+                TokenizerError::MalformedMerge { rank: 1 },
+            ),
+            (
+                toy_gguf("gpt2", &TOKENS, &MERGES, &[1, 1], false),
+                "a",
+                TokenizerError::LengthMismatch {
+                    key: "tokenizer.ggml.token_type",
+                    expected: 10,
+                    found: 2,
+                },
+            ),
+        ];
+        for (blob, text, want) in cases {
+            assert_eq!(ids(&blob, text, Special::AsText), Err(want));
+        }
     }
 
     #[test]
