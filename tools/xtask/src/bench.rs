@@ -353,6 +353,13 @@ fn target_dir(root: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// A row from its what, place, and mote / peer / peer's figure / comparison.
+    fn row(what: &str, place: &str, [mote, peer, peer_figure, compared]: [&str; 4]) -> Row {
+        let [what, place, mote, peer, peer_figure, compared] =
+            [what, place, mote, peer, peer_figure, compared].map(String::from);
+        Row { what, place, mote, peer, peer_figure, compared }
+    }
+
     /// The repository's board called `name`.
     fn board(name: &str) -> Board {
         crate::boards::load(&crate::repo_root()).unwrap().get(name).unwrap().clone()
@@ -382,15 +389,21 @@ mod tests {
             count("dsp", 128, 128, 655),
             count("dsp", 512, 768, 4915),
         ];
-        let rows = kernel_rows(&m4, &counts);
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].place, "mps2-an386 (cortex-m4f), portable");
-        assert_eq!(rows[0].mote, "8.00");
-        assert_eq!(rows[0].peer, "-");
-        assert_eq!(rows[1].what, "Q8_0 matrix-vector 128x128 / 512x768, instructions/MAC");
-        assert_eq!(rows[1].mote, "1.60 / 0.50");
-        assert_eq!(rows[1].peer_figure, "2.27 / -");
-        assert_eq!(rows[1].compared, "1.42x / - fewer");
+        assert_eq!(
+            kernel_rows(&m4, &counts),
+            [
+                row(
+                    "Q8_0 matrix-vector 128x128, instructions/MAC",
+                    "mps2-an386 (cortex-m4f), portable",
+                    ["8.00", "-", "-", "-"]
+                ),
+                row(
+                    "Q8_0 matrix-vector 128x128 / 512x768, instructions/MAC",
+                    "mps2-an386 (cortex-m4f), dsp",
+                    ["1.60 / 0.50", "CMSIS-NN (issue 8's count)", "2.27 / -", "1.42x / - fewer"]
+                ),
+            ]
+        );
         assert_eq!(kernel_rows(&m7, &counts[1..2])[0].peer, "-", "CMSIS-NN was counted on the M4F");
     }
 
@@ -416,13 +429,22 @@ mod tests {
             "decode_tokens_per_second": 4673.4,
             "llama_cpp": { "decode_tokens_per_second": 6751.5 }
         });
-        let rows = desktop_rows_from("m", &json).unwrap();
-        assert_eq!(rows[0].mote, "4,673");
-        assert_eq!(rows[0].peer_figure, "6,752");
-        assert_eq!(rows[0].compared, "0.69x");
-        assert_eq!(rows[1].what, "prompt tokens/s (64 tokens), batched 64 / one at a time, m");
-        assert_eq!(rows[1].mote, "8,412 / 6,101");
-        assert_eq!(rows[1].peer, "-");
+        let place = "x86_64, avx2, 1 thread, kv f16";
+        assert_eq!(
+            desktop_rows_from("m", &json).unwrap(),
+            [
+                row(
+                    "decode tokens/s, m",
+                    place,
+                    ["4,673", "llama.cpp llama-bench, same run", "6,752", "0.69x"]
+                ),
+                row(
+                    "prompt tokens/s (64 tokens), batched 64 / one at a time, m",
+                    place,
+                    ["8,412 / 6,101", "-", "-", "-"]
+                ),
+            ]
+        );
         let alone = serde_json::json!({
             "kernel": "portable", "threads": 2, "kv": "f16", "prompt_tokens": 8, "batch": 0,
             "prompt_tokens_per_second": 10.0, "prompt_unbatched_tokens_per_second": 10.0,
