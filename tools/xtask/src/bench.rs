@@ -8,8 +8,9 @@
 //!   issue's small shape (width 128, 4 blocks, vocabulary 2048) and on GPT-2 124M's shape (one
 //!   thread, and two for 124M), next to llama.cpp's `llama-bench` with as many threads on the same
 //!   files in the same run when it is installed (`tools/py/build_llama_cpp.sh`; `MOTE_LLAMA_BENCH`
-//!   or `PATH`). The random models are made once with `tools/py/make_random_gpt2.py` (Python with
-//!   torch and transformers) and `mote convert`, and kept in `target/bench-models`.
+//!   or `PATH`). The random models are made once with `tools/py/make_random_gpt2.py` (the test
+//!   Python of `cargo xtask setup`: numpy and safetensors) and `mote convert`, and kept in
+//!   `target/bench-models`.
 //!
 //! CMSIS-NN's figures are not measured here (building it needs Arm's GCC); they are the published
 //! counts of issue 8, measured on the same QEMU boards, and the table says so.
