@@ -9,7 +9,7 @@
 //! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
 //! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
-//! - the board's description ([`BOARD`], generated from `boards.toml` by `build.rs`) and
+//! - the board's description ([`BOARD`], generated from `boards.toml` by the build script, `build/`) and
 //!   [`blob::Aligned`] for embedding a model in flash.
 #![no_std]
 

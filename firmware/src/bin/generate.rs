@@ -3,7 +3,7 @@
 //! settings) and printed as they come, with SysTick counts per token.
 //!
 //! Build-time inputs (`cargo xtask firmware --bin generate --prompt ... --model ...`, or the
-//! `MOTE_*` variables that build.rs reads): the model (default: tinystories-675k), the prompt
+//! `MOTE_*` variables that the build script in `build/` reads): the model (default: tinystories-675k), the prompt
 //! (default "Once upon a time"), the token limit, the KV type and the sampler settings. A model or
 //! run state the board cannot hold, or a prompt of no tokens or too many, fails the build.
 //!
@@ -24,7 +24,7 @@ use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
 use mote_firmware::blob::Aligned;
 use mote_firmware::{self as fw, ExitCode, BOARD};
 
-/// The build's model, prompt and settings (build.rs writes them; see the module docs).
+/// The build's model, prompt and settings (the build script writes them; see the module docs).
 mod build {
     include!(concat!(env!("OUT_DIR"), "/generate.rs"));
 }

@@ -96,36 +96,17 @@ pub fn stamp(root: &Path, requirements: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn fake_root() -> tempdir::Dir {
-        let dir = tempdir::Dir::new();
-        fs::create_dir_all(dir.0.join("tools/py")).unwrap();
-        fs::write(dir.0.join(REQUIREMENTS), "numpy==1\n").unwrap();
+    fn fake_root() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("tools/py")).unwrap();
+        fs::write(dir.path().join(REQUIREMENTS), "numpy==1\n").unwrap();
         dir
-    }
-
-    /// A temporary folder removed on drop (std only: this crate has no dependencies).
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Self {
-                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir().join(format!("mote-pyenv-{}-{n}", std::process::id()));
-                std::fs::create_dir_all(&p).unwrap();
-                Self(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
     }
 
     #[test]
     fn a_missing_environment_says_to_run_setup() {
         let root = fake_root();
-        let e = python(&root.0).unwrap_err();
+        let e = python(root.path()).unwrap_err();
         assert!(matches!(e, PyEnvError::Missing(_)));
         assert!(e.to_string().contains("cargo xtask setup"), "{e}");
     }
@@ -133,16 +114,16 @@ mod tests {
     #[test]
     fn an_environment_made_from_other_requirements_is_stale() {
         let root = fake_root();
-        let bin = interpreter_path(&root.0);
+        let bin = interpreter_path(root.path());
         fs::create_dir_all(bin.parent().unwrap()).unwrap();
         fs::write(&bin, "").unwrap();
         // No stamp: stale.
-        assert!(matches!(python(&root.0), Err(PyEnvError::Stale(_))));
-        stamp(&root.0, "numpy==0\n").unwrap();
-        let e = python(&root.0).unwrap_err();
+        assert!(matches!(python(root.path()), Err(PyEnvError::Stale(_))));
+        stamp(root.path(), "numpy==0\n").unwrap();
+        let e = python(root.path()).unwrap_err();
         assert!(matches!(e, PyEnvError::Stale(_)));
         assert!(e.to_string().contains("cargo xtask setup"), "{e}");
-        stamp(&root.0, &requirements(&root.0).unwrap()).unwrap();
-        assert_eq!(python(&root.0).unwrap(), bin);
+        stamp(root.path(), &requirements(root.path()).unwrap()).unwrap();
+        assert_eq!(python(root.path()).unwrap(), bin);
     }
 }
