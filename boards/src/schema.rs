@@ -190,7 +190,14 @@ mod tests {
     #[test]
     fn repository_boards_include_the_required_ones() {
         let boards = Boards::load(&repo_root().join("boards.toml")).unwrap();
-        for name in ["mps2-an386", "mps2-an500", "mps2-an505", "nrf52840-dk", "nucleo-h743zi"] {
+        for name in [
+            "mps2-an386",
+            "mps2-an500",
+            "mps2-an505",
+            "netduinoplus2",
+            "nrf52840-dk",
+            "nucleo-h743zi",
+        ] {
             boards.get(name).unwrap();
         }
         assert_eq!(boards.default, "mps2-an386");

@@ -23,7 +23,7 @@ use clap::Args;
 
 use crate::bench_kernels;
 use crate::boards::{Board, Boards};
-use crate::device::{self, DeviceRun, PARITY_BOARDS};
+use crate::device::{self, DeviceRun, BENCH_BOARDS};
 use crate::firmware::Options;
 use crate::{qemu, shell};
 
@@ -94,7 +94,7 @@ pub fn run(root: &Path, boards: &Boards, args: &BenchAllArgs) -> Result<()> {
         for board in boards.qemu_boards() {
             rows.extend(kernel_rows(board, &bench_kernels::measure(root, board, args.timeout)?));
         }
-        for name in PARITY_BOARDS {
+        for name in BENCH_BOARDS {
             let board = boards.get(name)?;
             let run = device::run_device(root, board, &Options::default())?;
             rows.push(decode_row(board, &run)?);

@@ -1,7 +1,6 @@
 //! `cargo xtask ci`: every check, in order of cost; all run even when one fails, and the failures
 //! are listed at the end with the time each step took.
 
-use std::fs;
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -106,13 +105,12 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         }
     }
     // Per board, the build then its QEMU runs, so that the runs find the build up to date. A board
-    // that cannot hold the default model builds every other binary, and must refuse `generate`
-    // with a message that says why.
+    // whose plan for the default model does not fit (flash or RAM) builds every other binary, and
+    // must refuse `generate` with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
-    let model_bytes = fs::metadata(root.join(mote_boards::DEFAULT_MODEL))?.len();
     for board in &boards.boards {
-        let holds_model = model_bytes + boards.budgets.code_flash <= board.flash.size;
+        let holds_model = device::default_plan(root, board, boards.budgets)?.1.fits();
         steps.run(format!("firmware {}", board.name), || {
             if holds_model {
                 return firmware::build(root, board, &release).map(|_| ());
@@ -126,7 +124,7 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             steps.run(format!("generate refused on {}", board.name), || {
                 let bin = Some(device::BIN.to_string());
                 let text = firmware::refused(root, board, &Options { bin, ..release.clone() })?;
-                expect_message(&text, "cannot hold the model")
+                expect_message(&text, &format!("board {} cannot hold the", board.name))
             });
         }
         for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {

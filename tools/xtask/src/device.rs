@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{ensure, Result};
+use anyhow::{anyhow, ensure, Context, Result};
+use mote_boards::{device_kv, Budgets, Fit, Plan, DEFAULT_MODEL, DEFAULT_PROMPT};
+use mote_core::gguf::Gguf;
+use mote_core::model::HParams;
+use mote_core::tokenizer::{BpeScratch, Special, Tokenizer};
 
 use crate::boards::Board;
 use crate::firmware::Options;
@@ -15,9 +19,32 @@ use crate::toolchain;
 
 /// The generating binary.
 pub const BIN: &str = "generate";
-/// The QEMU boards that parity and the benchmarks run on: one per Cortex-M core mote targets with
-/// DSP.
-pub const PARITY_BOARDS: [&str; 3] = ["mps2-an386", "mps2-an500", "mps2-an505"];
+/// The QEMU boards the decode benchmarks run on: one per Cortex-M core mote targets with DSP.
+pub const BENCH_BOARDS: [&str; 3] = ["mps2-an386", "mps2-an500", "mps2-an505"];
+/// The boards parity runs on: the benchmark boards, and netduinoplus2, a vendor chip's memory map
+/// (STM32F405) with the real chip's 128 KiB of RAM. A board whose plan for the default model does
+/// not fit is left out, and `cargo xtask ci` checks that its build is refused instead.
+pub const PARITY_BOARDS: [&str; 4] = ["mps2-an386", "mps2-an500", "mps2-an505", "netduinoplus2"];
+
+/// The memory plan of the generating firmware's default build on `board` (the default model and
+/// prompt, the device's KV type), made as its build script makes it, and how it fits: a build
+/// that does not fit is refused.
+pub fn default_plan(root: &Path, board: &Board, budgets: Budgets) -> Result<(Plan, Fit)> {
+    let path = root.join(DEFAULT_MODEL);
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.display();
+    let gguf = Gguf::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))?;
+    let hp = HParams::from_gguf(&gguf).map_err(|e| anyhow!("{name}: {e}"))?;
+    let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| anyhow!("{name}: {e}"))?;
+    let mut scratch = Box::new(BpeScratch::new());
+    let mut ids = vec![0u32; DEFAULT_PROMPT.len() + 1];
+    let n_prompt = tokenizer
+        .encode(DEFAULT_PROMPT, Special::AsText, &mut scratch, &mut ids)
+        .map_err(|e| anyhow!("the default prompt: {e}"))?;
+    let plan = Plan::new(bytes.len() as u64, &hp, device_kv(&hp), n_prompt, budgets);
+    let fit = Fit::new(&plan, board);
+    Ok((plan, fit))
+}
 
 /// What a run of the generating firmware printed that the checks use.
 #[derive(Debug, Default)]
@@ -133,6 +160,22 @@ pub fn host_mote(root: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_plan_counts_the_default_prompt_and_the_board_ram() {
+        let root = crate::repo_root();
+        let boards = crate::boards::load(&root).unwrap();
+        let board = boards.get("mps2-an386").unwrap();
+        let (plan, fit) = default_plan(&root, board, boards.budgets).unwrap();
+        assert_eq!(plan.prompt, 4 * 4, "\"Once upon a time\" is 4 tokens");
+        assert!(fit.fits());
+        let tiny = Board {
+            ram: crate::boards::Region { size: plan.ram - 1, ..board.ram },
+            ..board.clone()
+        };
+        let (_, fit) = default_plan(&root, &tiny, boards.budgets).unwrap();
+        assert_eq!((fit.fits(), fit.ram_margin), (false, -1));
+    }
 
     #[test]
     fn summary_lines_parse_into_fields() {

@@ -10,14 +10,15 @@ use clap::Args;
 use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
 
 use crate::boards::{Board, Boards};
-use crate::device::{host_mote, run_device, PARITY_BOARDS};
+use crate::device::{default_plan, host_mote, run_device, PARITY_BOARDS};
 use crate::firmware::{Options, Settings};
 use crate::shell;
 
 /// Options of `cargo xtask parity`.
 #[derive(Args, Default)]
 pub struct ParityArgs {
-    /// Boards to run on (default: mps2-an386, mps2-an500, mps2-an505).
+    /// Boards to run on (default: mps2-an386, mps2-an500, mps2-an505 and netduinoplus2, each if
+    /// the default model's plan fits it).
     #[arg(long)]
     board: Vec<String>,
     /// Only greedy decoding (default: greedy, then every sampling control with a seed).
@@ -73,7 +74,22 @@ fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
 /// stop reason and logits checksum equal the desktop's.
 pub fn run(root: &Path, boards: &Boards, args: &ParityArgs) -> Result<()> {
     let names: Vec<String> = if args.board.is_empty() {
-        PARITY_BOARDS.iter().map(|s| s.to_string()).collect()
+        let mut names = Vec::new();
+        for name in PARITY_BOARDS {
+            let board = boards.get(name)?;
+            let (plan, fit) = default_plan(root, board, boards.budgets)?;
+            if fit.fits() {
+                names.push(name.to_string());
+            } else {
+                // Its build is refused, which `cargo xtask ci` checks.
+                println!(
+                    "parity {name}: not run, the default model's plan does not fit: flash {} of \
+                     {} bytes, RAM {} of {} bytes (`mote inspect --board {name}`)",
+                    plan.flash, board.flash.size, plan.ram, board.ram.size
+                );
+            }
+        }
+        names
     } else {
         args.board.clone()
     };
