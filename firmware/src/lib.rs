@@ -8,6 +8,7 @@
 //!   into their own exit status;
 //! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
+//! - the serial console ([`console`]): the board's UART as `embedded_io::{Read, Write}`;
 //! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
 //! - the board's description ([`BOARD`], generated from `boards.toml` by the build script, `build/`) and
 //!   [`blob::Aligned`] for embedding a model in flash.
@@ -15,6 +16,7 @@
 
 pub mod blob;
 pub mod board;
+pub mod console;
 pub mod exit;
 pub mod fault;
 pub mod random;

@@ -98,11 +98,20 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     for target in CORE_TARGETS {
         steps.run(format!("mote-core {target}"), || toolchain::build_core(root, target, false));
     }
-    // Clippy on the firmware once per defmt transport: the code differs only there.
+    // Clippy on the firmware once per defmt transport, then on the other console drivers (the
+    // first RTT board, nrf52840-dk, has one): the code differs only there.
     for transport in [Transport::QemuSemihosting, Transport::Rtt] {
         if let Some(board) = boards.boards.iter().find(|b| b.transport == transport) {
-            steps.run(format!("clippy firmware {}", board.name), || firmware::clippy(root, board));
+            steps.run(format!("clippy firmware {}", board.name), || {
+                firmware::clippy(root, board, &["--lib", "--bins"])
+            });
         }
+    }
+    for name in ["netduinoplus2", "nucleo-h743zi"] {
+        let board = boards.get(name)?;
+        steps.run(format!("clippy firmware {name} (console driver)"), || {
+            firmware::clippy(root, board, &["--lib", "--bin", "console_echo"])
+        });
     }
     // Per board, the build then its QEMU runs, so that the runs find the build up to date. A board
     // whose plan for the default model does not fit (flash or RAM) builds every other binary, and
@@ -141,6 +150,12 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             });
         }
     }
+
+    // The STM32F4 console driver in QEMU: lines sent come back (nrf52840-dk and nucleo-h743zi
+    // build theirs above, in every binary that uses the console).
+    steps.run("console echo on netduinoplus2", || {
+        crate::console_echo::run(root, boards.get("netduinoplus2")?)
+    });
 
     // The generating firmware against the desktop, and against the memory plan.
     steps.run("parity device == desktop", || {

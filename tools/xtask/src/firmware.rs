@@ -220,12 +220,13 @@ pub fn elf_dir(root: &Path, board: &str, release: bool) -> PathBuf {
     root.join("firmware/target").join(board).join(if release { "release" } else { "debug" })
 }
 
-/// `cargo clippy -D warnings` on the firmware for `board`.
-pub fn clippy(root: &Path, board: &Board) -> Result<()> {
+/// `cargo clippy -D warnings` on the firmware for `board`, on its `targets` (`--lib`, `--bins`,
+/// `--bin X`).
+pub fn clippy(root: &Path, board: &Board, targets: &[&str]) -> Result<()> {
     let toolchain = Toolchain::for_target(&board.target, false, Job::Clippy)?;
     println!("clippy on the firmware for {} on {}", board.name, toolchain.describe());
     let mut cmd = cargo(root, board, &toolchain, Job::Clippy);
-    cmd.args(["--lib", "--bins", "--", "-D", "warnings"]);
+    cmd.args(targets).args(["--", "-D", "warnings"]);
     shell::run(&mut cmd)
 }
 

@@ -15,6 +15,7 @@ mod bench_kernels;
 mod bench_mcu;
 mod boards;
 mod ci;
+mod console_echo;
 mod device;
 mod firmware;
 mod fuzz;
@@ -50,6 +51,8 @@ enum Command {
     /// Build a firmware binary, run it in QEMU, decode its defmt output, compare it with its golden
     /// `.out` file; exits with the firmware's exit code.
     Qemu(QemuArgs),
+    /// Check a board's serial console driver in QEMU: lines sent to `console_echo` come back.
+    ConsoleEcho(console_echo::ConsoleEchoArgs),
     /// Run the generating firmware in QEMU and check that its tokens and logits checksum equal
     /// `mote generate`'s on the desktop, bit for bit (greedy, then with every sampling control).
     Parity(parity::ParityArgs),
@@ -183,6 +186,10 @@ fn run(command: Command) -> Result<ExitCode> {
             let code =
                 qemu::build_and_run(&root, board, &bin, &options, golden, args.timeout)?.code;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+        Command::ConsoleEcho(args) => {
+            let boards = boards::load(&root)?;
+            console_echo::run(&root, boards.get(&args.board)?).map(|()| ExitCode::SUCCESS)
         }
         Command::Parity(args) => {
             let boards = boards::load(&root)?;
