@@ -1,8 +1,13 @@
-//! Ending a run with a status the host sees.
+//! Ending a run with a status the host sees, and without faulting when nobody is watching.
 //!
-//! Through semihosting on every board: QEMU exits with the code (SYS_EXIT_EXTENDED), and so does
-//! `probe-rs run` on a real board. Without a debugger attached, the semihosting breakpoint faults
-//! instead, and the core stops there, which is also a fine end for a run nobody watches.
+//! Under QEMU (transport `qemu-semihosting`) the run always ends through semihosting
+//! (SYS_EXIT_EXTENDED): QEMU exits with the code. On a real board (transport `rtt`) a semihosting
+//! call is a breakpoint instruction, which `probe-rs run` turns into its own exit status, and
+//! which, with no debugger attached, escalates to a HardFault (and a HardFault that exits would
+//! fault again). So there the call is made only when DHCSR.C_DEBUGEN says a debugger is attached;
+//! otherwise the core sleeps in a `wfi` loop, its last words already sent over RTT.
+
+use crate::board::{Transport, BOARD};
 
 /// Why a run ended; the value is the host's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -20,7 +25,43 @@ pub enum ExitCode {
     StackOverflow = 103,
 }
 
+/// How a run with a given transport and debugger state ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// Semihosting's exit call: the host's exit status.
+    Semihosting,
+    /// Sleep forever: no debugger would catch the call.
+    Park,
+}
+
+/// The one rule: semihosting under QEMU, or on a board a debugger is attached to.
+const fn ending(transport: Transport, debugger_attached: bool) -> Ending {
+    match transport {
+        Transport::QemuSemihosting => Ending::Semihosting,
+        Transport::Rtt if debugger_attached => Ending::Semihosting,
+        Transport::Rtt => Ending::Park,
+    }
+}
+
 /// Ends the run with `code`.
 pub fn exit(code: ExitCode) -> ! {
-    semihosting::process::exit(code as i32)
+    // DHCSR is only read on a real board: QEMU's core has no debugger and reads C_DEBUGEN as 0.
+    let attached =
+        BOARD.transport == Transport::Rtt && cortex_m::peripheral::DCB::is_debugger_attached();
+    match ending(BOARD.transport, attached) {
+        Ending::Semihosting => semihosting::process::exit(code as i32),
+        Ending::Park => {
+            defmt::info!("exit {}: no debugger attached, sleeping", code);
+            loop {
+                cortex_m::asm::wfi();
+            }
+        }
+    }
 }
+
+// The firmware has no test harness: the rule's table is checked at compile time.
+const _: () = {
+    assert!(matches!(ending(Transport::QemuSemihosting, false), Ending::Semihosting));
+    assert!(matches!(ending(Transport::Rtt, true), Ending::Semihosting));
+    assert!(matches!(ending(Transport::Rtt, false), Ending::Park));
+};

@@ -5,7 +5,8 @@
 //! - the defmt transport: semihosting under QEMU, RTT on a real board (one `board-<name>` feature
 //!   picks the board, and the board picks the transport);
 //! - [`exit`] with an [`ExitCode`], through semihosting, which QEMU and `probe-rs run` both turn
-//!   into their own exit status;
+//!   into their own exit status; on a real board with no debugger attached, a `wfi` loop instead
+//!   of the semihosting call that would fault;
 //! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
 //! - the serial console ([`console`]): the board's UART as `embedded_io::{Read, Write}`;
