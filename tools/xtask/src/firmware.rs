@@ -139,7 +139,7 @@ pub fn binaries(root: &Path) -> Result<Vec<String>> {
 }
 
 /// The `cargo build` of the firmware for `board` with `options`, and the binaries it builds.
-fn build_command(
+pub fn build_command(
     root: &Path,
     board: &Board,
     options: &Options,

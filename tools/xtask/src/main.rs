@@ -21,6 +21,7 @@ mod firmware;
 mod fuzz;
 mod golden;
 mod parity;
+mod probe;
 mod qemu;
 mod setup;
 mod shell;
@@ -53,6 +54,9 @@ enum Command {
     Qemu(QemuArgs),
     /// Check a board's serial console driver in QEMU: lines sent to `console_echo` come back.
     ConsoleEcho(console_echo::ConsoleEchoArgs),
+    /// Build a firmware binary and run it on a real board through a debug probe (`probe-rs run
+    /// --chip <probe_rs_chip>`, defmt logs over RTT); exits with the firmware's exit code.
+    Run(RunArgs),
     /// Run the generating firmware in QEMU and check that its tokens and logits checksum equal
     /// `mote generate`'s on the desktop, bit for bit (greedy, then with every sampling control).
     Parity(parity::ParityArgs),
@@ -116,6 +120,19 @@ struct FirmwareCmd {
     /// Optimized build (what `qemu` and `ci` run).
     #[arg(long)]
     release: bool,
+}
+
+/// Run a firmware binary on a real board.
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    firmware: FirmwareArgs,
+    /// Run the unoptimized build (default: release).
+    #[arg(long)]
+    debug: bool,
+    /// Print the commands (build, then probe-rs) instead of running them.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Run a firmware binary in QEMU.
@@ -190,6 +207,13 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::ConsoleEcho(args) => {
             let boards = boards::load(&root)?;
             console_echo::run(&root, boards.get(&args.board)?).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let boards = boards::load(&root)?;
+            let board = boards.get_or_default(args.firmware.board.as_deref())?;
+            let mut options = firmware::Options::new(&args.firmware, !args.debug);
+            options.bin.get_or_insert_with(|| "hello".to_string());
+            probe::run(&root, board, &options, args.dry_run)
         }
         Command::Parity(args) => {
             let boards = boards::load(&root)?;

@@ -7,6 +7,8 @@
 //! - defmt-print, pinned, with `cargo install --locked`;
 //! - for `cargo xtask fuzz`: rustup's nightly toolchain (minimal profile) and cargo-fuzz (`cargo
 //!   install --locked`);
+//! - with `--probe` only: probe-rs (`cargo install probe-rs-tools --locked`, pinned), which `cargo
+//!   xtask run` flashes real boards with;
 //! - the test Python: a virtual environment in target/py with the light, pinned packages of
 //!   tools/py/requirements-test.txt (see the `mote-pyenv` crate). Every Python run of xtask and of
 //!   `cargo test` uses it; none uses `python3` from PATH, so a package installed there by hand can
@@ -25,7 +27,7 @@ use clap::Args;
 
 use crate::qemu::DEFMT_PRINT_VERSION;
 use crate::toolchain::{self, Job, CORE_TARGETS};
-use crate::{boards, fuzz, shell};
+use crate::{boards, fuzz, probe, shell};
 
 /// Options of `cargo xtask setup`.
 #[derive(Args)]
@@ -33,6 +35,10 @@ pub struct SetupArgs {
     /// Only report what is missing; install nothing (exit 1 if anything is).
     #[arg(long)]
     check: bool,
+    /// Also install probe-rs (probe-rs-tools from crates.io), for `cargo xtask run` on a real
+    /// board; it compiles for several minutes, so the default setup leaves it out.
+    #[arg(long)]
+    probe: bool,
 }
 
 /// QEMU's Arm system emulator, and the Debian package of it.
@@ -46,12 +52,14 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     let components = missing_rustup_components();
     let nightly = !fuzz::nightly_ok();
     let cargo_fuzz = !fuzz::cargo_fuzz_ok();
+    let probe_rs = args.probe && !probe::installed();
     if apt.is_empty()
         && !defmt_print
         && python.is_none()
         && components.is_empty()
         && !nightly
         && !cargo_fuzz
+        && !probe_rs
     {
         println!("setup: everything is installed");
         return Ok(());
@@ -76,6 +84,9 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
     }
     if cargo_fuzz {
         missing.push("cargo-fuzz".into());
+    }
+    if probe_rs {
+        missing.push(format!("probe-rs-tools {}", probe::PROBE_RS_VERSION));
     }
     println!("setup: missing {}", missing.join("; "));
     if args.check {
@@ -112,6 +123,11 @@ pub fn run(root: &Path, args: &SetupArgs) -> Result<()> {
         let mut cmd = Command::new(toolchain::host_cargo());
         cmd.args(["install", "cargo-fuzz", "--locked"]);
         if let Err(e) = shell::run(&mut cmd) {
+            failures.push(format!("{e:#}"));
+        }
+    }
+    if probe_rs {
+        if let Err(e) = shell::run(&mut probe::install_command(&toolchain::host_cargo())) {
             failures.push(format!("{e:#}"));
         }
     }
