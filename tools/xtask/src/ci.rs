@@ -14,7 +14,7 @@ use crate::fuzz::FuzzArgs;
 use crate::qemu::{self, Golden, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 use crate::toolchain::{self, CORE_TARGETS};
-use crate::{device, parity, size};
+use crate::{device, example, parity, size};
 
 /// Seconds of fuzzing per target in CI: long enough to reach past the parsers' first checks, short
 /// enough that the whole run stays well under CI's 90-minute limit (its time: docs/performance.md).
@@ -85,7 +85,11 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
 
     steps.run("fmt", || {
         host(&["fmt", "--all", "--check"], root)?;
-        host(&["fmt", "--check"], &firmware_dir)
+        host(&["fmt", "--check"], &firmware_dir)?;
+        for (name, _) in example::EXAMPLES {
+            host(&["fmt", "--check"], &root.join("examples").join(name))?;
+        }
+        Ok(())
     });
     steps.run("clippy workspace", || {
         host(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], root)
@@ -149,6 +153,11 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
                 .map(|_| ())
             });
         }
+    }
+
+    // docs/boards.md's example crates: mote-core without mote's build script.
+    for (name, target) in example::EXAMPLES {
+        steps.run(format!("example {name}"), || example::build(root, name, target));
     }
 
     // The STM32F4 console driver in QEMU: lines sent come back (nrf52840-dk and nucleo-h743zi

@@ -17,6 +17,7 @@ mod boards;
 mod ci;
 mod console_echo;
 mod device;
+mod example;
 mod firmware;
 mod fuzz;
 mod golden;

@@ -1,0 +1,24 @@
+//! The example crates of docs/boards.md (`examples/<name>`): mote-core in firmware that mote's own
+//! build does not make, each with its own Cargo.toml, .cargo/config.toml and memory.x, built as
+//! their users would build them, through the toolchain route for their triple.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::shell;
+use crate::toolchain::{Job, Toolchain};
+
+/// Every example crate, by folder name, and its target.
+pub const EXAMPLES: [(&str, &str); 1] = [("nucleo-f412zg", "thumbv7em-none-eabihf")];
+
+/// `cargo build --release` of the example in `examples/<name>`. It shares the firmware's target
+/// directory: the standard library that the Debian route builds is built once for both.
+pub fn build(root: &Path, name: &str, target: &str) -> Result<()> {
+    let dir = root.join("examples").join(name);
+    let toolchain = Toolchain::for_target(target, true, Job::Build)?;
+    println!("example {name} on {}", toolchain.describe());
+    let mut cmd = toolchain.cargo(Job::Build, &dir, &root.join("firmware/target"), &[]);
+    cmd.arg("--release");
+    shell::run(&mut cmd)
+}
