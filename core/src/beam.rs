@@ -276,9 +276,10 @@ impl<'s> BeamSearch<'s> {
             .saturating_add(nt) // map_next
     }
 
-    /// Bytes one more beam adds to [`BeamSearch::bytes_needed`] (from one beam up).
+    /// Bytes one more beam adds to [`BeamSearch::bytes_needed`] from two beams up (one beam has
+    /// no position map).
     pub const fn bytes_per_beam(hp: &HParams, kv: KvType) -> usize {
-        Self::bytes_needed(hp, kv, 2).saturating_sub(Self::bytes_needed(hp, kv, 1))
+        Self::bytes_needed(hp, kv, 3).saturating_sub(Self::bytes_needed(hp, kv, 2))
     }
 
     /// Carves a beam search for `config` over `hp` with a `kv` cache out of `storage`, which
@@ -656,7 +657,7 @@ fn keep_best(
     }
     for (v, &l) in lp.iter().enumerate() {
         let s = base + l;
-        if n == k && !(s > score[k - 1]) {
+        if n == k && s.partial_cmp(&score[k - 1]) != Some(core::cmp::Ordering::Greater) {
             continue;
         }
         // Where it goes: after every entry at least as good.
@@ -678,4 +679,212 @@ fn keep_best(
         n = (n + 1).min(k);
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::step_logits;
+    use crate::model::test_model::{load, Spec};
+    use crate::sampler::argmax;
+    use crate::split::Serial;
+
+    /// A search over the synthetic model (`V = 40, T = 8`), its hypotheses as (ids, score).
+    fn search(
+        m: &Model<'_>,
+        kv: KvType,
+        cfg: BeamConfig,
+        prompt: &[u32],
+        max_new: usize,
+        eos: Option<u32>,
+    ) -> (BeamOutcome, Vec<(Vec<u32>, f32)>) {
+        let mut buf = vec![0u8; BeamSearch::bytes_needed(&m.hparams, kv, cfg.num_beams)];
+        let mut b = BeamSearch::new(&m.hparams, kv, cfg, &mut buf).unwrap();
+        let r = b.search(m, &Serial, prompt, max_new, eos, &mut |_, _| false).unwrap();
+        (r, b.hypotheses().map(|h| (h.tokens.to_vec(), h.score)).collect())
+    }
+
+    /// The score of `tokens` after `prompt` computed alone, by plain forward steps in a one-beam
+    /// run state: the processed log-probabilities added in order, over the length penalty.
+    fn score_alone(
+        m: &Model<'_>,
+        kv: KvType,
+        cfg: &BeamConfig,
+        prompt: &[u32],
+        tokens: &[u32],
+        eos: Option<u32>,
+    ) -> f32 {
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, kv)];
+        let mut s = RunState::new(&m.hparams, kv, &mut buf).unwrap();
+        let mut seq = prompt.to_vec();
+        let mut sum = 0.0f32;
+        for (i, &t) in tokens.iter().enumerate() {
+            let pos = seq.len() - 1;
+            if i == 0 {
+                for (p, &x) in prompt[..pos].iter().enumerate() {
+                    forward(m, &mut s, x, p, &Serial, false).unwrap();
+                }
+            }
+            let mut lp = step_logits(m, &mut s, seq[pos], pos).unwrap();
+            log_probs(&mut lp, &seq, cfg, i, eos);
+            sum += lp[t as usize];
+            seq.push(t);
+        }
+        sum / libm::pow(tokens.len() as f64, f64::from(cfg.length_penalty)) as f32
+    }
+
+    const PROMPT: [u32; 3] = [5, 11, 2];
+
+    #[test]
+    fn hypothesis_scores_are_their_sequences_scored_alone_bit_for_bit() {
+        // The beams share one KV cache through their position maps; each hypothesis must score
+        // exactly what its own sequence scores in a fresh one-beam state.
+        let blob = Spec::gpt2(8).build();
+        let m = load(&blob);
+        for kv in [KvType::F32, KvType::F16, KvType::Q8_0] {
+            for (n, lp, ngram) in [(2, 1.0, 0), (3, 0.5, 2), (4, 2.0, 0), (6, 1.0, 2)] {
+                let cfg = BeamConfig {
+                    num_beams: n,
+                    length_penalty: lp,
+                    early_stopping: EarlyStopping::Never,
+                    num_return_sequences: n,
+                    no_repeat_ngram_size: ngram,
+                    ..BeamConfig::default()
+                };
+                let (_, hyps) = search(&m, kv, cfg, &PROMPT, 5, None);
+                assert_eq!(hyps.len(), n);
+                for (tokens, score) in &hyps {
+                    let alone = score_alone(&m, kv, &cfg, &PROMPT, tokens, None);
+                    assert_eq!(score.to_bits(), alone.to_bits(), "{kv:?} {n} {tokens:?}");
+                }
+                // Best first, all distinct.
+                assert!(hyps.windows(2).all(|w| w[0].1 >= w[1].1 && w[0].0 != w[1].0));
+            }
+        }
+    }
+
+    #[test]
+    fn one_beam_is_greedy_decoding() {
+        let blob = Spec::gpt2(0).build();
+        let m = load(&blob);
+        let cfg = BeamConfig::default();
+        let (r, hyps) = search(&m, KvType::F32, cfg, &PROMPT, 4, None);
+        let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+        let mut s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+        let mut seq = PROMPT.to_vec();
+        for p in 0..PROMPT.len() + 3 {
+            let next = argmax(&step_logits(&m, &mut s, seq[p], p).unwrap());
+            if p + 1 >= PROMPT.len() {
+                seq.push(next);
+            }
+        }
+        assert_eq!(hyps, [(seq[PROMPT.len()..].to_vec(), hyps[0].1)]);
+        assert_eq!(r, BeamOutcome { stop: BeamStop::TokenLimit, steps: 4, forwards: 6 });
+    }
+
+    #[test]
+    fn the_context_bounds_the_new_tokens() {
+        // T = 8 and a prompt of 3: positions 3..7 take five new tokens, and a sixth needs none.
+        let blob = Spec::gpt2(0).build();
+        let m = load(&blob);
+        let cfg = BeamConfig { num_beams: 3, ..BeamConfig::default() };
+        let (r, hyps) = search(&m, KvType::F32, cfg, &PROMPT, 100, None);
+        assert_eq!(r.stop, BeamStop::ContextFull);
+        assert_eq!(hyps[0].0.len(), 6);
+    }
+
+    #[test]
+    fn min_new_tokens_keeps_the_end_of_text_out_of_the_first_tokens() {
+        let blob = Spec::gpt2(0).build();
+        let m = load(&blob);
+        let (_, greedy) = search(&m, KvType::F32, BeamConfig::default(), &PROMPT, 1, None);
+        let eos = greedy[0].0[0];
+        let cfg = BeamConfig { num_beams: 3, num_return_sequences: 3, ..BeamConfig::default() };
+        let (_, hyps) = search(&m, KvType::F32, cfg, &PROMPT, 5, Some(eos));
+        assert_eq!(hyps.iter().filter(|h| h.0 == [eos]).count(), 1, "{hyps:?}");
+        let cfg = BeamConfig { min_new_tokens: 3, ..cfg };
+        let (_, hyps) = search(&m, KvType::F32, cfg, &PROMPT, 5, Some(eos));
+        assert!(hyps.iter().all(|h| h.0.len() >= 4 && !h.0[..3].contains(&eos)), "{hyps:?}");
+    }
+
+    #[test]
+    fn a_stop_rule_finishes_continuations() {
+        let blob = Spec::gpt2(0).build();
+        let m = load(&blob);
+        let cfg = BeamConfig { num_beams: 3, num_return_sequences: 3, ..BeamConfig::default() };
+        let mut buf = vec![0u8; BeamSearch::bytes_needed(&m.hparams, KvType::F32, 3)];
+        let mut b = BeamSearch::new(&m.hparams, KvType::F32, cfg, &mut buf).unwrap();
+        // Finish every continuation that reaches two new tokens.
+        let mut stop = |generated: &[u32], _next: u32| generated.len() + 1 >= 2;
+        let r = b.search(&m, &Serial, &PROMPT, 5, None, &mut stop).unwrap();
+        assert_eq!(r.stop, BeamStop::Done);
+        assert!(b.hypotheses().all(|h| h.tokens.len() == 2));
+    }
+
+    #[test]
+    fn storage_is_sized_in_const_context_and_grows_by_whole_beams() {
+        const H: HParams = HParams {
+            n_vocab: 512,
+            n_ctx: 128,
+            n_embd: 64,
+            n_head: 2,
+            n_layer: 2,
+            n_ff: 256,
+            eps: 1e-5,
+            eos_token: Some(0),
+        };
+        const N4: usize = BeamSearch::bytes_needed(&H, KvType::Q8_0, 4);
+        static STORAGE: [u8; N4] = [0; N4];
+        assert_eq!(STORAGE.len(), N4);
+        let per = BeamSearch::bytes_per_beam(&H, KvType::Q8_0);
+        // KV (L, T, C) twice in Q8_0, the map (T), tokens 3T u32, 5 u32 scalars, 2 x 4 candidates.
+        let kv = 2 * 2 * 128 * (64 / 32 * 34);
+        assert_eq!(per, kv + 128 + 3 * 128 * 4 + 5 * 4 + 8 * 4 + 128);
+        assert_eq!(BeamSearch::bytes_needed(&H, KvType::Q8_0, 5), N4 + per);
+        assert_eq!(BeamSearch::bytes_needed(&H, KvType::Q8_0, 2) + 2 * per, N4);
+    }
+
+    #[test]
+    fn rejects_bad_settings_and_short_storage() {
+        let blob = Spec::gpt2(0).build();
+        let hp = load(&blob).hparams;
+        let base = BeamConfig { num_beams: 3, ..BeamConfig::default() };
+        let bad = [
+            (BeamConfig { num_beams: 0, ..base }, BeamError::NumBeams(0)),
+            (BeamConfig { num_beams: 256, ..base }, BeamError::NumBeams(256)),
+            (
+                BeamConfig { num_return_sequences: 4, ..base },
+                BeamError::NumReturnSequences { k: 4, num_beams: 3 },
+            ),
+            (
+                BeamConfig { length_penalty: f32::INFINITY, ..base },
+                BeamError::LengthPenalty(f32::INFINITY),
+            ),
+            (BeamConfig { repetition_penalty: 0.0, ..base }, BeamError::RepetitionPenalty(0.0)),
+            (
+                BeamConfig { no_repeat_ngram_size: 9, ..base },
+                BeamError::NgramTooLong { size: 9, n_ctx: 8 },
+            ),
+        ];
+        let mut buf = vec![0u8; BeamSearch::bytes_needed(&hp, KvType::F32, 3)];
+        for (cfg, err) in bad {
+            assert_eq!(BeamSearch::new(&hp, KvType::F32, cfg, &mut buf).err(), Some(err));
+        }
+        let needed = buf.len();
+        assert_eq!(
+            BeamSearch::new(&hp, KvType::F32, base, &mut buf[..needed - 1]).err(),
+            Some(BeamError::TooSmall { needed, available: needed - 1 })
+        );
+        assert_eq!(
+            BeamError::NumReturnSequences { k: 4, num_beams: 3 }.to_string(),
+            "4 return sequences from 3 beams: give 1 to 3 (at most the beams)"
+        );
+        // Any start address.
+        let mut big = vec![0u8; needed + 3];
+        for start in 0..4 {
+            assert!(
+                BeamSearch::new(&hp, KvType::F32, base, &mut big[start..start + needed]).is_ok()
+            );
+        }
+    }
 }
