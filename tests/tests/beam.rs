@@ -146,3 +146,53 @@ fn f32_beam_search_returns_transformers_hypotheses_and_scores() {
     }
     assert!(n_cases >= 200 && eos_reached >= 50, "{n_cases} cases, {eos_reached} reach EOS");
 }
+
+/// The score of `tokens` after `prompt` computed alone, in a one-beam run state: the processed
+/// log-probabilities added in order, over the length penalty.
+fn score_alone(
+    model: &Model<'_>,
+    kv: KvType,
+    cfg: &BeamConfig,
+    prompt: &[u32],
+    tokens: &[u32],
+    eos: u32,
+) -> f32 {
+    use mote_core::forward::forward;
+    use mote_core::state::RunState;
+    let mut buf = vec![0u8; RunState::bytes_needed(&model.hparams, kv)];
+    let mut s = RunState::new(&model.hparams, kv, &mut buf).unwrap();
+    let mut seq = prompt.to_vec();
+    for (p, &t) in prompt[..prompt.len() - 1].iter().enumerate() {
+        forward(model, &mut s, t, p, &Serial, false).unwrap();
+    }
+    let mut sum = 0.0f32;
+    for (i, &t) in tokens.iter().enumerate() {
+        let pos = seq.len() - 1;
+        forward(model, &mut s, seq[pos], pos, &Serial, true).unwrap();
+        let mut lp = s.logits().to_vec();
+        mote_core::beam::log_probs(&mut lp, &seq, cfg, i, Some(eos));
+        sum += lp[t as usize];
+        seq.push(t);
+    }
+    sum / (tokens.len() as f64).powf(f64::from(cfg.length_penalty)) as f32
+}
+
+#[test]
+fn q8_0_beams_sharing_one_cache_score_each_hypothesis_as_if_run_alone() {
+    // The bundled model's heads are whole Q8_0 blocks, so attention over a Q8_0 cache runs the
+    // block kernels over runs of positions found through the position maps: every hypothesis must
+    // score, bit for bit, what its own sequence scores in a fresh one-beam state.
+    let doc = cases();
+    let m = &doc["models"][0];
+    let (_, q8_file) = model_files(m["name"].as_str().unwrap(), m["hf_dir"].as_str().unwrap());
+    let g = Gguf::parse(&q8_file).unwrap();
+    let model = Model::load(&g).unwrap();
+    for c in m["cases"].as_array().unwrap().iter().step_by(7) {
+        let cfg = config(c);
+        let (prompt, eos) = (ids(&c["prompt"]), c["eos"].as_u64().unwrap() as u32);
+        for (tokens, score) in run(&model, KvType::Q8_0, c) {
+            let alone = score_alone(&model, KvType::Q8_0, &cfg, &prompt, &tokens, eos);
+            assert_eq!(score.to_bits(), alone.to_bits(), "{tokens:?}: {score} vs {alone}");
+        }
+    }
+}
