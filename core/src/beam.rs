@@ -222,6 +222,12 @@ pub struct BeamOutcome {
     pub steps: usize,
     /// Forward passes run, prompt included.
     pub forwards: usize,
+    /// Bytes the reorders copied: position maps and tokens of every new beam.
+    pub reorder_bytes: usize,
+    /// Bytes reordering by copying whole KV caches would have copied instead (what
+    /// transformers' `reorder_cache` gathers): every beam's keys and values of every layer at
+    /// every position so far, at every step.
+    pub cache_copy_bytes: usize,
 }
 
 /// One returned hypothesis.
@@ -388,7 +394,13 @@ impl<'s> BeamSearch<'s> {
         let max_length = p + max_new;
         self.n_returned = 0;
         if max_new == 0 {
-            return Ok(BeamOutcome { stop: limit_stop, steps: 0, forwards: 0 });
+            return Ok(BeamOutcome {
+                stop: limit_stop,
+                steps: 0,
+                forwards: 0,
+                reorder_bytes: 0,
+                cache_copy_bytes: 0,
+            });
         }
 
         // Every beam starts as the prompt, whose keys and values beam 0's slots hold.
@@ -416,6 +428,8 @@ impl<'s> BeamSearch<'s> {
         let mut cur_len = p;
         let mut improvable = true;
         let mut steps = 0;
+        let (mut reorder_bytes, mut cache_copy_bytes) = (0usize, 0usize);
+        let kv_row = 2 * hp.n_layer * self.state.kv_type().row_bytes(hp.n_embd);
         let stop_reason = loop {
             // 1-2. The best K continuations over every beam.
             self.cand_score.fill(f32::NEG_INFINITY);
@@ -479,7 +493,9 @@ impl<'s> BeamSearch<'s> {
             }
             // 4. The best N unfinished continuations run on: their tokens and position maps
             // follow their parent's, the keys and values stay where they are.
-            self.reorder(n_cand, cur_len, t);
+            let moved = self.reorder(n_cand, cur_len, t);
+            reorder_bytes = reorder_bytes.saturating_add(moved);
+            cache_copy_bytes = cache_copy_bytes.saturating_add(n * cur_len * kv_row);
             cur_len += 1;
             steps += 1;
 
@@ -518,12 +534,12 @@ impl<'s> BeamSearch<'s> {
             fin_score[b as usize].total_cmp(&fin_score[a as usize]).then(a.cmp(&b))
         });
         self.n_returned = count.min(self.config.num_return_sequences);
-        Ok(BeamOutcome { stop: stop_reason, steps, forwards })
+        Ok(BeamOutcome { stop: stop_reason, steps, forwards, reorder_bytes, cache_copy_bytes })
     }
 
     /// Makes the best `N` unfinished continuations of the `n_cand` candidates (finished ones
-    /// count `-1e9` lower) the running beams for position `cur_len`.
-    fn reorder(&mut self, n_cand: usize, cur_len: usize, t: usize) {
+    /// count `-1e9` lower) the running beams for position `cur_len`. Returns the bytes copied.
+    fn reorder(&mut self, n_cand: usize, cur_len: usize, t: usize) -> usize {
         let n = self.config.num_beams;
         // Adjusted scores, then the best N of them (stable: ties keep the better candidate).
         for i in 0..n_cand {
@@ -573,6 +589,9 @@ impl<'s> BeamSearch<'s> {
                 maps[row..row + cur_len].copy_from_slice(&self.map_next[row..row + cur_len]);
             }
         }
+        // Tokens once (the buffers swap), maps twice (there and back).
+        let maps_copied = if maps.is_empty() { 0 } else { 2 * cur_len };
+        chosen * (cur_len * 4 + 4 + maps_copied)
     }
 }
 
@@ -779,7 +798,25 @@ mod tests {
             }
         }
         assert_eq!(hyps, [(seq[PROMPT.len()..].to_vec(), hyps[0].1)]);
-        assert_eq!(r, BeamOutcome { stop: BeamStop::TokenLimit, steps: 4, forwards: 6 });
+        assert_eq!((r.stop, r.steps, r.forwards), (BeamStop::TokenLimit, 4, 6));
+    }
+
+    #[test]
+    fn reorders_copy_maps_and_tokens_never_the_caches() {
+        // Three beams, five steps after a prompt of 3: the caches' copies would have been
+        // N * (3 + 4 + 5 + 6 + 7) positions of L * 2 rows; the reorders copy 5 bytes a position.
+        let blob = Spec::gpt2(8).build();
+        let m = load(&blob);
+        let cfg = BeamConfig {
+            num_beams: 3,
+            early_stopping: EarlyStopping::Never,
+            ..BeamConfig::default()
+        };
+        let (r, _) = search(&m, KvType::Q8_0, cfg, &PROMPT, 5, None);
+        assert_eq!(r.steps, 5);
+        let kv_row = 2 * 2 * KvType::Q8_0.row_bytes(32);
+        assert_eq!(r.cache_copy_bytes, 3 * 25 * kv_row);
+        assert_eq!(r.reorder_bytes, 3 * (25 * 6 + 5 * 4));
     }
 
     #[test]

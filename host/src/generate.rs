@@ -264,8 +264,27 @@ pub struct Output {
     pub logits_checksum: String,
     /// Prefill time in seconds (the whole prompt, up to the first new token).
     pub prefill_seconds: f64,
-    /// Decode speed: tokens per second after the first new token (0 with fewer than two tokens).
+    /// Decode speed: tokens per second after the first new token (0 with fewer than two tokens);
+    /// with beams, decoding steps (a token for every beam) per second after the first.
     pub tokens_per_second: f64,
+    /// The whole generation in seconds, prompt included.
+    pub generate_seconds: f64,
+    /// With beams: what the search did and what its reorders copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beam: Option<BeamStats>,
+}
+
+/// What a beam search did.
+#[derive(Debug, serde::Serialize)]
+pub struct BeamStats {
+    /// Decoding steps.
+    pub steps: usize,
+    /// Forward passes, prompt included.
+    pub forwards: usize,
+    /// Bytes the reorders copied (position maps and tokens).
+    pub reorder_bytes: usize,
+    /// Bytes copying every beam's KV cache at every step would have copied instead.
+    pub cache_copy_bytes: usize,
 }
 
 /// One returned sequence.
@@ -358,6 +377,7 @@ pub fn generate(
             text.extend_from_slice(&b);
             stops.found(&text).is_some()
         })?;
+    let generate_seconds = start.elapsed().as_secs_f64();
     let prefill_seconds = first.unwrap_or(last).duration_since(start).as_secs_f64();
     let decode = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
     let tokens_per_second = if generated.len() >= 2 && decode > 0.0 {
@@ -378,6 +398,8 @@ pub fn generate(
         logits_checksum: format!("{:#010x}", logits_checksum(session.logits())),
         prefill_seconds,
         tokens_per_second,
+        generate_seconds,
+        beam: None,
     })
 }
 
@@ -424,6 +446,7 @@ fn generate_beams(
         stops.found(&text).is_some()
     };
     let outcome = search.search(model, &*split, prompt, *max_tokens, stops.eos, &mut stop)?;
+    let generate_seconds = start.elapsed().as_secs_f64();
     let prefill_seconds = first.unwrap_or(last).duration_since(start).as_secs_f64();
     let decode = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
     let tokens_per_second =
@@ -458,6 +481,13 @@ fn generate_beams(
         logits_checksum: format!("{:#010x}", logits_checksum(search.logits())),
         prefill_seconds,
         tokens_per_second,
+        generate_seconds,
+        beam: Some(BeamStats {
+            steps: outcome.steps,
+            forwards: outcome.forwards,
+            reorder_bytes: outcome.reorder_bytes,
+            cache_copy_bytes: outcome.cache_copy_bytes,
+        }),
     })
 }
 
