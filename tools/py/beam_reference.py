@@ -16,7 +16,7 @@ story instead), so the cases that need a reachable end of text name the full sto
 both vocabularies) as `eos_token_id`; the others keep id 0, which is not reached. Each case records
 whether a returned hypothesis ends with its end-of-text token.
 
-    /work/pyfull/bin/python tools/py/beam_reference.py   # then commit tests/fixtures/beam
+    python3 tools/py/beam_reference.py   # then commit tests/fixtures/beam
 """
 import itertools
 import json

@@ -13,7 +13,7 @@ included, the best of `--repeat` runs each. Also prints what mote's reorders cop
 copying every beam's KV cache at every step (transformers' `reorder_cache`) would have copied, and
 how long this machine takes to copy each amount (numpy copies of that many bytes).
 
-    /work/pyfull/bin/python tools/py/beam_speed.py [--mote target/release/mote] [--beams 5]
+    python3 tools/py/beam_speed.py [--mote target/release/mote] [--beams 5]
 """
 import argparse
 import json
