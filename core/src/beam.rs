@@ -644,13 +644,15 @@ pub fn log_probs(
     }
 }
 
-/// `x = x - max - ln(sum(exp(x - max)))`, what `torch.log_softmax` computes.
+/// `x = x - max - ln(sum(exp(x - max)))`, what `torch.log_softmax` computes; `exp` is
+/// [`crate::ops::exp`], the softmax's (within one ulp of `libm::expf`, fewer instructions on a
+/// microcontroller, where the vocabulary's exponentials are a visible part of a beam's step).
 pub fn log_softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return;
     }
-    let sum: f32 = x.iter().map(|&v| libm::expf(v - max)).sum();
+    let sum: f32 = x.iter().map(|&v| crate::ops::exp(v - max)).sum();
     let log_sum = libm::logf(sum);
     for v in x.iter_mut() {
         *v = (*v - max) - log_sum;
