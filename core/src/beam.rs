@@ -26,9 +26,9 @@
 //!
 //! Memory: [`BeamSearch::bytes_needed`] is a `const fn` of the hyper-parameters, the KV type and
 //! `N`: a run state whose KV cache has a slot per beam and position ([`RunState`] with `N` beams),
-//! and per beam a position map (`T` bytes), the running tokens twice (`2T` u32), a finished
+//! and per beam a position map and the one it is reordered into (`2T` bytes), the running tokens twice (`2T` u32), a finished
 //! hypothesis (`T` u32) and a few scalars. Reordering beams after a step copies each new beam's
-//! parent's position map and tokens (`5 (P + g)` bytes for `g` generated tokens), never the keys
+//! parent's position map and tokens (a byte and a token id per position so far), never the keys
 //! and values: the map says which beam's slot holds each position (see `kv_cache`).
 
 use core::fmt;
@@ -806,7 +806,8 @@ mod tests {
     #[test]
     fn reorders_copy_maps_and_tokens_never_the_caches() {
         // Three beams, five steps after a prompt of 3: the caches' copies would have been
-        // N * (3 + 4 + 5 + 6 + 7) positions of L * 2 rows; the reorders copy 5 bytes a position.
+        // N * (3 + 4 + 5 + 6 + 7) positions of L * 2 rows; the reorders copy a token (4 bytes) and a map byte twice
+        // (there and back) a position, and the new token.
         let blob = Spec::gpt2(8).build();
         let m = load(&blob);
         let cfg = BeamConfig {
