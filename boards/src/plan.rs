@@ -3,6 +3,7 @@
 //! --board` prints it, the firmware's build script refuses a build it rules out, and `cargo xtask
 //! size` checks a build against it.
 
+use mote_core::beam::BeamSearch;
 use mote_core::model::HParams;
 use mote_core::quant::QK8_0;
 use mote_core::state::{KvType, RunState};
@@ -33,7 +34,9 @@ pub struct Plan {
     pub flash: u64,
     /// The KV type the run state is sized with.
     pub kv: KvType,
-    /// The run state at full context.
+    /// Beams the run state holds (1: no beam search).
+    pub beams: usize,
+    /// The run state at full context (with beams, [`BeamSearch::bytes_needed`]).
     pub run_state: u64,
     /// The tokenizer's working memory.
     pub tokenizer_scratch: u64,
@@ -55,13 +58,30 @@ impl Plan {
         prompt_tokens: usize,
         budgets: Budgets,
     ) -> Self {
-        let run_state = RunState::bytes_needed(hp, kv) as u64;
+        Self::with_beams(model_flash, hp, kv, prompt_tokens, 1, budgets)
+    }
+
+    /// [`Plan::new`] for a beam search over `beams` beams (1: none).
+    pub fn with_beams(
+        model_flash: u64,
+        hp: &HParams,
+        kv: KvType,
+        prompt_tokens: usize,
+        beams: usize,
+        budgets: Budgets,
+    ) -> Self {
+        let run_state = if beams > 1 {
+            BeamSearch::bytes_needed(hp, kv, beams) as u64
+        } else {
+            RunState::bytes_needed(hp, kv) as u64
+        };
         let tokenizer_scratch = std::mem::size_of::<BpeScratch>() as u64;
         let prompt = (std::mem::size_of::<u32>() * prompt_tokens) as u64;
         Self {
             model_flash,
             flash: model_flash + budgets.code_flash,
             kv,
+            beams,
             run_state,
             tokenizer_scratch,
             prompt,
@@ -124,6 +144,23 @@ mod tests {
         let fit = Fit::new(&p, boards.get("nrf52840-dk").unwrap());
         assert!(fit.fits());
         assert_eq!(fit.flash_margin, (1 << 20) - 800_000 - b.code_flash as i64);
+    }
+
+    #[test]
+    fn beams_grow_the_run_state_by_whole_beams() {
+        let b = Boards::builtin().unwrap().budgets;
+        let kv = device_kv(&HP);
+        let one = Plan::new(800_000, &HP, kv, 0, b);
+        let (two, four) = (
+            Plan::with_beams(800_000, &HP, kv, 0, 2, b),
+            Plan::with_beams(800_000, &HP, kv, 0, 4, b),
+        );
+        let per = BeamSearch::bytes_per_beam(&HP, kv) as u64;
+        assert_eq!(two.run_state, BeamSearch::bytes_needed(&HP, kv, 2) as u64);
+        assert!(two.run_state > one.run_state);
+        assert_eq!(four.run_state, two.run_state + 2 * per);
+        assert_eq!(four.ram - one.ram, four.run_state - one.run_state);
+        assert_eq!((one.beams, four.beams), (1, 4));
     }
 
     #[test]

@@ -30,39 +30,51 @@ pub(crate) fn attention(
     let c = cache.c;
     let Some(hs) = c.checked_div(n_head) else { return };
     let scale = 1.0 / libm::sqrtf(hs as f32);
-    let base = cache.row(layer, 0);
     let Some(att) = att.get_mut(..=pos) else { return };
     for h in 0..n_head {
         let off = h * hs;
         let Some(qh) = q.get(off..off + hs) else { return };
+        // Scores, run by run of positions in consecutive rows (one run without beams).
         match (&cache.k, qq.get_mut(..hs / QK8_0)) {
             (KvRows::Q8_0(k), Some(qb)) if hs % QK8_0 == 0 => {
                 quantize_row_q8_0(qb, qh);
-                scores_q8_0(att, k, base, c, off, qb);
+                cache.for_each_segment(layer, pos, |s| {
+                    if let Some(a) = att.get_mut(s.pos..s.pos + s.len) {
+                        scores_q8_0(a, k, s.row, c, off, qb);
+                    }
+                });
                 for a in att.iter_mut() {
                     *a *= scale;
                 }
             }
-            _ => {
-                for (t, a) in att.iter_mut().enumerate() {
-                    *a = cache.k.dot(base + t, c, off, qh) * scale;
+            _ => cache.for_each_segment(layer, pos, |s| {
+                for (t, a) in att.iter_mut().skip(s.pos).take(s.len).enumerate() {
+                    *a = cache.k.dot(s.row + t, c, off, qh) * scale;
                 }
-            }
+            }),
         }
         softmax(att);
         let Some(out) = out.get_mut(off..off + hs) else { return };
         out.fill(0.0);
+        // Values: the runs' weighted sums added in order of position, the same terms in the same
+        // order as over one run.
         match &cache.v {
             KvRows::Q8_0(v) if hs % QK8_0 == 0 && off % QK8_0 == 0 => {
                 let nb = c / QK8_0;
-                let Some(blocks) = v.get(base * nb + off / QK8_0..) else { return };
-                weighted_rows_q8_0(out, att, Q8Rows { blocks, stride: nb });
+                cache.for_each_segment(layer, pos, |s| {
+                    let (Some(blocks), Some(a)) =
+                        (v.get(s.row * nb + off / QK8_0..), att.get(s.pos..s.pos + s.len))
+                    else {
+                        return;
+                    };
+                    weighted_rows_q8_0(out, a, Q8Rows { blocks, stride: nb });
+                });
             }
-            _ => {
-                for (t, &a) in att.iter().enumerate() {
-                    cache.v.axpy(out, a, base + t, c, off);
+            _ => cache.for_each_segment(layer, pos, |s| {
+                for (t, &a) in att.iter().skip(s.pos).take(s.len).enumerate() {
+                    cache.v.axpy(out, a, s.row + t, c, off);
                 }
-            }
+            }),
         }
     }
 }

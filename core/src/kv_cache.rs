@@ -200,48 +200,151 @@ impl<'s> KvRows<'s> {
     }
 }
 
-/// The keys and values of every layer at every position so far.
+/// The keys and values of every layer at every position so far, for one sequence or for `N`
+/// beams of a beam search.
+///
+/// With beams, every beam `j` owns a slot for each position, and a map says, for each of its
+/// positions, whose slot holds that position's keys and values: a beam that continues another
+/// beam's sequence takes over that beam's map (`T` bytes), never its cache rows. At each step a
+/// beam writes its own slot at the new position, which no map references yet. One sequence is
+/// one beam whose map is implicit (every position in its own slot).
 pub(crate) struct KvCache<'s> {
-    /// Keys, `(L, T, C)`.
+    /// Keys, `(L, N, T, C)`.
     pub(crate) k: KvRows<'s>,
-    /// Values, `(L, T, C)`.
+    /// Values, `(L, N, T, C)`.
     pub(crate) v: KvRows<'s>,
     /// Values per row, `C`.
     pub(crate) c: usize,
-    /// Rows per layer, `T`.
+    /// Rows per beam and layer, `T`.
     n_ctx: usize,
+    /// Beams, `N`.
+    n_beams: usize,
+    /// The beam whose positions [`KvCache::store`] writes and attention reads.
+    beam: usize,
+    /// For each beam and position, the beam whose slot holds it, `(N, T)`; empty for one beam.
+    map: &'s mut [u8],
+}
+
+/// A run of consecutive positions whose keys and values sit in consecutive rows of the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    /// The first position.
+    pub(crate) pos: usize,
+    /// Positions in the run.
+    pub(crate) len: usize,
+    /// The cache row of the first position.
+    pub(crate) row: usize,
 }
 
 impl<'s> KvCache<'s> {
     /// Bytes of both caches for `hp` in `kv`. Saturates rather than overflowing.
+    #[cfg(test)]
     pub(crate) const fn bytes_needed(hp: &HParams, kv: KvType) -> usize {
-        let rows = hp.n_layer.saturating_mul(hp.n_ctx);
-        rows.saturating_mul(kv.row_bytes(hp.n_embd)).saturating_mul(2)
+        Self::bytes_needed_beams(hp, kv, 1)
+    }
+
+    /// Bytes of both caches and the position maps for `n_beams` beams of `hp` in `kv`.
+    /// Saturates rather than overflowing.
+    pub(crate) const fn bytes_needed_beams(hp: &HParams, kv: KvType, n_beams: usize) -> usize {
+        let rows = hp.n_layer.saturating_mul(hp.n_ctx).saturating_mul(n_beams);
+        let map = if n_beams > 1 { n_beams.saturating_mul(hp.n_ctx) } else { 0 };
+        rows.saturating_mul(kv.row_bytes(hp.n_embd)).saturating_mul(2).saturating_add(map)
     }
 
     /// Carves both caches for `hp` in `kv` out of `arena`.
+    #[cfg(test)]
     pub(crate) fn carve(arena: &mut Arena<'s>, hp: &HParams, kv: KvType) -> Option<Self> {
-        let rows = hp.n_layer.saturating_mul(hp.n_ctx);
+        Self::carve_beams(arena, hp, kv, 1)
+    }
+
+    /// Carves both caches for `n_beams` (at least 1) beams of `hp` in `kv` out of `arena`. The
+    /// position maps (bytes, `(N, T)`) come from [`KvCache::carve_maps`], after every buffer that
+    /// needs alignment.
+    pub(crate) fn carve_beams(
+        arena: &mut Arena<'s>,
+        hp: &HParams,
+        kv: KvType,
+        n_beams: usize,
+    ) -> Option<Self> {
+        let n_beams = n_beams.max(1);
+        let rows = hp.n_layer.saturating_mul(hp.n_ctx).saturating_mul(n_beams);
         Some(Self {
             k: KvRows::carve(arena, kv, rows, hp.n_embd)?,
             v: KvRows::carve(arena, kv, rows, hp.n_embd)?,
             c: hp.n_embd,
             n_ctx: hp.n_ctx,
+            n_beams,
+            beam: 0,
+            map: &mut [],
         })
     }
 
-    /// Zeroes both caches.
+    /// Carves the position maps of the beams out of `arena` (none for one beam).
+    pub(crate) fn carve_maps(&mut self, arena: &mut Arena<'s>) -> Option<()> {
+        let n = if self.n_beams > 1 { self.n_beams.saturating_mul(self.n_ctx) } else { 0 };
+        self.map = arena.take(n)?;
+        Some(())
+    }
+
+    /// Zeroes both caches and the maps.
     pub(crate) fn clear(&mut self) {
         self.k.clear();
         self.v.clear();
+        self.map.fill(0);
+        self.beam = 0;
     }
 
-    /// The row of `pos` in `layer`: `layer * T + pos`.
+    /// The row of `pos` in `layer` in the slot of `beam`: `((layer * N) + beam) * T + pos`.
+    fn slot_row(&self, layer: usize, beam: usize, pos: usize) -> usize {
+        (layer * self.n_beams + beam) * self.n_ctx + pos
+    }
+
+    /// The row of `pos` in `layer` for the current beam's own slot.
     pub(crate) fn row(&self, layer: usize, pos: usize) -> usize {
-        layer * self.n_ctx + pos
+        self.slot_row(layer, self.beam, pos)
     }
 
-    /// Stores one position's keys `k(C)` and values `v(C)` for `layer` at `pos`.
+    /// Makes `beam` the current one (ignored past `N`), and records that its position `pos` is
+    /// in its own slot: the next [`KvCache::store`] at `pos` writes there.
+    pub(crate) fn select(&mut self, beam: usize, pos: usize) {
+        if beam < self.n_beams {
+            self.beam = beam;
+            if let Some(m) = self.map.get_mut(beam * self.n_ctx + pos) {
+                *m = beam as u8;
+            }
+        }
+    }
+
+    /// The map of `beam`, `(T)`: whose slot holds each of its positions (empty for one beam).
+    pub(crate) fn map(&self, beam: usize) -> &[u8] {
+        self.map.get(beam * self.n_ctx..(beam + 1) * self.n_ctx).unwrap_or(&[])
+    }
+
+    /// Every beam's map, `(N, T)`, to reorder them (empty for one beam).
+    pub(crate) fn maps_mut(&mut self) -> &mut [u8] {
+        self.map
+    }
+
+    /// Calls `f` with each run of positions `0..=pos` of `layer` that sit in consecutive rows,
+    /// for the current beam, in order of position.
+    pub(crate) fn for_each_segment(&self, layer: usize, pos: usize, mut f: impl FnMut(Segment)) {
+        let map = self.map(self.beam);
+        let Some(map) = map.get(..=pos) else {
+            // One beam: one run, all in its own slot.
+            f(Segment { pos: 0, len: pos + 1, row: self.slot_row(layer, self.beam, 0) });
+            return;
+        };
+        let mut start = 0;
+        while start <= pos {
+            let src = map[start];
+            let len = map[start..].iter().take_while(|&&b| b == src).count();
+            f(Segment { pos: start, len, row: self.slot_row(layer, usize::from(src), start) });
+            start += len;
+        }
+    }
+
+    /// Stores one position's keys `k(C)` and values `v(C)` for `layer` at `pos`, in the current
+    /// beam's slot.
     pub(crate) fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let row = self.row(layer, pos);
         self.k.store(row, self.c, k);

@@ -25,6 +25,8 @@
 //! - [`prefill`]: the prompt's positions as one batch, matrix-matrix work (desktop only: the
 //!   batch buffers are a separate, optional storage).
 //! - [`session`]: prefill, decode and stop rules; tokens streamed to a callback.
+//! - [`beam`]: beam search over `N` beams (transformers' `num_beams`), the KV cache shared through
+//!   per-beam position maps.
 //! - [`split`]: how a matrix product's rows divide over threads, for the desktop to run.
 //! - [`sampler`]: greedy, or transformers' sampling controls with a seeded generator.
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
@@ -49,6 +51,7 @@
 mod activations;
 mod arena;
 mod attention;
+pub mod beam;
 pub mod forward;
 pub mod gguf;
 pub mod kv_cache;

@@ -5,9 +5,12 @@
 //!
 //! Stop rules, checked after each new token is chosen:
 //! 1. the token is the end-of-text token: stop with [`StopReason::EndOfText`] (the token is not
-//!    streamed);
-//! 2. `max_tokens` tokens have been streamed: [`StopReason::TokenLimit`];
-//! 3. the context is full, so the token just streamed cannot be fed back: [`StopReason::ContextFull`].
+//!    streamed). [`Stops`] can name another end-of-text token or none, and make it impossible
+//!    before a number of new tokens (transformers' `min_new_tokens`);
+//! 2. the caller's callback, given the streamed token, asks to stop: [`StopReason::Caller`] (the
+//!    desktop's stop strings);
+//! 3. `max_tokens` tokens have been streamed: [`StopReason::TokenLimit`];
+//! 4. the context is full, so the token just streamed cannot be fed back: [`StopReason::ContextFull`].
 //!    This is a deliberate, clean stop: mote does not slide or shift the window, since that would
 //!    silently change what the model sees.
 
@@ -31,6 +34,8 @@ pub enum StopReason {
     TokenLimit,
     /// Every position of the context is used.
     ContextFull,
+    /// The caller's callback asked to stop after the token it was given.
+    Caller,
 }
 
 impl fmt::Display for StopReason {
@@ -39,6 +44,7 @@ impl fmt::Display for StopReason {
             Self::EndOfText => "end of text",
             Self::TokenLimit => "token limit",
             Self::ContextFull => "context full",
+            Self::Caller => "stopped by the caller",
         })
     }
 }
@@ -87,6 +93,23 @@ pub struct Generated {
     pub stop: StopReason,
     /// Tokens streamed to the callback.
     pub n_generated: usize,
+}
+
+/// The end-of-text rules of a generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stops {
+    /// The token that ends the text (not streamed); `None`: no token does.
+    pub eos: Option<u32>,
+    /// The end-of-text token is impossible (its logit `-inf`) before this many new tokens, as
+    /// transformers' `MinNewTokensLengthLogitsProcessor` makes it.
+    pub min_new_tokens: usize,
+}
+
+impl Stops {
+    /// The model's own end-of-text token, possible from the first new token.
+    pub fn model(model: &Model<'_>) -> Self {
+        Self { eos: model.hparams.eos_token, min_new_tokens: 0 }
+    }
 }
 
 /// A model and a run state: one conversation with the model, position by position.
@@ -186,9 +209,18 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
 
     /// Feeds one token and lets `sampler` choose the next from the logits and every token fed so
     /// far (prompt included, as transformers' processors see them).
-    fn step_and_pick(&mut self, token: u32, sampler: &mut Sampler) -> Result<u32, ForwardError> {
+    /// `ban` is a token made impossible first (`-inf`: the same for every processor after it).
+    fn step_and_pick(
+        &mut self,
+        token: u32,
+        sampler: &mut Sampler,
+        ban: Option<u32>,
+    ) -> Result<u32, ForwardError> {
         self.step(token)?;
         let (logits, history) = self.state.logits_and_history(self.pos);
+        if let Some(l) = ban.and_then(|t| logits.get_mut(t as usize)) {
+            *l = f32::NEG_INFINITY;
+        }
         Ok(sampler.sample(logits, history))
     }
 
@@ -212,6 +244,23 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
         sampler: &mut Sampler,
         mut on_token: impl FnMut(u32),
     ) -> Result<Generated, SessionError> {
+        let stops = Stops::model(self.model);
+        self.generate_until(prompt, max_tokens, sampler, stops, |t| {
+            on_token(t);
+            false
+        })
+    }
+
+    /// [`Session::generate_with`] with the end-of-text rules `stops`, and `on_token` returning
+    /// whether to stop after the token it was given ([`StopReason::Caller`]).
+    pub fn generate_until(
+        &mut self,
+        prompt: &[u32],
+        max_tokens: usize,
+        sampler: &mut Sampler,
+        stops: Stops,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Result<Generated, SessionError> {
         let n_ctx = self.model.hparams.n_ctx;
         if prompt.is_empty() {
             return Err(SessionError::EmptyPrompt);
@@ -224,26 +273,30 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
             Some(split) => split,
             None => return Err(SessionError::EmptyPrompt),
         };
+        let ban = |n: usize| stops.eos.filter(|_| n < stops.min_new_tokens);
         // Only the last prompt position's logits are read.
         self.feed_all(head)?;
-        let mut next = self.step_and_pick(*last, sampler)?;
+        let mut next = self.step_and_pick(*last, sampler, ban(0))?;
         let mut n_generated = 0;
         if max_tokens == 0 {
             return Ok(Generated { stop: StopReason::TokenLimit, n_generated });
         }
         loop {
-            if Some(next) == self.model.hparams.eos_token {
+            if Some(next) == stops.eos {
                 return Ok(Generated { stop: StopReason::EndOfText, n_generated });
             }
-            on_token(next);
+            let stop = on_token(next);
             n_generated += 1;
+            if stop {
+                return Ok(Generated { stop: StopReason::Caller, n_generated });
+            }
             if n_generated >= max_tokens {
                 return Ok(Generated { stop: StopReason::TokenLimit, n_generated });
             }
             if self.pos >= n_ctx {
                 return Ok(Generated { stop: StopReason::ContextFull, n_generated });
             }
-            next = self.step_and_pick(next, sampler)?;
+            next = self.step_and_pick(next, sampler, ban(n_generated))?;
         }
     }
 }
@@ -386,6 +439,45 @@ mod session_tests {
         for batch in [1, 2, 4, 16] {
             assert_eq!(run(Some(batch)), expected, "batch {batch}");
         }
+    }
+
+    #[test]
+    fn stops_name_the_end_of_text_keep_it_away_and_the_caller_can_stop() {
+        let blob = without_eos(Spec::gpt2(0)).build();
+        let m = load(&blob);
+        let greedy = greedy_by_steps(&m, &[5], 4);
+        let eos = greedy[1];
+        let run = |stops: Stops, stop_after: usize| {
+            let mut buf = vec![0u8; RunState::bytes_needed(&m.hparams, KvType::F32)];
+            let s = RunState::new(&m.hparams, KvType::F32, &mut buf).unwrap();
+            let mut session = Session::new(&m, s);
+            let mut streamed = Vec::new();
+            let r = session
+                .generate_until(&[5], 4, &mut Sampler::greedy(), stops, |t| {
+                    streamed.push(t);
+                    streamed.len() >= stop_after
+                })
+                .unwrap();
+            (r, streamed)
+        };
+        // No end of text: the greedy tokens.
+        let (r, streamed) = run(Stops { eos: None, min_new_tokens: 0 }, 99);
+        assert_eq!((r.stop, streamed), (StopReason::TokenLimit, greedy.clone()));
+        // The second greedy token as end of text: one token, unless it is also the first.
+        let (r, streamed) = run(Stops { eos: Some(eos), min_new_tokens: 0 }, 99);
+        assert_eq!(r.stop, StopReason::EndOfText);
+        assert_eq!(streamed, greedy[..greedy.iter().position(|&t| t == eos).unwrap()]);
+        // Made impossible for the first four new tokens: never chosen.
+        let (r, streamed) = run(Stops { eos: Some(eos), min_new_tokens: 4 }, 99);
+        assert_eq!(r.stop, StopReason::TokenLimit);
+        assert_eq!(streamed.len(), 4);
+        assert!(!streamed.contains(&eos));
+        // The caller stops after the second token, which is streamed.
+        let (r, streamed) = run(Stops { eos: None, min_new_tokens: 0 }, 2);
+        assert_eq!(
+            (r.stop, r.n_generated, streamed),
+            (StopReason::Caller, 2, greedy[..2].to_vec())
+        );
     }
 
     #[test]

@@ -76,20 +76,37 @@ impl<'s> RunState<'s> {
     /// Exact bytes of storage a run state needs for `hp` with a KV cache of `kv`, including
     /// [`ALIGN_SLACK`]. Saturates at `usize::MAX` rather than overflowing.
     pub const fn bytes_needed(hp: &HParams, kv: KvType) -> usize {
+        Self::bytes_needed_beams(hp, kv, 1)
+    }
+
+    /// Exact bytes of storage a run state whose KV cache holds `n_beams` beams needs (see
+    /// [`crate::beam`]), including [`ALIGN_SLACK`]: one beam is [`RunState::bytes_needed`].
+    pub const fn bytes_needed_beams(hp: &HParams, kv: KvType, n_beams: usize) -> usize {
         ALIGN_SLACK
             .saturating_add(bytes_of::<f32>(hp.n_ctx)) // att
             .saturating_add(bytes_of::<u32>(hp.n_ctx)) // tokens
-            .saturating_add(KvCache::bytes_needed(hp, kv))
+            .saturating_add(KvCache::bytes_needed_beams(hp, kv, n_beams))
             .saturating_add(ActivationLens::new(hp, 1).bytes())
     }
 
     /// Carves a run state for `hp` with a `kv` cache out of `storage`, which must hold at least
     /// [`RunState::bytes_needed`] bytes. The state starts empty (position 0).
     pub fn new(hp: &HParams, kv: KvType, storage: &'s mut [u8]) -> Result<Self, StateError> {
+        Self::new_beams(hp, kv, 1, storage)
+    }
+
+    /// [`RunState::new`] with a KV cache for `n_beams` (at least 1) beams, in storage of at least
+    /// [`RunState::bytes_needed_beams`] bytes.
+    pub(crate) fn new_beams(
+        hp: &HParams,
+        kv: KvType,
+        n_beams: usize,
+        storage: &'s mut [u8],
+    ) -> Result<Self, StateError> {
         if kv == KvType::Q8_0 && hp.n_embd % QK8_0 != 0 {
             return Err(StateError::KvWidthNotBlocks { n_embd: hp.n_embd });
         }
-        let needed = Self::bytes_needed(hp, kv);
+        let needed = Self::bytes_needed_beams(hp, kv, n_beams);
         let available = storage.len();
         if available < needed {
             return Err(StateError::TooSmall { needed, available });
@@ -103,9 +120,11 @@ impl<'s> RunState<'s> {
             kv,
             att: arena.take(hp.n_ctx).ok_or(too_small)?,
             tokens: arena.take(hp.n_ctx).ok_or(too_small)?,
-            cache: KvCache::carve(&mut arena, hp, kv).ok_or(too_small)?,
+            cache: KvCache::carve_beams(&mut arena, hp, kv, n_beams).ok_or(too_small)?,
             acts: Activations::carve(&mut arena, &ActivationLens::new(hp, 1)).ok_or(too_small)?,
         };
+        // The beams' position maps are bytes: after everything that needs alignment.
+        state.cache.carve_maps(&mut arena).ok_or(too_small)?;
         state.clear();
         Ok(state)
     }
@@ -146,6 +165,11 @@ impl<'s> RunState<'s> {
     pub(crate) fn logits_and_history(&mut self, len: usize) -> (&mut [f32], &[u32]) {
         let len = len.min(self.tokens.len());
         (&mut *self.acts.logits, &self.tokens[..len])
+    }
+
+    /// The KV cache, to choose the beam a step works on and to reorder beams.
+    pub(crate) fn cache_mut(&mut self) -> &mut KvCache<'s> {
+        &mut self.cache
     }
 
     /// What a forward pass works in: the one-row activations, the KV cache and the attention

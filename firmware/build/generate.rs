@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::fs;
 
 use mote_boards::{device_kv, Board, Budgets, Fit, Plan};
+use mote_core::beam::{BeamConfig, EarlyStopping};
 use mote_core::gguf::Gguf;
 use mote_core::model::HParams;
 use mote_core::sampler::{Sampler, SamplerConfig};
@@ -39,6 +40,13 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
     let tokenizer = Tokenizer::from_gguf(&gguf)
         .map_err(|e| format!("{name}: no usable tokenizer for the prompt: {e}"))?;
     Sampler::new(inputs.sampler, hp.n_ctx).map_err(|e| format!("sampler settings: {e}"))?;
+    let beams = inputs.beams;
+    beams.validate(hp.n_ctx).map_err(|e| format!("beam settings (MOTE_NUM_BEAMS, ...): {e}"))?;
+    if beams.num_beams > 1 && inputs.sampler.is_sampling() {
+        return Err("beam search with sampling (MOTE_TEMPERATURE above 0 with MOTE_NUM_BEAMS) \
+                    is not supported"
+            .to_string());
+    }
 
     // The prompt, encoded as the device will encode it: its length sizes the device's buffer.
     let prompt = &inputs.prompt;
@@ -69,7 +77,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
 
     // Memory: the plan of `mote inspect --board`, for this prompt and KV type.
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
-    let plan = Plan::new(bytes.len() as u64, &hp, kv, n_prompt, budgets);
+    let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, n_prompt, beams.num_beams, budgets);
     let fit = Fit::new(&plan, board);
     if fit.flash_margin < 0 {
         return Err(format!(
@@ -85,10 +93,13 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
         ));
     }
     if fit.ram_margin < 0 {
+        let beams =
+            if plan.beams > 1 { format!(" and {} beams", plan.beams) } else { String::new() };
         return Err(format!(
-            "board {} cannot hold the run state of {name} with a {} KV cache: it needs {} \
+            "board {} cannot hold the run state of {name} with a {} KV cache{beams}: it needs {} \
              bytes of RAM (run state {} + tokenizer {} + prompt {} + stack and other statics {}), \
-             the board has {} (try MOTE_KV=q8_0, or a model with a shorter context)",
+             the board has {} (try MOTE_KV=q8_0, fewer beams, or a model with a shorter context; \
+             `mote inspect --board {} --beams N MODEL` shows the plan)",
             board.name,
             kv.name(),
             plan.ram,
@@ -96,7 +107,8 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
             plan.tokenizer_scratch,
             plan.prompt,
             budgets.ram_reserve,
-            board.ram.size
+            board.ram.size,
+            board.name
         ));
     }
     let model_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -147,10 +159,41 @@ impl Build<'_> {
             "KV: mote_core::state::KvType",
             format!("mote_core::state::KvType::{kv}"),
         );
+        let BeamConfig {
+            num_beams,
+            length_penalty,
+            early_stopping,
+            num_return_sequences,
+            min_new_tokens,
+            ..
+        } = self.inputs.beams;
+        let early_stopping = match early_stopping {
+            EarlyStopping::True => "True",
+            EarlyStopping::False => "False",
+            EarlyStopping::Never => "Never",
+        };
         item(
-            "Bytes of the static run state.",
+            "Beam search settings (`MOTE_NUM_BEAMS`: 1 is none, `MOTE_LENGTH_PENALTY`, \
+             `MOTE_EARLY_STOPPING`, `MOTE_NUM_RETURN_SEQUENCES`, `MOTE_MIN_NEW_TOKENS`; the penalty \
+             and n-grams are the sampler's).",
+            "BEAMS: mote_core::beam::BeamConfig",
+            format!(
+                "mote_core::beam::BeamConfig {{ num_beams: {num_beams}, length_penalty: {}, \
+                 early_stopping: mote_core::beam::EarlyStopping::{early_stopping}, \
+                 num_return_sequences: {num_return_sequences}, repetition_penalty: SAMPLER.repetition_penalty, \
+                 no_repeat_ngram_size: SAMPLER.no_repeat_ngram_size, min_new_tokens: {min_new_tokens} }}",
+                bits(length_penalty)
+            ),
+        );
+        let state = if num_beams > 1 {
+            "mote_core::beam::BeamSearch::bytes_needed(&HPARAMS, KV, BEAMS.num_beams)"
+        } else {
+            "mote_core::state::RunState::bytes_needed(&HPARAMS, KV)"
+        };
+        item(
+            "Bytes of the static run state (of every beam, with beams).",
             "STATE_BYTES: usize",
-            "mote_core::state::RunState::bytes_needed(&HPARAMS, KV)".to_string(),
+            state.to_string(),
         );
         item("The prompt (`MOTE_PROMPT`).", "PROMPT: &str", format!("{:?}", self.inputs.prompt));
         item(

@@ -6,11 +6,12 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
+use mote_core::beam::{BeamConfig, EarlyStopping};
 use mote_core::sampler::SamplerConfig;
 use mote_core::state::KvType;
 
 /// Every variable the build reads.
-const VARS: [&str; 10] = [
+const VARS: [&str; 15] = [
     "MOTE_PROMPT",
     "MOTE_MAX_TOKENS",
     "MOTE_MODEL",
@@ -21,6 +22,11 @@ const VARS: [&str; 10] = [
     "MOTE_REPETITION_PENALTY",
     "MOTE_NO_REPEAT_NGRAM_SIZE",
     "MOTE_SEED",
+    "MOTE_NUM_BEAMS",
+    "MOTE_LENGTH_PENALTY",
+    "MOTE_EARLY_STOPPING",
+    "MOTE_NUM_RETURN_SEQUENCES",
+    "MOTE_MIN_NEW_TOKENS",
 ];
 
 /// What the build was asked to embed and how to generate.
@@ -36,6 +42,10 @@ pub struct Inputs {
     /// Sampler settings (`MOTE_TEMPERATURE`, `MOTE_TOP_K`, `MOTE_TOP_P`,
     /// `MOTE_REPETITION_PENALTY`, `MOTE_NO_REPEAT_NGRAM_SIZE`, `MOTE_SEED`).
     pub sampler: SamplerConfig,
+    /// Beam search settings (`MOTE_NUM_BEAMS`, default 1: none; `MOTE_LENGTH_PENALTY`,
+    /// `MOTE_EARLY_STOPPING`, `MOTE_NUM_RETURN_SEQUENCES`; the repetition penalty and no-repeat
+    /// n-grams are the sampler's) and `MOTE_MIN_NEW_TOKENS`, which also applies without beams.
+    pub beams: BeamConfig,
 }
 
 impl Inputs {
@@ -72,7 +82,24 @@ impl Inputs {
             no_repeat_ngram_size: whole("MOTE_NO_REPEAT_NGRAM_SIZE")?.unwrap_or(0),
             seed: whole("MOTE_SEED")?.unwrap_or(0),
         };
-        Ok(Self { model, prompt, max_tokens, kv, sampler })
+        let early_stopping = match env::var("MOTE_EARLY_STOPPING").as_deref() {
+            Err(_) | Ok("false") => EarlyStopping::False,
+            Ok("true") => EarlyStopping::True,
+            Ok("never") => EarlyStopping::Never,
+            Ok(other) => {
+                return Err(format!("MOTE_EARLY_STOPPING={other:?} is none of true, false, never"))
+            }
+        };
+        let beams = BeamConfig {
+            num_beams: whole("MOTE_NUM_BEAMS")?.unwrap_or(1),
+            length_penalty: number("MOTE_LENGTH_PENALTY")?.unwrap_or(1.0),
+            early_stopping,
+            num_return_sequences: whole("MOTE_NUM_RETURN_SEQUENCES")?.unwrap_or(1),
+            repetition_penalty: sampler.repetition_penalty,
+            no_repeat_ngram_size: sampler.no_repeat_ngram_size,
+            min_new_tokens: whole("MOTE_MIN_NEW_TOKENS")?.unwrap_or(0),
+        };
+        Ok(Self { model, prompt, max_tokens, kv, sampler, beams })
     }
 }
 

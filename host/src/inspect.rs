@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mote_boards::{device_kv, kv_fits, Boards, Budgets, Fit, Plan};
+use mote_core::beam::{BeamSearch, MAX_BEAMS};
 use mote_core::gguf::{Gguf, Value, RUNNABLE_TYPES_ADVICE};
 use mote_core::model::HParams;
 use mote_core::state::{KvType, RunState};
@@ -31,10 +32,17 @@ pub struct Args {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Plan the board's RAM for a beam search over N beams (`mote generate --num-beams N`, the
+    /// firmware's `--num-beams N`).
+    #[arg(long, default_value_t = 1, requires = "board")]
+    pub beams: usize,
 }
 
 /// Runs `mote inspect`.
 pub fn run(args: Args) -> Result<()> {
+    if args.beams == 0 || args.beams > MAX_BEAMS {
+        anyhow::bail!("--beams {}: give 1 (no beam search) to {MAX_BEAMS}", args.beams);
+    }
     let file = ModelFile::open(&args.model)?;
     let g = file.gguf()?;
     let boards = Boards::builtin()?;
@@ -44,10 +52,20 @@ pub fn run(args: Args) -> Result<()> {
         let hp = HParams::from_gguf(&g).with_context(|| {
             format!("{} is not a GPT-2 model, so it has no device plan", args.model.display())
         })?;
-        let plan = Plan::new(g.blob().len() as u64, &hp, device_kv(&hp), 0, boards.budgets);
+        let plan = Plan::with_beams(
+            g.blob().len() as u64,
+            &hp,
+            device_kv(&hp),
+            0,
+            args.beams,
+            boards.budgets,
+        );
         let fit = Fit::new(&plan, board);
         report["board"] = json!({
             "name": board.name,
+            "beams": plan.beams,
+            "run_state_bytes": plan.run_state,
+            "ram_needed": plan.ram,
             "flash_bytes": board.flash.size,
             "ram_bytes": board.ram.size,
             "flash_margin": fit.flash_margin,
@@ -65,8 +83,10 @@ pub fn run(args: Args) -> Result<()> {
     // A model that does not fit its board is a failure a script can see.
     let b = &report["board"];
     if b["fits"] == false {
+        let beams =
+            if args.beams > 1 { format!(" with {} beams", args.beams) } else { String::new() };
         anyhow::bail!(
-            "{} does not fit board {}: flash margin {} bytes, RAM margin {} bytes",
+            "{}{beams} does not fit board {}: flash margin {} bytes, RAM margin {} bytes",
             args.model.display(),
             b["name"].as_str().unwrap_or(""),
             b["flash_margin"],
@@ -156,6 +176,9 @@ fn ram_plan(g: &Gguf<'_>, budgets: Budgets) -> Json {
     json!({
         "n_ctx": hp.n_ctx,
         "run_state_bytes": run_state,
+        // What each beam of a beam search adds to the device's run state, from two beams up: its
+        // KV cache, position map, tokens and a finished hypothesis.
+        "bytes_per_beam": BeamSearch::bytes_per_beam(&hp, plan.kv),
         "device": {
             "kv": plan.kv.name(),
             "run_state_bytes": plan.run_state,
@@ -280,12 +303,23 @@ fn text(r: &Json) -> String {
             "                     flash {} bytes = model + code budget {}",
             d["flash_bytes"], d["code_flash_budget_bytes"]
         );
+        println!(
+            "        beam search: each beam adds {} bytes of run state ({} KV)",
+            ram["bytes_per_beam"],
+            d["kv"].as_str().unwrap_or("")
+        );
     }
     let b = &r["board"];
     if !b.is_null() {
         let verdict = if b["fits"] == true { "fits" } else { "does NOT fit" };
+        let beams = match b["beams"].as_u64() {
+            Some(n) if n > 1 => {
+                format!(" with {n} beams (run state {} bytes)", b["run_state_bytes"])
+            }
+            _ => String::new(),
+        };
         println!(
-            "\nboard {}: {verdict}; flash {} bytes, margin {}; RAM {} bytes, margin {}",
+            "\nboard {}{beams}: {verdict}; flash {} bytes, margin {}; RAM {} bytes, margin {}",
             b["name"].as_str().unwrap_or(""),
             b["flash_bytes"],
             b["flash_margin"],

@@ -252,3 +252,134 @@ fn batch_and_threads_do_not_change_a_single_bit() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--threads 0"), "{err}");
 }
+
+/// transformers' beam searches on the test model (`tools/py/beam_reference.py`) whose end of text
+/// is the model's own, the one `mote generate` stops at.
+fn beam_cases() -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/beam/cases.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let m = doc["models"].as_array().unwrap().iter().find(|m| m["name"] == "tiny-stories").unwrap();
+    let eos = index()["models"][0]["eos"].clone();
+    m["cases"].as_array().unwrap().iter().filter(|c| c["eos"] == eos).cloned().collect()
+}
+
+#[test]
+fn beam_search_json_has_transformers_sequences_and_the_best_as_generated_ids() {
+    let idx = index();
+    let model = fixtures().join(idx["models"][0]["gguf"]["f32"].as_str().unwrap());
+    for c in beam_cases().iter().step_by(9) {
+        let s = |k: &str| c[k].to_string().trim_matches('"').to_string();
+        let (nb, lp, es, ngram, rp) = (
+            s("num_beams"),
+            s("length_penalty"),
+            s("early_stopping"),
+            s("no_repeat_ngram_size"),
+            s("repetition_penalty"),
+        );
+        let (k, max) = (s("num_return_sequences"), s("max_new_tokens"));
+        let args = [
+            "--num-beams",
+            &nb,
+            "--length-penalty",
+            &lp,
+            "--early-stopping",
+            &es,
+            "--no-repeat-ngram-size",
+            &ngram,
+            "--repetition-penalty",
+            &rp,
+            "--num-return-sequences",
+            &k,
+            "--max-tokens",
+            &max,
+            "--json",
+        ];
+        let out = generate(&model, &ids(&c["prompt"]), &args);
+        let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let want = c["sequences"].as_array().unwrap();
+        let got = j["sequences"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{args:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(ids(&g["ids"]), ids(&w["tokens"]), "{args:?}");
+            let (gs, ws) = (g["score"].as_f64().unwrap(), w["score"].as_f64().unwrap());
+            assert!((gs - ws).abs() <= 1e-4, "{args:?}: score {gs} vs {ws}");
+            assert!(g["text"].is_string());
+        }
+        assert_eq!(j["generated_ids"], got[0]["ids"]);
+        assert_eq!(j["text"], got[0]["text"]);
+    }
+}
+
+#[test]
+fn plain_text_numbers_every_returned_sequence() {
+    let idx = index();
+    let model = fixtures().join(idx["models"][0]["gguf"]["f32"].as_str().unwrap());
+    let prompt = ids(&idx["models"][0]["prompts"][0]["prompt"]);
+    let args = ["--num-beams", "3", "--num-return-sequences", "3", "--max-tokens", "8"];
+    let json = generate(&model, &prompt, &[&args[..], &["--json"]].concat());
+    let j: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let text = String::from_utf8_lossy(&generate(&model, &prompt, &args).stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (i, (line, seq)) in lines.iter().zip(j["sequences"].as_array().unwrap()).enumerate() {
+        assert!(line.starts_with(&format!("{} (score ", i + 1)), "{line}");
+        assert!(line.ends_with(&format!(": {}", seq["text"].as_str().unwrap())), "{line}");
+    }
+    // One sequence: just its text.
+    let one = generate(&model, &prompt, &["--num-beams", "3", "--max-tokens", "8"]);
+    let best = j["sequences"][0]["text"].as_str().unwrap();
+    assert_eq!(String::from_utf8_lossy(&one.stdout), format!("{best}\n"));
+}
+
+#[test]
+fn a_stop_string_ends_generation_and_the_json_names_it() {
+    let full = generate_json(&["--max-tokens", "32"]).unwrap();
+    let text = full["text"].as_str().unwrap();
+    // A word from the middle of the greedy text: generation stops at the token that completes it.
+    let word = text.split_whitespace().nth(3).unwrap().to_string();
+    let j =
+        generate_json(&["--max-tokens", "32", "--stop", "no such text", "--stop", &word]).unwrap();
+    assert_eq!(j["stop"], "stop string");
+    assert_eq!(j["stop_string"], word.as_str());
+    let t = j["text"].as_str().unwrap();
+    assert!(t.contains(&word) && text.starts_with(t) && t.len() < text.len(), "{t:?} {text:?}");
+    let n = ids(&j["generated_ids"]).len();
+    assert!(!String::from_utf8_lossy(&t.as_bytes()[..t.len() - 1]).contains(&word) || n == 1);
+    assert_eq!(full["stop_string"], Value::Null);
+    // With beams too: every continuation whose text contains it is finished.
+    let j = generate_json(&["--max-tokens", "32", "--num-beams", "3", "--stop", &word]).unwrap();
+    assert_eq!(j["stop"], "stop string", "{j}");
+    assert!(j["text"].as_str().unwrap().contains(&word));
+}
+
+#[test]
+fn min_new_tokens_and_ignore_eos_are_accepted_without_beams_and_with() {
+    for extra in [
+        &["--min-new-tokens", "5", "--ignore-eos"][..],
+        &["--num-beams", "2", "--min-new-tokens", "3"],
+    ] {
+        let j = generate_json(&[&["--max-tokens", "6"], extra].concat()).unwrap();
+        assert_eq!(ids(&j["generated_ids"]).len(), 6, "{extra:?}");
+    }
+}
+
+#[test]
+fn rejects_bad_beam_settings_with_one_line() {
+    for (args, needle) in [
+        (&["--num-beams", "0"][..], "--num-beams 0"),
+        (&["--num-beams", "2", "--num-return-sequences", "3"][..], "--num-return-sequences 3"),
+        (&["--num-return-sequences", "2"][..], "--num-return-sequences 2"),
+        (&["--num-beams", "256"][..], "at most 255"),
+        (&["--num-beams", "4", "--memory-limit", "100000"][..], "memory limit of 100000 bytes"),
+        (&["--num-beams", "2", "--temperature", "0.7"][..], "sampling"),
+        (&["--num-beams", "2", "--length-penalty", "inf"][..], "length penalty inf"),
+        (&["--num-beams", "2", "--early-stopping", "sometimes"][..], "sometimes"),
+        (&["--stop", ""][..], "--stop"),
+    ] {
+        // The problem on the first line (clap adds the possible values below its own).
+        let err = generate_json(args).unwrap_err();
+        let first = err.lines().next().unwrap_or("");
+        assert!(first.starts_with("error: ") && first.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -166,3 +166,29 @@ fn generate_eval_and_bench_refuse_types_mote_cannot_run_with_the_same_advice() {
         assert!(err.contains("llama-quantize"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn board_plan_with_beams_says_how_many_fit() {
+    // The bundled model on the nRF52840 (256 KiB of RAM): two beams fit, three do not.
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tinystories-675k/tinystories-675k-q8_0.gguf");
+    let m = model.to_str().unwrap();
+    let board =
+        |beams: &str| mote(&["inspect", m, "--board", "nrf52840-dk", "--beams", beams, "--json"]);
+    let (one, two, three) = (board("1"), board("2"), board("3"));
+    assert!(one.status.success() && two.status.success());
+    let j = |o: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (j1, j2, j3) = (j(&one), j(&two), j(&three));
+    let per = j1["memory"]["ram"]["bytes_per_beam"].as_i64().unwrap();
+    assert_eq!(j2["board"]["beams"], 2);
+    let margin = |j: &serde_json::Value| j["board"]["ram_margin"].as_i64().unwrap();
+    assert_eq!(margin(&j2) - margin(&j3), per);
+    assert!(margin(&j2) >= 0 && margin(&j3) < 0);
+    assert!(!three.status.success());
+    let err = String::from_utf8_lossy(&three.stderr);
+    assert!(err.contains("with 3 beams does not fit board nrf52840-dk"), "{err}");
+    let zero = mote(&["inspect", m, "--board", "nrf52840-dk", "--beams", "0"]);
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--beams 0"));
+}

@@ -1,11 +1,12 @@
 //! Generation on the device: the model in flash, every byte of run state in a static sized at
 //! build time, the prompt encoded here, tokens chosen greedily (or by the build's sampler
-//! settings) and printed as they come, with SysTick counts per token.
+//! settings) and printed as they come, with SysTick counts per token; or, with beams
+//! (`--num-beams N`), a beam search whose hypotheses are printed when it ends.
 //!
 //! Build-time inputs (`cargo xtask firmware --bin generate --prompt ... --model ...`, or the
 //! `MOTE_*` variables that the build script in `build/` reads): the model (default: tinystories-675k), the prompt
-//! (default "Once upon a time"), the token limit, the KV type and the sampler settings. A model or
-//! run state the board cannot hold, or a prompt of no tokens or too many, fails the build.
+//! (default "Once upon a time"), the token limit, the KV type, the sampler and beam settings. A
+//! model or run state the board cannot hold, or a prompt of no tokens or too many, fails the build.
 //!
 //! The last line is the machine-readable summary that `cargo xtask parity` compares with
 //! `mote generate --json` on the desktop:
@@ -15,10 +16,12 @@
 
 use core::fmt::Write as _;
 
+use mote_core::beam::BeamSearch;
 use mote_core::gguf::Gguf;
 use mote_core::model::Model;
 use mote_core::sampler::Sampler;
-use mote_core::session::{logits_checksum, Session};
+use mote_core::session::{logits_checksum, Session, Stops};
+use mote_core::split::Serial;
 use mote_core::state::RunState;
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
 use mote_firmware::blob::Aligned;
@@ -34,7 +37,8 @@ mod build {
 static MOTE_MODEL: Aligned<[u8; build::MODEL_BYTES]> =
     Aligned { bytes: *include_bytes!(env!("MOTE_MODEL")) };
 
-/// Storage of the run state: activations, logits, token history and KV cache.
+/// Storage of the run state: activations, logits, token history and KV cache (of every beam, with
+/// beams).
 #[repr(C, align(8))]
 struct StateStorage([u8; build::STATE_BYTES]);
 
@@ -90,8 +94,6 @@ fn run(
         hp.n_ctx,
         load_ticks
     );
-    let state = RunState::new(&hp, build::KV, &mut storage.0)
-        .map_err(|e| defmt::error!("run state: {}", e))?;
     defmt::info!(
         "run state: {=usize} bytes, static, KV cache {=str}",
         build::STATE_BYTES,
@@ -134,7 +136,12 @@ fn run(
         );
     }
     defmt::info!("weight multiply-accumulates per token: {=usize}", weight_macs(&hp));
+    if build::BEAMS.num_beams > 1 {
+        return beam_search(&model, &tokenizer, prompt, &mut storage.0);
+    }
 
+    let state = RunState::new(&hp, build::KV, &mut storage.0)
+        .map_err(|e| defmt::error!("run state: {}", e))?;
     let mut session = Session::new(&model, state);
     let mut generated = [0u32; build::MAX_TOKENS];
     let mut n = 0usize;
@@ -142,7 +149,8 @@ fn run(
     let mut prompt_ticks = 0u64;
     let mut generation_ticks = 0u64;
     let mut last = fw::systick::now();
-    let outcome = session.generate_with(prompt, build::MAX_TOKENS, &mut sampler, |id| {
+    let stops = Stops { eos: hp.eos_token, min_new_tokens: build::BEAMS.min_new_tokens };
+    let outcome = session.generate_until(prompt, build::MAX_TOKENS, &mut sampler, stops, |id| {
         let ticks = fw::systick::now() - last;
         // The first token comes out of the prompt's last position: its ticks are the prompt's.
         if n == 0 {
@@ -162,6 +170,7 @@ fn run(
         defmt::info!("token {=usize} {=u32} {=u64} ticks {=str:?}", n, id, ticks, line.as_str());
         // Logging is not the model's work: the next token's count starts after it.
         last = fw::systick::now();
+        false
     });
     let done = outcome.map_err(|e| defmt::error!("generation: {}", e))?;
     let generated = &generated[..n.min(build::MAX_TOKENS)];
@@ -185,6 +194,93 @@ fn run(
         generated,
         stop.as_str(),
         logits_checksum(session.logits())
+    );
+    Ok(())
+}
+
+/// Beam search over the build's beams; its hypotheses, best first, once it ends. The summary's
+/// `generated` is the best hypothesis, as `mote generate --json`'s `generated_ids`.
+fn beam_search(
+    model: &Model<'_>,
+    tokenizer: &Tokenizer<'_>,
+    prompt: &[u32],
+    storage: &mut [u8],
+) -> Result<(), ()> {
+    let hp = model.hparams;
+    let config = build::BEAMS;
+    let mut search = BeamSearch::new(&hp, build::KV, config, storage)
+        .map_err(|e| defmt::error!("beam search: {}", e))?;
+    defmt::info!(
+        "beam search: {=usize} beams, length penalty {=f32}, early stopping {=str}, {=usize} returned, min new tokens {=usize}",
+        config.num_beams,
+        config.length_penalty,
+        config.early_stopping.name(),
+        config.num_return_sequences,
+        config.min_new_tokens
+    );
+    // The stop rule is asked of every continuation at every step: its first call comes after the
+    // prompt's positions, its last after the last step.
+    let start = fw::systick::now();
+    let (mut first, mut last) = (None, start);
+    let mut stop = |_: &[u32], _: u32| {
+        let now = fw::systick::now();
+        first.get_or_insert(now);
+        last = now;
+        false
+    };
+    let outcome = search
+        .search(model, &Serial, prompt, build::MAX_TOKENS, hp.eos_token, &mut stop)
+        .map_err(|e| defmt::error!("beam search: {}", e))?;
+    let first = first.unwrap_or(last);
+    let (prompt_ticks, generation_ticks) = (first - start, last - first);
+    let mut best: &[u32] = &[];
+    for (i, h) in search.hypotheses().enumerate() {
+        if i == 0 {
+            best = h.tokens;
+        }
+        let mut line = Line::new();
+        let mut stream = StreamDecoder::new();
+        for &id in h.tokens {
+            let _ = tokenizer.decode_stream(id, &mut stream, &mut |text| line.push(text));
+        }
+        defmt::info!(
+            "hypothesis {=usize} score {=f32} tokens {=[?]} {=str:?}",
+            i + 1,
+            h.score,
+            h.tokens,
+            line.as_str()
+        );
+    }
+    // The desktop's words: the end of text when the best hypothesis ends with it.
+    let mut stop = Line::new();
+    if hp.eos_token.is_some() && best.last().copied() == hp.eos_token {
+        let _ = write!(stop, "end of text");
+    } else {
+        let _ = write!(stop, "{}", outcome.stop);
+    }
+    defmt::info!(
+        "stop: {=str}, {=usize} tokens (steps of {=usize} beams, {=usize} forward passes)",
+        stop.as_str(),
+        outcome.steps,
+        config.num_beams,
+        outcome.forwards
+    );
+    let per_step =
+        if outcome.steps > 1 { generation_ticks / (outcome.steps as u64 - 1) } else { 0 };
+    defmt::info!(
+        "ticks: prompt {=u64} ({=usize} positions), generation {=u64} ({=u64} per token after the first)",
+        prompt_ticks,
+        prompt.len(),
+        generation_ticks,
+        per_step
+    );
+    defmt::println!(
+        "summary: kv={=str} prompt={=[?]} generated={=[?]} stop={=str:?} logits_checksum={=u32:#010x}",
+        build::KV.name(),
+        prompt,
+        best,
+        stop.as_str(),
+        logits_checksum(search.logits())
     );
     Ok(())
 }

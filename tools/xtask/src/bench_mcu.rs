@@ -20,6 +20,9 @@ pub struct BenchArgs {
     /// Also measure the cost of each sampling control, one build each.
     #[arg(long)]
     controls: bool,
+    /// Also measure beam search with these numbers of beams (`--beams 2,4`), one build each.
+    #[arg(long, value_delimiter = ',')]
+    beams: Vec<usize>,
 }
 
 /// Instructions per SysTick tick under `-icount shift=0` (one instruction per ns).
@@ -85,6 +88,44 @@ pub fn run(root: &Path, board: &Board, args: &BenchArgs) -> Result<()> {
     println!("  stack peak {} bytes", default.stack.max(long.stack));
     if args.controls {
         controls(root, board, &default)?;
+    }
+    if !args.beams.is_empty() {
+        beams(root, board, &default, &args.beams)?;
+    }
+    Ok(())
+}
+
+/// Instructions per generated token (a step: one new token for every beam) of beam search with
+/// each number of beams, against greedy decoding over the same positions. `early_stopping`
+/// "never" with the default length penalty runs every step (the default model does not produce
+/// its end of text within the default token limit).
+fn beams(root: &Path, board: &Board, greedy: &DeviceRun, counts: &[usize]) -> Result<()> {
+    let per_tick = instructions_per_tick(board);
+    let per_token =
+        |r: &DeviceRun| r.generation_ticks as f64 * per_tick / (r.generated.max(2) - 1) as f64;
+    let base = per_token(greedy);
+    println!("\n  beam search, instructions per generated token after the first (positions as greedy's):");
+    println!(
+        "  {:<10} {:>14} {:>10} {:>16}",
+        "beams", "instr/token", "x greedy", "run state bytes"
+    );
+    println!("  {:<10} {:>14.0} {:>10} {:>16}", "greedy", base, "1.00", "-");
+    for &n in counts {
+        let settings = Settings {
+            num_beams: Some(n),
+            early_stopping: Some("never".to_string()),
+            ..Settings::default()
+        };
+        let run = run_device(root, board, &Options { settings, ..Options::default() })?;
+        ensure!(
+            run.generated == greedy.generated,
+            "{n} beams: {} steps against greedy's {}; the comparison needs as many",
+            run.generated,
+            greedy.generated
+        );
+        let cost = per_token(&run);
+        let state = run.run_state_bytes;
+        println!("  {n:<10} {cost:>14.0} {:>10.2} {state:>16}", cost / base);
     }
     Ok(())
 }

@@ -65,6 +65,8 @@ pub struct DeviceRun {
     pub weight_macs: u64,
     /// Stack high-water mark in bytes.
     pub stack: u64,
+    /// Bytes of the static run state.
+    pub run_state_bytes: u64,
     /// Ticks of each token, in order (the first is the prompt's; token `k > 1` is the step at
     /// position `prompt + k - 2`).
     pub token_ticks: Vec<u64>,
@@ -105,6 +107,8 @@ pub fn parse_log(log: &str) -> Result<DeviceRun> {
             run.encode_ticks = number_after(line, "encoded in").unwrap_or(0);
         } else if line.contains("weight multiply-accumulates per token:") {
             run.weight_macs = number_after(line, "per token:").unwrap_or(0);
+        } else if line.contains("INFO  run state:") {
+            run.run_state_bytes = number_after(line, "run state:").unwrap_or(0);
         } else if line.contains("INFO  stack:") {
             run.stack = number_after(line, "stack:").unwrap_or(0);
         } else if let Some(rest) = line.strip_prefix("INFO  token ") {

@@ -54,6 +54,21 @@ pub struct Settings {
     /// Seed of the sampler's pseudo-random generator.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Beam search over N beams (1, the default: none).
+    #[arg(long)]
+    pub num_beams: Option<usize>,
+    /// Beam search: a finished sequence's log-probability over its length to this power.
+    #[arg(long)]
+    pub length_penalty: Option<f32>,
+    /// Beam search: when to stop early (true, false, never).
+    #[arg(long)]
+    pub early_stopping: Option<String>,
+    /// Beam search: finished sequences to print, best first.
+    #[arg(long)]
+    pub num_return_sequences: Option<usize>,
+    /// The end-of-text token cannot come before this many new tokens.
+    #[arg(long)]
+    pub min_new_tokens: Option<usize>,
 }
 
 impl Settings {
@@ -72,6 +87,11 @@ impl Settings {
         put("repetition-penalty", self.repetition_penalty.map(|v| v.to_string()));
         put("no-repeat-ngram-size", self.no_repeat_ngram_size.map(|v| v.to_string()));
         put("seed", self.seed.map(|v| v.to_string()));
+        put("num-beams", self.num_beams.map(|v| v.to_string()));
+        put("length-penalty", self.length_penalty.map(|v| v.to_string()));
+        put("early-stopping", self.early_stopping.clone());
+        put("num-return-sequences", self.num_return_sequences.map(|v| v.to_string()));
+        put("min-new-tokens", self.min_new_tokens.map(|v| v.to_string()));
         out
     }
 

@@ -108,7 +108,8 @@ pub struct FirmwareArgs {
     /// Limit on generated tokens (sets MOTE_MAX_TOKENS for the build).
     #[arg(long)]
     max_tokens: Option<u32>,
-    /// KV type and sampler settings (set MOTE_KV, MOTE_TEMPERATURE, ... for the build).
+    /// KV type, sampler and beam settings (set MOTE_KV, MOTE_TEMPERATURE, MOTE_NUM_BEAMS, ... for
+    /// the build).
     #[command(flatten)]
     settings: firmware::Settings,
 }
