@@ -9,12 +9,14 @@
 //! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
 //! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
+//! - the serial console ([`console`]), one driver per board, through `embedded-io`;
 //! - the board's description ([`BOARD`], generated from `boards.toml` by the build script, `build/`) and
 //!   [`blob::Aligned`] for embedding a model in flash.
 #![no_std]
 
 pub mod blob;
 pub mod board;
+pub mod console;
 pub mod exit;
 pub mod fault;
 pub mod random;
