@@ -131,7 +131,8 @@ impl core::fmt::Write for Banner<'_> {
 }
 
 /// SysTick counts of each reply, logged with defmt: from the end of the line to the first token
-/// (encoding and the prompt's positions), and per token after it.
+/// (encoding and the prompt's positions), and per token after it; and the stack's peak so far
+/// (counted after the reply's timing, since it scans the painted stack).
 #[derive(Default)]
 struct Timing {
     line_end: u64,
@@ -162,12 +163,13 @@ impl Observer for Timing {
         let n = reply.generated.len();
         let per_token = if n > 1 { self.generation / (n as u64 - 1) } else { 0 };
         defmt::info!(
-            "reply: {=usize} prompt tokens, {=usize} generated, stop {}; ticks: first token {=u64}, then {=u64} per token",
+            "reply: {=usize} prompt tokens, {=usize} generated, stop {}; ticks: first token {=u64}, then {=u64} per token; stack peak {=usize} bytes",
             reply.prompt.len(),
             n,
             reply.stop,
             self.first_token,
-            per_token
+            per_token,
+            fw::stack::high_water_mark()
         );
     }
 }

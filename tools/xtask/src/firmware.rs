@@ -58,7 +58,7 @@ pub struct Settings {
 
 impl Settings {
     /// (flag without dashes, value) of each setting given.
-    fn given(&self) -> Vec<(&'static str, String)> {
+    pub fn given(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         let mut put = |name: &'static str, value: Option<String>| {
             if let Some(v) = value {
