@@ -197,7 +197,7 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
             Ok(Command::Greedy) => {
                 Settings { max_tokens: self.settings.max_tokens, ..Settings::new(n_ctx) }
             }
-            Ok(Command::Set(setting)) => match self.settings.with(setting, n_ctx) {
+            Ok(Command::Set(setting, value)) => match self.settings.with(setting, value, n_ctx) {
                 Ok(s) => s,
                 Err(e) => return error(out, format_args!("{e}")),
             },
@@ -231,9 +231,13 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
         // The reply's ids follow the prompt's: at most `n_ctx - n_prompt + 1` of them.
         let (prompt, reply_ids) = ids.split_at_mut(n_prompt.min(ids.len()));
         let prompt = &*prompt;
-        let mut sampler = match Sampler::new(settings.sampler, n_ctx) {
-            Ok(s) => s,
-            Err(e) => return error(out, format_args!("{e}")),
+        // The commands keep the settings valid, so this refusal cannot happen; its message does
+        // not format the values (see `command::CommandError::Sampler`).
+        let Ok(mut sampler) = Sampler::new(settings.sampler, n_ctx) else {
+            return error(
+                out,
+                format_args!("the sampler settings are invalid; /greedy resets them"),
+            );
         };
 
         let mut stream = StreamDecoder::new();

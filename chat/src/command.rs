@@ -45,7 +45,7 @@ impl Settings {
 impl fmt::Display for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.sampler;
-        write!(f, "temperature {} top-k ", s.temperature)?;
+        write!(f, "temperature {} top-k ", Decimal(s.temperature))?;
         match s.top_k {
             Some(k) => write!(f, "{k}")?,
             None => f.write_str("off")?,
@@ -53,8 +53,8 @@ impl fmt::Display for Settings {
         write!(
             f,
             " top-p {} repetition-penalty {} no-repeat-ngram-size {} seed {} max-tokens {} ({})",
-            s.top_p,
-            s.repetition_penalty,
+            Decimal(s.top_p),
+            Decimal(s.repetition_penalty),
             s.no_repeat_ngram_size,
             s.seed,
             self.max_tokens,
@@ -63,11 +63,125 @@ impl fmt::Display for Settings {
     }
 }
 
+/// A word of the user's line in quotes, control characters escaped (`\x1b`), so that an error
+/// line stays one line and a terminal shows it as typed. (Rust's `{:?}` would do it too, at the
+/// price of the Unicode printable tables in flash.)
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for c in self.0.chars() {
+            match c {
+                '"' | '\\' => write!(f, "\\{c}")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
+/// An `f32` in its shortest decimal form that parses back to the same bits (`0.8`, `1`, `1.3`),
+/// without core::fmt's float formatting. Exact for every value of at least 1e-20 (numbers
+/// below print as 0).
+struct Decimal(f32);
+
+/// Fractional digits the formatter computes: `m * 10^30` fits in a u128 for any f32 mantissa.
+const DECIMAL_DIGITS: u32 = 30;
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = self.0;
+        if !x.is_finite() {
+            return f.write_str(if x.is_nan() {
+                "NaN"
+            } else if x > 0.0 {
+                "inf"
+            } else {
+                "-inf"
+            });
+        }
+        if x.is_sign_negative() && x != 0.0 {
+            f.write_str("-")?;
+        }
+        // |x| = m * 2^e exactly.
+        let bits = x.to_bits();
+        let exp = ((bits >> 23) & 0xff) as i32;
+        let frac = u128::from(bits & 0x7f_ffff);
+        let (m, e) = if exp == 0 { (frac, -149) } else { (frac | 0x80_0000, exp - 150) };
+        if e >= 0 {
+            // An integer: its digits, exactly.
+            return write!(f, "{}", m << e);
+        }
+        // |x| * 10^30, rounded to nearest.
+        let scale = 10u128.pow(DECIMAL_DIGITS);
+        let shift = (-e) as u32;
+        let scaled = if shift >= 128 {
+            0
+        } else {
+            let p = m * scale;
+            (p >> shift) + ((p >> (shift - 1)) & 1)
+        };
+        // The fewest fractional digits that parse back to the same value.
+        let mut shown = (scaled / scale, 0u128, 0u32);
+        for digits in 0..=DECIMAL_DIGITS {
+            let unit = 10u128.pow(DECIMAL_DIGITS - digits);
+            let r = (scaled + unit / 2) / unit;
+            let (int, fr) = (r / 10u128.pow(digits), r % 10u128.pow(digits));
+            shown = (int, fr, digits);
+            let mut text = Text::new();
+            let _ = write_decimal(&mut text, int, fr, digits);
+            if text.as_str().parse::<f32>().is_ok_and(|y| y == x.abs()) {
+                break;
+            }
+        }
+        write_decimal(f, shown.0, shown.1, shown.2)
+    }
+}
+
+/// `int.frac` with `frac` written in `digits` digits (none: just `int`).
+fn write_decimal(f: &mut impl fmt::Write, int: u128, frac: u128, digits: u32) -> fmt::Result {
+    if digits == 0 {
+        return write!(f, "{int}");
+    }
+    write!(f, "{int}.")?;
+    for d in (0..digits).rev() {
+        write!(f, "{}", (frac / 10u128.pow(d)) % 10)?;
+    }
+    Ok(())
+}
+
+/// A short text in a fixed buffer, for checking a formatted number.
+struct Text {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Text {
+    fn new() -> Self {
+        Self { buf: [0; 64], len: 0 }
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("")
+    }
+}
+
+impl fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// A command line, parsed.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Command {
-    /// Change one setting.
-    Set(Setting),
+pub enum Command<'a> {
+    /// Change one setting (and the value as typed, for messages).
+    Set(Setting, &'a str),
     /// Back to the default sampler (greedy, no penalties); the token limit stays.
     Greedy,
     /// Print the settings.
@@ -126,24 +240,47 @@ pub enum CommandError<'a> {
         n_ctx: usize,
     },
     /// A sampler setting that [`SamplerConfig::validate`] refuses.
-    Sampler(SamplerError),
+    Sampler {
+        /// The rule it breaks.
+        error: SamplerError,
+        /// The value as typed.
+        value: &'a str,
+    },
 }
 
 impl fmt::Display for CommandError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Unknown(name) => write!(f, "unknown command {name:?}; /help lists them"),
+            Self::Unknown(name) => write!(f, "unknown command {}; /help lists them", Quoted(name)),
             Self::MissingValue(command) => write!(f, "/{command} needs a value"),
             Self::ExtraValue { command, extra } => {
-                write!(f, "/{command} takes no more than one value, got also {extra:?}")
+                write!(f, "/{command} takes no more than one value, got also {}", Quoted(extra))
             }
             Self::NotANumber { command, value, expected } => {
-                write!(f, "/{command} {value:?} is not {expected}")
+                write!(f, "/{command} {} is not {expected}", Quoted(value))
             }
             Self::MaxTokens { value, n_ctx } => {
                 write!(f, "max-tokens {value} must be between 1 and the context length {n_ctx}")
             }
-            Self::Sampler(e) => e.fmt(f),
+            // The value as typed, not as parsed: printing an f32 would cost the firmware
+            // core::fmt's float formatting (about 20 KB of flash).
+            Self::Sampler { error, value } => match error {
+                SamplerError::Temperature(_) => {
+                    write!(f, "temperature {} must be a finite number >= 0", Quoted(value))
+                }
+                SamplerError::TopP(_) => write!(f, "top-p {} must be in (0, 1]", Quoted(value)),
+                SamplerError::TopKZero => {
+                    write!(f, "top-k 0 keeps no token while sampling; /top-k off keeps all")
+                }
+                SamplerError::RepetitionPenalty(_) => write!(
+                    f,
+                    "repetition-penalty {} must be a finite number > 0 (1 is off)",
+                    Quoted(value)
+                ),
+                SamplerError::NgramTooLong { size, n_ctx } => {
+                    write!(f, "no-repeat-ngram-size {size} is larger than the context ({n_ctx})")
+                }
+            },
         }
     }
 }
@@ -151,7 +288,7 @@ impl fmt::Display for CommandError<'_> {
 impl core::error::Error for CommandError<'_> {}
 
 /// Parses `line`, which begins with `/`.
-pub fn parse(line: &str) -> Result<Command, CommandError<'_>> {
+pub fn parse(line: &str) -> Result<Command<'_>, CommandError<'_>> {
     let mut words = line.strip_prefix('/').unwrap_or(line).split_whitespace();
     let name = words.next().unwrap_or("");
     let (command, takes_value): (&'static str, bool) = match name {
@@ -213,12 +350,18 @@ pub fn parse(line: &str) -> Result<Command, CommandError<'_>> {
                 expected: int,
             })?),
         };
-    Ok(Command::Set(setting))
+    Ok(Command::Set(setting, value))
 }
 
 impl Settings {
-    /// These settings with `setting` changed, if the result is valid for a context of `n_ctx`.
-    pub fn with(&self, setting: Setting, n_ctx: usize) -> Result<Settings, CommandError<'static>> {
+    /// These settings with `setting` (typed as `value`) changed, if the result is valid for a
+    /// context of `n_ctx`.
+    pub fn with<'a>(
+        &self,
+        setting: Setting,
+        value: &'a str,
+        n_ctx: usize,
+    ) -> Result<Settings, CommandError<'a>> {
         let mut next = *self;
         let s = &mut next.sampler;
         match setting {
@@ -235,7 +378,7 @@ impl Settings {
                 next.max_tokens = n;
             }
         }
-        next.sampler.validate(n_ctx).map_err(CommandError::Sampler)?;
+        next.sampler.validate(n_ctx).map_err(|error| CommandError::Sampler { error, value })?;
         Ok(next)
     }
 }
@@ -248,22 +391,25 @@ mod tests {
 
     #[test]
     fn parses_every_setting() {
-        assert_eq!(parse("/temperature 0.8"), Ok(Command::Set(Setting::Temperature(0.8))));
-        assert_eq!(parse("/top-k 40"), Ok(Command::Set(Setting::TopK(Some(40)))));
-        assert_eq!(parse("/top-k off"), Ok(Command::Set(Setting::TopK(None))));
-        assert_eq!(parse("/top-p 0.9"), Ok(Command::Set(Setting::TopP(0.9))));
+        assert_eq!(parse("/temperature 0.8"), Ok(Command::Set(Setting::Temperature(0.8), "0.8")));
+        assert_eq!(parse("/top-k 40"), Ok(Command::Set(Setting::TopK(Some(40)), "40")));
+        assert_eq!(parse("/top-k off"), Ok(Command::Set(Setting::TopK(None), "off")));
+        assert_eq!(parse("/top-p 0.9"), Ok(Command::Set(Setting::TopP(0.9), "0.9")));
         assert_eq!(
             parse("/repetition-penalty 1.3"),
-            Ok(Command::Set(Setting::RepetitionPenalty(1.3)))
+            Ok(Command::Set(Setting::RepetitionPenalty(1.3), "1.3"))
         );
         assert_eq!(
             parse("/no-repeat-ngram-size 3"),
-            Ok(Command::Set(Setting::NoRepeatNgramSize(3)))
+            Ok(Command::Set(Setting::NoRepeatNgramSize(3), "3"))
         );
-        assert_eq!(parse("/seed 18446744073709551615"), Ok(Command::Set(Setting::Seed(u64::MAX))));
+        assert_eq!(
+            parse("/seed 18446744073709551615"),
+            Ok(Command::Set(Setting::Seed(u64::MAX), "18446744073709551615"))
+        );
         assert_eq!(
             parse("  /max-tokens   12  ".trim_start()),
-            Ok(Command::Set(Setting::MaxTokens(12)))
+            Ok(Command::Set(Setting::MaxTokens(12), "12"))
         );
         assert_eq!(parse("/greedy"), Ok(Command::Greedy));
         assert_eq!(parse("/settings"), Ok(Command::Show));
@@ -295,10 +441,10 @@ mod tests {
     #[test]
     fn values_are_checked_by_the_samplers_rules() {
         let s = Settings::new(N_CTX);
-        let set = |x| s.with(x, N_CTX);
+        let set = |x| s.with(x, "typed", N_CTX);
         assert!(matches!(
             set(Setting::Temperature(-1.0)),
-            Err(CommandError::Sampler(SamplerError::Temperature(_)))
+            Err(CommandError::Sampler { error: SamplerError::Temperature(_), value: "typed" })
         ));
         assert!(set(Setting::Temperature(f32::NAN)).is_err());
         assert!(set(Setting::Temperature(f32::INFINITY)).is_err());
@@ -315,7 +461,39 @@ mod tests {
         assert_eq!(set(Setting::MaxTokens(128)).map(|s| s.max_tokens), Ok(128));
         // top-k 0 is refused only while sampling, as `mote generate` does.
         let k0 = set(Setting::TopK(Some(0))).unwrap();
-        assert!(k0.with(Setting::Temperature(0.5), N_CTX).is_err());
+        assert!(k0.with(Setting::Temperature(0.5), "0.5", N_CTX).is_err());
+    }
+
+    #[test]
+    fn decimals_are_the_shortest_text_that_parses_back() {
+        for (x, text) in [
+            (0.0f32, "0"),
+            (1.0, "1"),
+            (0.8, "0.8"),
+            (0.9, "0.9"),
+            (1.3, "1.3"),
+            (-2.5, "-2.5"),
+            (123456.0, "123456"),
+            (1e-6, "0.000001"),
+            (3.4028235e38, "340282346638528859811704183484516925440"),
+            (f32::NAN, "NaN"),
+        ] {
+            assert_eq!(Decimal(x).to_string(), text);
+        }
+        // Every value from 1e-20 up prints as text that parses back to it.
+        let mut x = 1e-20f32;
+        while x < 1e30 {
+            for y in [x, f32::from_bits(x.to_bits() + 1), x * 1.37] {
+                assert_eq!(Decimal(y).to_string().parse::<f32>(), Ok(y), "{y:e}");
+            }
+            x *= 3.1;
+        }
+    }
+
+    #[test]
+    fn words_in_error_lines_are_quoted_with_control_characters_escaped() {
+        assert_eq!(Quoted("a\u{1b}[2J\"b").to_string(), "\"a\\u{1b}[2J\\\"b\"");
+        assert_eq!(Quoted("日本").to_string(), "\"日本\"");
     }
 
     #[test]

@@ -111,8 +111,8 @@ fn every_bad_line_gets_one_error_line_and_the_loop_goes_on() {
     assert!(answers[2].contains("not UTF-8"));
     assert!(answers[3].contains("no tokens"));
     assert!(answers[4].contains("unknown command \"/frobnicate\""));
-    assert!(answers[5].contains("temperature -1"));
-    assert!(answers[6].contains("top_p 2"));
+    assert!(answers[5].contains("temperature \"-1\" must be"));
+    assert!(answers[6].contains("top-p \"2\" must be in (0, 1]"));
     assert!(answers[7].contains("\"x\" is not"));
     assert!(answers[8].contains("max-tokens 0"));
     assert!(answers[9].contains("max-tokens 129"));
