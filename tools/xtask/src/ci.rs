@@ -107,7 +107,7 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     }
     // Per board, the build then its QEMU runs, so that the runs find the build up to date. A board
     // that cannot hold the default model builds every other binary, and must refuse `generate`
-    // with a message that says why.
+    // (and `chat`, if it has a console) with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
     let model_bytes = fs::metadata(root.join(mote_boards::DEFAULT_MODEL))?.len();
@@ -117,7 +117,9 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             if holds_model {
                 return firmware::build(root, board, &release).map(|_| ());
             }
-            for bin in firmware::binaries(root)?.into_iter().filter(|b| b != device::BIN) {
+            let embeds_model =
+                |b: &String| b == device::BIN || firmware::CONSOLE_BINS.contains(&&**b);
+            for bin in firmware::binaries(root)?.into_iter().filter(|b| !embeds_model(b)) {
                 firmware::build(root, board, &Options { bin: Some(bin), ..release.clone() })?;
             }
             Ok(())
@@ -128,6 +130,13 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
                 let text = firmware::refused(root, board, &Options { bin, ..release.clone() })?;
                 expect_message(&text, "cannot hold the model")
             });
+            if firmware::has_console(root, &board.name)? {
+                steps.run(format!("chat refused on {}", board.name), || {
+                    let bin = Some(firmware::CONSOLE_BINS[0].to_string());
+                    let text = firmware::refused(root, board, &Options { bin, ..release.clone() })?;
+                    expect_message(&text, "cannot hold the model")
+                });
+            }
         }
         for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {
             steps.run(format!("qemu {bin} on {}", board.name), || {
