@@ -100,7 +100,12 @@ fn run(
         fw::stack::size()
     );
     let mut lines = LineReader::new(line);
-    let Ok(()) = chat.run(&mut lines, console, &mut Timing::default());
+    let mut timing = Timing::default();
+    // A console error (a UART's framing or overrun error, on drivers that report them) ends
+    // only that line: the loop starts again at a new prompt marker.
+    while let Err(e) = chat.run(&mut lines, console, &mut timing) {
+        defmt::warn!("console: {}", defmt::Debug2Format(&e));
+    }
     Ok(())
 }
 
@@ -125,8 +130,7 @@ struct Banner<'c> {
 
 impl core::fmt::Write for Banner<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let Ok(()) = embedded_io::Write::write_all(self.console, s.as_bytes());
-        Ok(())
+        embedded_io::Write::write_all(self.console, s.as_bytes()).map_err(|_| core::fmt::Error)
     }
 }
 
