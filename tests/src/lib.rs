@@ -452,7 +452,7 @@ pub fn exercise_chat(data: &[u8]) -> usize {
     let mut reader = LineReader::new(&mut count_buf);
     let mut rest = input.as_slice();
     let mut lines = 0usize;
-    while reader.read_line(&mut rest).map_or(false, |i| i != Input::End) {
+    while reader.read_line(&mut rest).is_ok_and(|i| i != Input::End) {
         lines += 1;
     }
     let text = std::str::from_utf8(&console.output).expect("the chat writes UTF-8 only");
