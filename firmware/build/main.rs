@@ -7,7 +7,8 @@
 //! - [`board`]: pick the board, check the triple and the defmt transport, write `board.rs`;
 //! - [`memory_x`]: check `boards/<name>/memory.x` against boards.toml and hand it to the linker;
 //! - [`inputs`]: read the build's `MOTE_*` variables, once;
-//! - [`generate`]: parse the model, encode the prompt, check the memory plan, write `generate.rs`.
+//! - [`generate`]: parse the model, encode the prompt, check the memory plan, write `generate.rs`;
+//! - [`chat`]: the same for the `chat` binary's buffers, write `chat.rs`.
 
 use std::env;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use mote_boards::Boards;
 
 mod board;
+mod chat;
 mod generate;
 mod inputs;
 mod memory_x;
@@ -41,6 +43,11 @@ fn main() {
         Err(message) => format!("compile_error!({message:?});\n"),
     };
     std::fs::write(out_dir.join("generate.rs"), generate_rs).unwrap();
+    let chat_rs = match chat::check(&inputs, board, boards.budgets) {
+        Ok(rs) => rs,
+        Err(message) => format!("compile_error!({message:?});\n"),
+    };
+    std::fs::write(out_dir.join("chat.rs"), chat_rs).unwrap();
 }
 
 /// Stops the build with `message`; cargo shows it under the build script's stderr.

@@ -11,6 +11,7 @@
 //! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
 //! - the serial console ([`console`]): the board's UART as `embedded_io::{Read, Write}`;
 //! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
+//! - the serial console ([`console`]), one driver per board, through `embedded-io`;
 //! - the board's description ([`BOARD`], generated from `boards.toml` by the build script, `build/`) and
 //!   [`blob::Aligned`] for embedding a model in flash.
 #![no_std]

@@ -389,3 +389,77 @@ pub fn exercise_convert(data: &[u8]) -> usize {
         .filter_map(|ty| convert_in_memory(config, safetensors, ty, std::io::sink()).ok())
         .sum()
 }
+
+/// The chat's console in the `chat` fuzz target: bytes to read, everything written.
+struct FuzzConsole<'a> {
+    input: &'a [u8],
+    output: Vec<u8>,
+}
+
+impl embedded_io::ErrorType for FuzzConsole<'_> {
+    type Error = std::convert::Infallible;
+}
+
+impl embedded_io::Read for FuzzConsole<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        self.input.read(buf)
+    }
+}
+
+impl embedded_io::Write for FuzzConsole<'_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Bytes of the `chat` fuzz target's line buffer: small, so that over-long lines are common.
+pub const FUZZ_CHAT_LINE_BYTES: usize = 48;
+
+/// What the `chat` fuzz target does with each input: the bytes, typed on the console of a chat
+/// over the default model (replies limited to 4 tokens unless the input says otherwise), with a
+/// [`FUZZ_CHAT_LINE_BYTES`]-byte line buffer. The chat must answer every line (one prompt marker
+/// each, after the boot's) with UTF-8 only. Returns the bytes written.
+pub fn exercise_chat(data: &[u8]) -> usize {
+    use mote_chat::{Chat, Input, LineReader, PROMPT_MARKER};
+    use std::sync::OnceLock;
+    static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
+    let blob = BLOB.get_or_init(|| {
+        let path = repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    });
+    let gguf = Gguf::parse(blob).expect("the default model parses");
+    let model = Model::load(&gguf).expect("the default model loads");
+    let tokenizer = Tokenizer::from_gguf(&gguf).expect("the default model has a tokenizer");
+    let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
+    let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).expect("state");
+    let mut scratch = Box::new(BpeScratch::new());
+    let mut ids = vec![0u32; model.hparams.n_ctx + 1];
+    let mut chat =
+        Chat::new(&model, &tokenizer, state, &mut scratch, &mut ids).expect("buffers fit");
+
+    let input = [b"/max-tokens 4\n".as_slice(), data].concat();
+    let mut line = [0u8; FUZZ_CHAT_LINE_BYTES];
+    let mut console = FuzzConsole { input: &input, output: Vec::new() };
+    let Ok(()) = chat.run(&mut LineReader::new(&mut line), &mut console, &mut ());
+
+    // The same bytes through a line reader alone: how many lines the chat had to answer.
+    let mut count_buf = [0u8; FUZZ_CHAT_LINE_BYTES];
+    let mut reader = LineReader::new(&mut count_buf);
+    let mut rest = input.as_slice();
+    let mut lines = 0usize;
+    while reader.read_line(&mut rest).is_ok_and(|i| i != Input::End) {
+        lines += 1;
+    }
+    let text = std::str::from_utf8(&console.output).expect("the chat writes UTF-8 only");
+    let markers = usize::from(text.starts_with(PROMPT_MARKER))
+        + text.matches(&format!("\n{PROMPT_MARKER}")).count();
+    // Generated text could itself hold a marker at a line start, never fewer than one per line.
+    assert!(markers > lines, "{lines} lines but {markers} markers:\n{text}");
+    assert!(text.ends_with(PROMPT_MARKER), "the chat ends waiting for a line");
+    console.output.len()
+}

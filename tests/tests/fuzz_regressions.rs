@@ -59,3 +59,8 @@ fn model_target_generates_from_a_valid_model() {
     let n = mote_tests::exercise_model(&blob);
     assert!((3..=12).contains(&n), "{n} tokens generated");
 }
+
+#[test]
+fn chat_survives_every_saved_fuzz_input() {
+    replay("chat", mote_tests::exercise_chat);
+}

@@ -8,6 +8,7 @@
 - model_generate: tiny GPT-2 models of several shapes (heads, layers, context, widths) and types,
   some with NaN and Inf weights, biases and Q8_0 scales, plus bit-flipped variants.
 - tokenizer: short texts (English, Unicode, special-token text, invalid UTF-8, long words).
+- chat: console sessions (prompts, commands, bad values, line ends, long lines, invalid UTF-8).
 - convert_inputs: `config.json`, a NUL byte, then a tiny GPT-2 `model.safetensors`, in F32 / F16 /
   BF16, plus truncated and bit-flipped variants. F32 and F16 files are written by
   `safetensors.numpy`; numpy has no bfloat16, so BF16 files are laid out here by the safetensors
@@ -159,6 +160,20 @@ def tokenizer(out: pathlib.Path, extra: list[str]) -> None:
         (out / p.name).write_bytes(p.read_bytes()[:4096])
 
 
+def chat(out: pathlib.Path, extra: list[str]) -> None:
+    sessions = {
+        "prompts": "Once upon a time\nThe dog ran\n",
+        "commands": "/temperature 0.8\n/top-k 40\n/top-p 0.9\n/seed 7\nhi\n/greedy\n/settings\n/help\n",
+        "bad-values": "/temperature -1\n/top-p 0\n/top-k x\n/max-tokens 0\n/no-repeat-ngram-size 999\n/nope\n",
+        "line-ends": "a\r\nb\rc\n\n\r\n",
+        "long-line": "x" * 200 + "\nok\n",
+        "unicode": "héllo 你好 🙂\n",
+    }
+    for name, text in sessions.items():
+        (out / name).write_bytes(text.encode())
+    (out / "invalid-utf8").write_bytes(b"ab\xff\xfe\nc\xc3\n")
+
+
 def save_bf16(tensors: dict[str, np.ndarray], path: pathlib.Path) -> None:
     """A safetensors file of BF16 tensors: each f32 cut to its upper 16 bits."""
     header, data, offset = {}, [], 0
@@ -209,7 +224,7 @@ def main() -> None:
     out = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else f"fuzz/corpus/{target}")
     out.mkdir(parents=True, exist_ok=True)
     makers = {"gguf_parse": gguf_parse, "model_generate": model_generate, "tokenizer": tokenizer,
-              "convert_inputs": convert_inputs}
+              "convert_inputs": convert_inputs, "chat": chat}
     if target not in makers:
         sys.exit(f"unknown fuzz target {target!r}; one of {', '.join(makers)}")
     makers[target](out, sys.argv[3:])

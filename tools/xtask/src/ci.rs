@@ -118,8 +118,8 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         });
     }
     // Per board, the build then its QEMU runs, so that the runs find the build up to date. A board
-    // whose plan for the default model does not fit (flash or RAM) builds every other binary, and
-    // must refuse `generate` with a message that says why.
+    // that cannot hold the default model builds every other binary, and must refuse `generate`
+    // (and `chat`, if it has a console) with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
     for board in &boards.boards {
@@ -128,7 +128,9 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             if holds_model {
                 return firmware::build(root, board, &release).map(|_| ());
             }
-            for bin in firmware::binaries(root)?.into_iter().filter(|b| b != device::BIN) {
+            let embeds_model =
+                |b: &String| b == device::BIN || firmware::CONSOLE_BINS.contains(&&**b);
+            for bin in firmware::binaries(root)?.into_iter().filter(|b| !embeds_model(b)) {
                 firmware::build(root, board, &Options { bin: Some(bin), ..release.clone() })?;
             }
             Ok(())
@@ -139,6 +141,13 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
                 let text = firmware::refused(root, board, &Options { bin, ..release.clone() })?;
                 expect_message(&text, &format!("board {} cannot hold the", board.name))
             });
+            if firmware::has_console(root, &board.name)? {
+                steps.run(format!("chat refused on {}", board.name), || {
+                    let bin = Some(firmware::CONSOLE_BINS[0].to_string());
+                    let text = firmware::refused(root, board, &Options { bin, ..release.clone() })?;
+                    expect_message(&text, &format!("board {} cannot hold", board.name))
+                });
+            }
         }
         // Beams whose run state the board cannot hold are refused too, the beams named: the
         // bundled model on the nRF52840-DK holds two beams, not three.

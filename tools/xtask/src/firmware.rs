@@ -73,7 +73,7 @@ pub struct Settings {
 
 impl Settings {
     /// (flag without dashes, value) of each setting given.
-    fn given(&self) -> Vec<(&'static str, String)> {
+    pub fn given(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         let mut put = |name: &'static str, value: Option<String>| {
             if let Some(v) = value {
@@ -158,6 +158,23 @@ pub fn binaries(root: &Path) -> Result<Vec<String>> {
     Ok(bins)
 }
 
+/// The binaries that talk over the serial console: built only for boards whose feature enables
+/// `console` (firmware/Cargo.toml's `required-features`).
+pub const CONSOLE_BINS: [&str; 1] = ["chat"];
+
+/// Whether `board`'s feature in firmware/Cargo.toml enables the `console` feature (it has a
+/// console driver in firmware/src/console/).
+pub fn has_console(root: &Path, board: &str) -> Result<bool> {
+    let manifest = root.join("firmware/Cargo.toml");
+    let text = fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let prefix = format!("board-{board} =");
+    Ok(text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&prefix))
+        .is_some_and(|l| l.contains("\"console\"")))
+}
+
 /// The `cargo build` of the firmware for `board` with `options`, and the binaries it builds.
 pub fn build_command(
     root: &Path,
@@ -176,12 +193,21 @@ pub fn build_command(
             if !known.contains(bin) {
                 bail!("no firmware binary {bin:?}; there are: {}", known.join(", "));
             }
+            if CONSOLE_BINS.contains(&bin.as_str()) && !has_console(root, &board.name)? {
+                bail!(
+                    "board {} has no console driver (firmware/src/console/), so no {bin} binary",
+                    board.name
+                );
+            }
             cmd.args(["--bin", bin]);
             vec![bin.clone()]
         }
         None => {
             cmd.arg("--bins");
-            binaries(root)?
+            let console = has_console(root, &board.name)?;
+            let mut bins = binaries(root)?;
+            bins.retain(|b| console || !CONSOLE_BINS.contains(&b.as_str()));
+            bins
         }
     };
     if let Some(prompt) = &options.prompt {

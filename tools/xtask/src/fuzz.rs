@@ -14,7 +14,8 @@ use clap::Args;
 use crate::shell;
 
 /// The fuzz targets, in `fuzz/fuzz_targets/`.
-pub const TARGETS: [&str; 4] = ["gguf_parse", "model_generate", "tokenizer", "convert_inputs"];
+pub const TARGETS: [&str; 5] =
+    ["gguf_parse", "model_generate", "tokenizer", "convert_inputs", "chat"];
 
 /// Longest input libFuzzer makes: enough for the tiny seed models, and small enough that a
 /// mutation runs thousands of times a second (a whole 884 KB model runs a few hundred).

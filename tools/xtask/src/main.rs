@@ -15,6 +15,7 @@ mod bench_kernels;
 mod bench_mcu;
 mod boards;
 mod ci;
+mod console;
 mod console_echo;
 mod device;
 mod example;
@@ -51,7 +52,9 @@ enum Command {
     /// Build the firmware for a board and print where the ELF files are.
     Firmware(FirmwareCmd),
     /// Build a firmware binary, run it in QEMU, decode its defmt output, compare it with its golden
-    /// `.out` file; exits with the firmware's exit code.
+    /// `.out` file; exits with the firmware's exit code. `--bin chat` connects the board's serial
+    /// console to this terminal (typed or piped lines; at the end of the input, xtask waits for the
+    /// last reply, then ends QEMU) and decodes the defmt log to standard error.
     Qemu(QemuArgs),
     /// Check a board's serial console driver in QEMU: lines sent to `console_echo` come back.
     ConsoleEcho(console_echo::ConsoleEchoArgs),
@@ -202,6 +205,19 @@ fn run(command: Command) -> Result<ExitCode> {
                 qemu::Golden::Compare
             };
             let options = firmware::Options::new(&args.firmware, !args.debug);
+            if firmware::CONSOLE_BINS.contains(&bin.as_str()) {
+                // The console on this terminal: typed or piped lines in, replies out.
+                qemu::build_and_converse(
+                    &root,
+                    board,
+                    &bin,
+                    &options,
+                    console::Input::Stdin,
+                    true,
+                    args.timeout,
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let code =
                 qemu::build_and_run(&root, board, &bin, &options, golden, args.timeout)?.code;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

@@ -1,5 +1,6 @@
 //! `cargo xtask parity`: the generating firmware against the desktop, the same tokens and logits
-//! bit for bit.
+//! bit for bit; then the `chat` firmware, several prompts typed on its console in one boot with
+//! the settings changed between them, each reply's summary against the desktop's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,14 @@ use clap::Args;
 use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
 
 use crate::boards::{Board, Boards};
-use crate::device::{default_plan, host_mote, run_device, PARITY_BOARDS};
+use crate::console;
+use crate::device::{default_plan, host_mote, parse_summary, run_device, PARITY_BOARDS};
 use crate::firmware::{Options, Settings};
+use crate::qemu::{self, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
+
+/// The QEMU boards whose `chat` console parity runs on.
+pub const CHAT_PARITY_BOARDS: [&str; 1] = ["mps2-an386"];
 
 /// Options of `cargo xtask parity`.
 #[derive(Args, Default)]
@@ -53,6 +59,101 @@ pub fn parity_cases(greedy_only: bool) -> Vec<Settings> {
         });
     }
     cases
+}
+
+/// The prompts typed into `chat` in one boot, each with its settings and token limit: greedy
+/// first, then sampling with a seed, then every control, then greedy again.
+pub fn chat_cases() -> Vec<Options> {
+    let sampled = Settings {
+        temperature: Some(0.8),
+        top_k: Some(40),
+        top_p: Some(0.9),
+        seed: Some(1234),
+        ..Settings::default()
+    };
+    let case = |prompt: &str, max_tokens: u32, settings: Settings| Options {
+        prompt: Some(prompt.to_string()),
+        max_tokens: Some(max_tokens),
+        settings,
+        ..Options::default()
+    };
+    vec![
+        case(DEFAULT_PROMPT, DEFAULT_MAX_TOKENS, Settings::default()),
+        case("The little dog", 32, Settings::default()),
+        case(DEFAULT_PROMPT, 48, sampled.clone()),
+        case("Tom and Sue went to the park.", 40, Settings { seed: Some(7), ..sampled.clone() }),
+        case("Tom and Sue went to the park.", 40, parity_cases(false)[1].clone()),
+        case("A girl named Lily had a red ball.", 128, Settings::default()),
+    ]
+}
+
+/// The lines that set `options` up in `chat` and then type its prompt.
+fn chat_lines(options: &Options) -> Vec<String> {
+    let mut lines = vec!["/greedy".to_string()];
+    for (name, value) in options.settings.given() {
+        if name != "kv" {
+            lines.push(format!("/{name} {value}"));
+        }
+    }
+    lines.push(format!("/max-tokens {}", options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
+    lines.push(options.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.to_string()));
+    lines
+}
+
+/// `chat` on `board`: every case typed in one boot; each reply's summary against the desktop's.
+fn chat_parity(root: &Path, board: &Board, mote: &Path) -> Result<()> {
+    let cases = chat_cases();
+    let input: Vec<String> = cases.iter().flat_map(chat_lines).collect();
+    let options = Options { release: true, ..Options::default() };
+    let session = qemu::build_and_converse(
+        root,
+        board,
+        "chat",
+        &options,
+        console::Input::Text(input.join("\n")),
+        false,
+        DEFAULT_TIMEOUT_SECS,
+    )?;
+    ensure!(!session.log.contains("ERROR"), "the firmware logged an error:\n{}", session.log);
+    let errors: Vec<&str> = session.transcript.lines().filter(|l| l.contains("error: ")).collect();
+    ensure!(errors.is_empty(), "the console refused a line: {}", errors.join("; "));
+    let summaries: Vec<BTreeMap<String, String>> = session
+        .transcript
+        .lines()
+        .filter_map(|l| l.split_once("summary: ").map(|(_, rest)| parse_summary(rest)))
+        .collect();
+    ensure!(
+        summaries.len() == cases.len(),
+        "{} replies for {} prompts:\n{}",
+        summaries.len(),
+        cases.len(),
+        session.transcript
+    );
+    let mut failures = Vec::new();
+    for (case, device) in cases.iter().zip(&summaries) {
+        let want = desktop(mote, case)?;
+        let diffs: Vec<String> = want
+            .iter()
+            .filter(|(k, v)| device.get(*k) != Some(v))
+            .map(|(k, v)| {
+                let got = device.get(k).map(String::as_str).unwrap_or("(missing)");
+                format!("{k}: device {got}, desktop {v}")
+            })
+            .collect();
+        let what = format!(
+            "{:?}, {} tokens, {}",
+            case.prompt.as_deref().unwrap_or(DEFAULT_PROMPT),
+            case.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            case.settings.describe()
+        );
+        if diffs.is_empty() {
+            println!("chat parity {} ({what}): identical", board.name);
+        } else {
+            failures.push(format!("{what}: {}", diffs.join("; ")));
+        }
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("\n  "));
+    Ok(())
 }
 
 /// The desktop's answer for the same model, prompt and settings: the summary's fields from
@@ -121,6 +222,12 @@ pub fn run(root: &Path, boards: &Boards, args: &ParityArgs) -> Result<()> {
             }
         }
     }
+    for name in names.iter().filter(|n| CHAT_PARITY_BOARDS.contains(&n.as_str())) {
+        let board = boards.get(name)?;
+        if let Err(e) = chat_parity(root, board, &mote) {
+            failures.push(format!("{} (chat): {e:#}", board.name));
+        }
+    }
     if !failures.is_empty() {
         bail!("device and desktop differ:\n  {}", failures.join("\n  "));
     }
@@ -148,6 +255,25 @@ fn parity_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_cases_are_typed_as_commands_then_the_prompt() {
+        let cases = chat_cases();
+        assert!(cases.len() >= 5);
+        assert_eq!(chat_lines(&cases[0]), ["/greedy", "/max-tokens 64", DEFAULT_PROMPT]);
+        assert_eq!(
+            chat_lines(&cases[2]),
+            [
+                "/greedy",
+                "/temperature 0.8",
+                "/top-k 40",
+                "/top-p 0.9",
+                "/seed 1234",
+                "/max-tokens 48",
+                DEFAULT_PROMPT
+            ]
+        );
+    }
 
     #[test]
     fn settings_become_the_same_env_and_flags() {

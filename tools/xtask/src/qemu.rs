@@ -17,14 +17,14 @@ use anyhow::{bail, Context, Result};
 
 use crate::boards::{Board, Boards};
 use crate::firmware::{self, Options};
-use crate::{golden, shell};
+use crate::{console, golden, shell};
 
 /// Seconds before a run that has not exited is killed.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
 /// The defmt-print version that `cargo xtask setup` installs.
 pub const DEFMT_PRINT_VERSION: &str = "1.2.0";
 /// Log level and message only: locations would change with every edit of a source line.
-const LOG_FORMAT: &str = "{L} {s}";
+pub const LOG_FORMAT: &str = "{L} {s}";
 
 /// What to do with the golden file.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,30 @@ pub fn build_and_run(
         }
     }
     Ok(run)
+}
+
+/// Builds `bin` (a console binary: `chat`) for `board`, runs it in QEMU with its console on
+/// `input`, and returns what the console and the log said.
+pub fn build_and_converse(
+    root: &Path,
+    board: &Board,
+    bin: &str,
+    options: &Options,
+    input: console::Input,
+    echo: bool,
+    timeout_secs: u64,
+) -> Result<console::Session> {
+    let Some(qemu) = &board.qemu else { bail!("board {} does not run in QEMU", board.name) };
+    let built =
+        firmware::build(root, board, &Options { bin: Some(bin.to_string()), ..options.clone() })?;
+    console::run(
+        &qemu.machine,
+        &qemu.cpu,
+        &built.elfs[0],
+        input,
+        echo,
+        Duration::from_secs(timeout_secs),
+    )
 }
 
 /// A finished run.

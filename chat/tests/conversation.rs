@@ -1,0 +1,200 @@
+//! The chat loop driven through in-memory streams with the bundled model: sequences of good and
+//! bad lines, what each one gets back, and that nothing typed stops the loop.
+
+use std::convert::Infallible;
+
+use mote_chat::{Chat, LineReader, PROMPT_MARKER};
+use mote_core::gguf::Gguf;
+use mote_core::model::Model;
+use mote_core::state::{KvType, RunState};
+use mote_core::tokenizer::{BpeScratch, Tokenizer};
+use proptest::prelude::*;
+
+/// The bundled model, read once.
+fn model_bytes() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../models/tinystories-675k/tinystories-675k-q8_0.gguf"
+        );
+        std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    })
+}
+
+/// A console: bytes to read, and everything written.
+struct Console<'a> {
+    input: &'a [u8],
+    output: Vec<u8>,
+}
+
+impl embedded_io::ErrorType for Console<'_> {
+    type Error = Infallible;
+}
+
+impl embedded_io::Read for Console<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        self.input.read(buf)
+    }
+}
+
+impl embedded_io::Write for Console<'_> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// Everything the chat writes when `input` is typed, with a line buffer of `line_bytes`.
+fn converse(input: &[u8], line_bytes: usize) -> String {
+    let gguf = Gguf::parse(model_bytes()).unwrap();
+    let model = Model::load(&gguf).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
+    let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).unwrap();
+    let mut scratch = Box::new(BpeScratch::new());
+    let mut ids = vec![0u32; model.hparams.n_ctx + 1];
+    let mut line = vec![0u8; line_bytes];
+    let mut chat = Chat::new(&model, &tokenizer, state, &mut scratch, &mut ids).unwrap();
+    let mut console = Console { input, output: Vec::new() };
+    chat.run(&mut LineReader::new(&mut line), &mut console, &mut ()).unwrap();
+    String::from_utf8(console.output).expect("the chat writes UTF-8 only")
+}
+
+/// The answers, one per line read: the text between one prompt marker and the next.
+fn answers(output: &str) -> Vec<&str> {
+    let rest = output.strip_prefix(PROMPT_MARKER).expect("starts with the marker");
+    let mut answers: Vec<&str> = rest.split(&format!("\n{PROMPT_MARKER}")).collect();
+    assert_eq!(answers.pop(), Some(""), "ends with the marker");
+    answers
+}
+
+#[test]
+fn a_prompt_gets_text_then_the_generate_summary_line() {
+    let out = converse(b"Once upon a time\n", 256);
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 1);
+    let (text, summary) = answers[0].rsplit_once('\n').unwrap();
+    assert!(!text.is_empty());
+    assert!(
+        summary.starts_with("summary: kv=q8_0 prompt=[")
+            && summary.contains(" stop=\"token limit\""),
+        "{summary}"
+    );
+    // 64 tokens by default.
+    let generated = summary.split("generated=[").nth(1).unwrap().split(']').next().unwrap();
+    assert_eq!(generated.split(", ").count(), 64);
+}
+
+#[test]
+fn every_bad_line_gets_one_error_line_and_the_loop_goes_on() {
+    let long = "x".repeat(100);
+    let too_many_tokens = "a b ".repeat(70); // 140 tokens > n_ctx 128, 280 bytes
+    let head = format!("/max-tokens 3\n{long}\n");
+    let tail = format!(
+        "\n\n/frobnicate\n/temperature -1\n/top-p 2\n/seed x\n\
+         /max-tokens 0\n/max-tokens 129\n/top-k\n/help me\n{too_many_tokens}\nhello\n"
+    );
+    let input = [head.as_bytes(), b"\xff\xfe", tail.as_bytes()].concat();
+    let out = converse(&input, 300);
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 14, "{out}");
+    assert_eq!(answers[0], "settings: temperature 0 top-k off top-p 1 repetition-penalty 1 no-repeat-ngram-size 0 seed 0 max-tokens 3 (greedy)");
+    let errors = &answers[2..13];
+    for a in errors {
+        assert!(a.starts_with("error: ") && !a.contains('\n'), "one error line: {a:?}");
+    }
+    assert!(answers[2].contains("not UTF-8"));
+    assert!(answers[3].contains("no tokens"));
+    assert!(answers[4].contains("unknown command \"/frobnicate\""));
+    assert!(answers[5].contains("temperature \"-1\" must be"));
+    assert!(answers[6].contains("top-p \"2\" must be in (0, 1]"));
+    assert!(answers[7].contains("\"x\" is not"));
+    assert!(answers[8].contains("max-tokens 0"));
+    assert!(answers[9].contains("max-tokens 129"));
+    assert!(answers[10].contains("/top-k needs a value"));
+    assert!(answers[11].contains("\"me\""));
+    assert!(answers[12].contains("more tokens than the context holds (128)"));
+    // The bad lines changed nothing: the last prompt still gets 3 greedy tokens.
+    let summary = answers[13].rsplit_once('\n').unwrap().1;
+    assert!(summary.starts_with("summary: "), "{summary}");
+    assert_eq!(answers[1].lines().count(), 2, "a 100-byte prompt is answered: {}", answers[1]);
+}
+
+#[test]
+fn a_line_longer_than_the_buffer_is_one_error_and_its_tail_is_not_a_prompt() {
+    let out = converse(format!("{}\n/settings\n", "y".repeat(50)).as_bytes(), 16);
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 2, "{out}");
+    assert_eq!(
+        answers[0],
+        "error: the line is longer than the 16-byte input buffer; it was discarded"
+    );
+    assert!(answers[1].starts_with("settings: "));
+}
+
+#[test]
+fn settings_last_until_changed_and_a_seed_repeats_its_reply() {
+    let input = b"/max-tokens 8\n/temperature 0.8\n/top-k 40\n/top-p 0.9\n/seed 1234\n\
+                  The dog\nThe dog\n/greedy\n/settings\nThe dog\n";
+    let out = converse(input, 64);
+    let a = answers(&out);
+    assert_eq!(a.len(), 10, "{out}");
+    assert_eq!(a[5], a[6], "same seed, same settings: same reply");
+    assert!(a[7].ends_with("max-tokens 8 (greedy)"), "{}", a[7]);
+    assert_eq!(a[7], a[8]);
+    assert_ne!(a[5], a[9], "greedy differs from the seeded sample");
+    let tokens = a[9].split("generated=[").nth(1).unwrap().split(']').next().unwrap();
+    assert_eq!(tokens.split(", ").count(), 8);
+}
+
+#[test]
+fn streamed_text_is_the_decoded_reply() {
+    let out = converse(b"/max-tokens 40\nOnce upon a time\n", 64);
+    let a = answers(&out);
+    let (text, summary) = a[1].rsplit_once('\n').unwrap();
+    let ids: Vec<u32> = summary
+        .split("generated=[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let gguf = Gguf::parse(model_bytes()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let mut bytes = vec![0u8; 4096];
+    let n = tokenizer.decode(&ids, &mut bytes).unwrap();
+    assert_eq!(text, String::from_utf8_lossy(&bytes[..n]));
+}
+
+#[test]
+fn end_of_input_without_a_line_end_still_answers_the_last_line() {
+    let a = converse(b"/max-tokens 2\nhello", 64);
+    assert_eq!(answers(&a).len(), 2);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Arbitrary bytes, in lines: one answer per line, never a panic.
+    #[test]
+    fn any_bytes_get_one_answer_per_line(lines in prop::collection::vec(
+        prop::collection::vec(any::<u8>().prop_filter("no line end", |b| *b != b'\n' && *b != b'\r'), 0..40),
+        1..6,
+    )) {
+        let mut input = b"/max-tokens 2\n".to_vec();
+        for l in &lines {
+            input.extend_from_slice(l);
+            input.push(b'\n');
+        }
+        let out = converse(&input, 24);
+        prop_assert_eq!(answers(&out).len(), lines.len() + 1);
+    }
+}
