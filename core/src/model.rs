@@ -11,8 +11,9 @@
 //! `blk.N.ffn_down` (mlp.c_proj), `output_norm` (ln_f), optional `output` (lm_head, else tied to wte).
 //!
 //! [`Model::load`] looks every per-layer view up by name once, checks its shape and type, and keeps
-//! it in a fixed array of [`MAX_LAYERS`], so that a forward step does no name look-ups and never
-//! meets a bad tensor.
+//! it in storage the caller hands in (one [`Layer`] per block), so that a forward step does no name
+//! look-ups and never meets a bad tensor. The views are the model's only per-layer state; a
+//! firmware puts them in a static sized for its model's `L`, so that they are never on the stack.
 
 // Reads bytes from outside: no unchecked indexing, no arithmetic that can overflow.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
@@ -25,9 +26,9 @@ use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
 /// The architecture mote runs (`general.architecture`).
 pub const ARCHITECTURE: &str = "gpt2";
 
-/// Most blocks a model may have: GPT-2 XL's 48, the deepest GPT-2. The per-layer views are kept in
-/// an array of this length inside [`Model`] (144 bytes a layer on a 32-bit target, 288 on a 64-bit
-/// one), so that a forward step finds them without looking names up.
+/// Blocks of the deepest GPT-2, XL's 48: the storage a desktop hands [`Model::load`] for any GPT-2
+/// (a [`Layer`] is 144 bytes on a 32-bit target, 288 on a 64-bit one). A firmware hands in exactly
+/// its model's `L` instead.
 pub const MAX_LAYERS: usize = 48;
 
 /// Hyper-parameters of a GPT-2 model, read from GGUF metadata and validated by [`Model::load`].
@@ -107,11 +108,11 @@ pub enum ModelError {
         /// The shape in the file (unused dimensions are 1).
         found: [u64; 4],
     },
-    /// More blocks than [`MAX_LAYERS`].
+    /// More blocks than the storage handed to [`Model::load`] holds.
     TooManyLayers {
         /// `L` in the file.
         n_layer: usize,
-        /// [`MAX_LAYERS`].
+        /// The blocks the storage holds ([`MAX_LAYERS`] on a desktop).
         max: usize,
     },
     /// A vector (bias or norm) stored as another type than F32.
@@ -293,8 +294,8 @@ pub struct Layer<'a> {
 }
 
 impl<'a> Layer<'a> {
-    /// A placeholder for the unused entries of [`Model`]'s layer array.
-    const EMPTY: Self = {
+    /// An empty entry of the storage handed to [`Model::load`], before loading fills it.
+    pub const EMPTY: Self = {
         let v = F32s { data: &[] };
         let m = Matrix { ty: GgmlType::F32, n_in: 0, n_out: 0, data: &[] };
         let n = Norm { weight: v, bias: v };
@@ -329,8 +330,8 @@ pub struct Model<'a> {
     pub ln_f: Norm<'a>,
     /// Output projection, `(V, C)`: `output` if the file has it, else `wte` (tied).
     pub lm_head: Matrix<'a>,
-    /// Every block's views, looked up once by [`Model::load`]; entries past `L` are empty.
-    layers: [Layer<'a>; MAX_LAYERS],
+    /// Every block's views, `(L)`, looked up once by [`Model::load`] into the caller's storage.
+    layers: &'a [Layer<'a>],
     gguf: Gguf<'a>,
 }
 
@@ -469,8 +470,15 @@ fn linear<'a>(
 }
 
 impl<'a> Model<'a> {
-    /// Reads the hyper-parameters and finds and checks every tensor of a GPT-2 GGUF file.
-    pub fn load(g: &Gguf<'a>) -> Result<Self, ModelError> {
+    /// Reads the hyper-parameters and finds and checks every tensor of a GPT-2 GGUF file, keeping
+    /// block `l`'s views in `layers[l]` (the model borrows the first `L` entries). `layers` must
+    /// hold at least `L` entries ([`MAX_LAYERS`] takes any GPT-2):
+    ///
+    /// ```ignore
+    /// let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    /// let model = Model::load(&gguf, &mut layers)?;
+    /// ```
+    pub fn load<'g: 'a>(g: &Gguf<'g>, layers: &'a mut [Layer<'g>]) -> Result<Self, ModelError> {
         let hp = HParams::from_gguf(g)?;
         let (v, t, c) = (hp.n_vocab, hp.n_ctx, hp.n_embd);
         let wte = matrix(g, "token_embd.weight", c, v)?;
@@ -480,13 +488,14 @@ impl<'a> Model<'a> {
             Some(out) => matrix_of(&out, c, v)?,
             None => wte,
         };
-        if hp.n_layer > MAX_LAYERS {
-            return Err(ModelError::TooManyLayers { n_layer: hp.n_layer, max: MAX_LAYERS });
-        }
-        let mut layers = [Layer::EMPTY; MAX_LAYERS];
-        for (l, slot) in layers.iter_mut().enumerate().take(hp.n_layer) {
+        let max = layers.len();
+        let Some(layers) = layers.get_mut(..hp.n_layer) else {
+            return Err(ModelError::TooManyLayers { n_layer: hp.n_layer, max });
+        };
+        for (l, slot) in layers.iter_mut().enumerate() {
             *slot = Layer::find(g, &hp, l)?;
         }
+        let layers: &'a [Layer<'g>] = layers;
         Ok(Self { hparams: hp, wte, wpe, ln_f, lm_head, layers, gguf: *g })
     }
 
@@ -502,8 +511,8 @@ impl<'a> Model<'a> {
     }
 
     /// Every block's weights in order, `(L)`.
-    pub fn layers(&self) -> &[Layer<'a>] {
-        self.layers.get(..self.hparams.n_layer).unwrap_or(&[])
+    pub fn layers(&self) -> &'a [Layer<'a>] {
+        self.layers
     }
 
     /// The parsed GGUF file the weights point into.
@@ -523,7 +532,7 @@ mod tests {
 
     fn load(blob: &[u8]) -> Result<Model<'_>, ModelError> {
         let g = Gguf::parse(blob).map_err(ModelError::Gguf)?;
-        Model::load(&g)
+        Model::load(&g, Box::leak(Box::new([Layer::EMPTY; MAX_LAYERS])))
     }
 
     #[test]
@@ -648,7 +657,8 @@ mod tests {
     fn layer_views_are_the_tensors_named_for_each_block() {
         let blob = Spec::gpt2(8).build();
         let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let mut storage = [Layer::EMPTY; 2];
+        let m = Model::load(&g, &mut storage).unwrap();
         assert_eq!(m.layers().len(), 2);
         for (l, w) in m.layers().iter().enumerate() {
             let qkv = g.tensor(&format!("blk.{l}.attn_qkv.weight")).unwrap();
@@ -669,6 +679,15 @@ mod tests {
         let err = load(&blob).unwrap_err();
         assert_eq!(err, ModelError::TooManyLayers { n_layer: MAX_LAYERS + 1, max: MAX_LAYERS });
         assert_eq!(err.to_string(), "the model has 49 blocks; mote runs at most 48");
+    }
+
+    #[test]
+    fn rejects_more_blocks_than_the_storage_holds() {
+        let blob = Spec::gpt2(0).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let mut storage = [Layer::EMPTY; 1];
+        let err = Model::load(&g, &mut storage).unwrap_err();
+        assert_eq!(err, ModelError::TooManyLayers { n_layer: 2, max: 1 });
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use mote_core::forward::forward;
 use mote_core::gguf::{Gguf, Value};
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::Session;
 use mote_core::split::Serial;
@@ -255,7 +255,8 @@ pub const FUZZ_MAX_STATE_BYTES: usize = 8 << 20;
 /// the number of tokens generated; every error is an answer, only a panic is a fault.
 pub fn exercise_model(data: &[u8]) -> usize {
     let Ok(g) = Gguf::parse(data) else { return 0 };
-    let Ok(model) = Model::load(&g) else { return 0 };
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let Ok(model) = Model::load(&g, &mut layers) else { return 0 };
     let hp = model.hparams;
     let n_vocab = u32::try_from(hp.n_vocab).unwrap_or(u32::MAX);
     // Up to 3 prompt tokens from the tail; mostly in range, sometimes one past the end.

@@ -16,7 +16,7 @@
 use core::fmt::Write as _;
 
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model};
 use mote_core::sampler::Sampler;
 use mote_core::session::{logits_checksum, Session};
 use mote_core::state::RunState;
@@ -48,20 +48,31 @@ fn main() -> ! {
     static mut MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]);
     static mut MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new();
     static mut MOTE_PROMPT_IDS: [u32; build::PROMPT_TOKENS] = [0; build::PROMPT_TOKENS];
+    // The model's per-layer views (one per block of this build's model) and the tokenizer (its
+    // byte table is 1 KiB): statics, so that they are never on the stack while generating.
+    static mut MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
+        [Layer::EMPTY; build::HPARAMS.n_layer];
+    static mut MOTE_TOKENIZER: Option<Tokenizer<'static>> = None;
 
     fw::init();
-    match run(MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS) {
+    let loaded = load(MOTE_LAYERS, MOTE_TOKENIZER);
+    match loaded.and_then(|(model, tokenizer)| {
+        run(&model, tokenizer, MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS)
+    }) {
         Ok(()) => fw::finish(ExitCode::Success),
         Err(()) => fw::finish(ExitCode::Failure),
     }
 }
 
-/// Loads, encodes, generates and reports; an error has been logged when this returns `Err`.
-fn run(
-    storage: &'static mut StateStorage,
-    scratch: &'static mut BpeScratch,
-    prompt_ids: &'static mut [u32],
-) -> Result<(), ()> {
+/// Reads the model from flash, its layer views into `layers` and its tokenizer into `tokenizer`;
+/// an error has been logged when this returns `Err`. Never inlined: the temporaries of loading
+/// (errors that carry names, the tokenizer before it reaches its static) leave the stack before
+/// generation starts.
+#[inline(never)]
+fn load(
+    layers: &'static mut [Layer<'static>],
+    tokenizer: &'static mut Option<Tokenizer<'static>>,
+) -> Result<(Model<'static>, &'static Tokenizer<'static>), ()> {
     let hp = build::HPARAMS;
     defmt::info!(
         "mote-core {=str} on {=str} ({=str}); model {=str}: {=usize} bytes in flash",
@@ -74,8 +85,8 @@ fn run(
 
     let t = fw::systick::now();
     let gguf = Gguf::parse(&MOTE_MODEL.bytes).map_err(|e| defmt::error!("model: {}", e))?;
-    let model = Model::load(&gguf).map_err(|e| defmt::error!("model: {}", e))?;
-    let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
+    let model = load_model(&gguf, layers)?;
+    let tokenizer = load_tokenizer(&gguf, tokenizer)?;
     let load_ticks = fw::systick::now() - t;
     if model.hparams != hp {
         defmt::error!("the model's hyper-parameters differ from those it was built with");
@@ -90,6 +101,39 @@ fn run(
         hp.n_ctx,
         load_ticks
     );
+    Ok((model, tokenizer))
+}
+
+/// The model's views; the layers' go to `layers`. Not inlined, as [`load`].
+#[inline(never)]
+fn load_model(
+    gguf: &Gguf<'static>,
+    layers: &'static mut [Layer<'static>],
+) -> Result<Model<'static>, ()> {
+    Model::load(gguf, layers).map_err(|e| defmt::error!("model: {}", e))
+}
+
+/// The tokenizer, in `slot`. Not inlined, as [`load`].
+#[inline(never)]
+fn load_tokenizer(
+    gguf: &Gguf<'static>,
+    slot: &'static mut Option<Tokenizer<'static>>,
+) -> Result<&'static Tokenizer<'static>, ()> {
+    let tokenizer = Tokenizer::from_gguf(gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
+    Ok(slot.insert(tokenizer))
+}
+
+/// Encodes, generates and reports; an error has been logged when this returns `Err`. Not
+/// inlined either: `main`'s own frame stays small while the loaders' frames are on the stack.
+#[inline(never)]
+fn run(
+    model: &Model<'static>,
+    tokenizer: &Tokenizer<'static>,
+    storage: &'static mut StateStorage,
+    scratch: &'static mut BpeScratch,
+    prompt_ids: &'static mut [u32],
+) -> Result<(), ()> {
+    let hp = build::HPARAMS;
     let state = RunState::new(&hp, build::KV, &mut storage.0)
         .map_err(|e| defmt::error!("run state: {}", e))?;
     defmt::info!(
@@ -135,7 +179,7 @@ fn run(
     }
     defmt::info!("weight multiply-accumulates per token: {=usize}", weight_macs(&hp));
 
-    let mut session = Session::new(&model, state);
+    let mut session = Session::new(model, state);
     let mut generated = [0u32; build::MAX_TOKENS];
     let mut n = 0usize;
     let mut stream = StreamDecoder::new();
