@@ -14,6 +14,7 @@
 #![no_main]
 
 use core::fmt::Write as _;
+use core::mem::MaybeUninit;
 
 use mote_core::gguf::Gguf;
 use mote_core::model::{Layer, Model};
@@ -52,7 +53,9 @@ fn main() -> ! {
     // byte table is 1 KiB): statics, so that they are never on the stack while generating.
     static mut MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
         [Layer::EMPTY; build::HPARAMS.n_layer];
-    static mut MOTE_TOKENIZER: Option<Tokenizer<'static>> = None;
+    // (Uninitialized rather than an `Option`: `None` is not all zeros, which would put its 1.4 KB
+    // of initial value in flash.)
+    static mut MOTE_TOKENIZER: MaybeUninit<Tokenizer<'static>> = MaybeUninit::uninit();
 
     fw::init();
     let loaded = load(MOTE_LAYERS, MOTE_TOKENIZER);
@@ -71,7 +74,7 @@ fn main() -> ! {
 #[inline(never)]
 fn load(
     layers: &'static mut [Layer<'static>],
-    tokenizer: &'static mut Option<Tokenizer<'static>>,
+    tokenizer: &'static mut MaybeUninit<Tokenizer<'static>>,
 ) -> Result<(Model<'static>, &'static Tokenizer<'static>), ()> {
     let hp = build::HPARAMS;
     defmt::info!(
@@ -117,10 +120,10 @@ fn load_model(
 #[inline(never)]
 fn load_tokenizer(
     gguf: &Gguf<'static>,
-    slot: &'static mut Option<Tokenizer<'static>>,
+    slot: &'static mut MaybeUninit<Tokenizer<'static>>,
 ) -> Result<&'static Tokenizer<'static>, ()> {
     let tokenizer = Tokenizer::from_gguf(gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
-    Ok(slot.insert(tokenizer))
+    Ok(slot.write(tokenizer))
 }
 
 /// Encodes, generates and reports; an error has been logged when this returns `Err`. Not
