@@ -18,7 +18,7 @@
 // Reads bytes from outside: no unchecked indexing, no arithmetic that can overflow.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use crate::gguf::{name_of, GgmlType, Gguf, GgufError, Name, TensorInfo, ERROR_NAME_LEN};
 use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
@@ -391,13 +391,28 @@ type TensorName = heapless::String<ERROR_NAME_LEN>;
 /// `blk.{l}.{part}.{suffix}` for a block's tensor, `{part}.{suffix}` for a global one.
 fn tensor_name(layer: Option<usize>, part: &str, suffix: &str) -> TensorName {
     let mut s = TensorName::new();
-    // The longest name built here is well under ERROR_NAME_LEN; a failed write would only make the
-    // look-up miss and report the (cut) name as missing.
-    let _ = match layer {
-        Some(l) => write!(s, "blk.{l}.{part}.{suffix}"),
-        None => write!(s, "{part}.{suffix}"),
-    };
+    // The longest name built here is well under ERROR_NAME_LEN; a failed push would only make the
+    // look-up miss and report the (cut) name as missing. Pieces are pushed by hand rather than
+    // with `write!`: on a microcontroller this is the only use of `core::fmt` while loading.
+    if let Some(l) = layer {
+        let _ = s.push_str("blk.");
+        push_decimal(&mut s, l);
+        let _ = s.push('.');
+    }
+    let _ = s.push_str(part);
+    let _ = s.push('.');
+    let _ = s.push_str(suffix);
     s
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(s: &mut TensorName, n: usize) {
+    if n >= 10 {
+        push_decimal(s, n / 10);
+    }
+    if let Some(digit) = char::from_digit((n % 10) as u32, 10) {
+        let _ = s.push(digit);
+    }
 }
 
 /// A vector is expected as `[n, 1]`, which a 1-D GGUF tensor `[n]` is (unused dimensions are 1).
@@ -679,6 +694,14 @@ mod tests {
         let err = load(&blob).unwrap_err();
         assert_eq!(err, ModelError::TooManyLayers { n_layer: MAX_LAYERS + 1, max: MAX_LAYERS });
         assert_eq!(err.to_string(), "the model has 49 blocks; mote runs at most 48");
+    }
+
+    #[test]
+    fn tensor_names_are_llama_cpp_s() {
+        assert_eq!(tensor_name(Some(0), "attn_qkv", "weight").as_str(), "blk.0.attn_qkv.weight");
+        assert_eq!(tensor_name(Some(47), "ffn_up", "bias").as_str(), "blk.47.ffn_up.bias");
+        assert_eq!(tensor_name(Some(1230), "ffn_up", "bias").as_str(), "blk.1230.ffn_up.bias");
+        assert_eq!(tensor_name(None, "output_norm", "weight").as_str(), "output_norm.weight");
     }
 
     #[test]

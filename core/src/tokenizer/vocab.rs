@@ -221,8 +221,7 @@ impl<'a> Vocab<'a> {
         for rank in 0..self.n_merges() as u32 {
             // Built only when needed: an error carries a name, and copying one is code.
             let wrong = || bad(index::MERGE_PAIRS, rank as usize);
-            let (l, r) =
-                merges.next().and_then(|m| split_merge(m.as_bytes())).ok_or_else(wrong)?;
+            let (l, r) = merges.next().and_then(|m| split_merge(m.as_bytes())).ok_or_else(wrong)?;
             let (left, right) = (self.token_id(l), self.token_id(r));
             let (Some(left), Some(right)) = (left, right) else { return Err(wrong()) };
             let at = partition(ix.merge_pairs, self.n_merges(), |row| row < [left, right, rank, 0]);

@@ -13,7 +13,6 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write as _;
 use core::mem::MaybeUninit;
 
 use mote_core::gguf::Gguf;
@@ -214,9 +213,8 @@ fn run(
     let generated = &generated[..n.min(build::MAX_TOKENS)];
 
     // The session's own words for the stop reason, as `mote generate --json` prints them.
-    let mut stop = Line::new();
-    let _ = write!(stop, "{}", done.stop);
-    defmt::info!("stop: {=str}, {=usize} tokens", stop.as_str(), done.n_generated);
+    let stop = done.stop.as_str();
+    defmt::info!("stop: {=str}, {=usize} tokens", stop, done.n_generated);
     let per_decoded = if n > 1 { generation_ticks / (n as u64 - 1) } else { 0 };
     defmt::info!(
         "ticks: prompt {=u64} ({=usize} positions), generation {=u64} ({=u64} per token after the first)",
@@ -230,7 +228,7 @@ fn run(
         build::KV.name(),
         prompt,
         generated,
-        stop.as_str(),
+        stop,
         logits_checksum(session.logits())
     );
     Ok(())
@@ -271,12 +269,5 @@ impl Line {
     fn as_str(&self) -> &str {
         // Only whole characters are ever copied in.
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        self.push(text);
-        Ok(())
     }
 }
