@@ -304,6 +304,7 @@ impl<'a> Layer<'a> {
     };
 
     /// Looks block `l`'s tensors up by name and checks them against `hp`.
+    #[inline(never)]
     fn find(g: &Gguf<'a>, hp: &HParams, l: usize) -> Result<Self, ModelError> {
         let HParams { n_embd: c, n_ff: f, .. } = *hp;
         Ok(Self {
@@ -336,6 +337,7 @@ pub struct Model<'a> {
 }
 
 /// Reads a size hyper-parameter: present, an integer, non-zero, and fitting `usize`.
+#[inline(never)]
 fn size_param(g: &Gguf<'_>, key: &'static str) -> Result<usize, ModelError> {
     let v = g.get_uint(key)?;
     match usize::try_from(v) {
@@ -415,7 +417,12 @@ fn push_decimal(s: &mut TensorName, n: usize) {
     }
 }
 
+// The loading helpers below (and `size_param`, `Layer::find`) are `#[inline(never)]`: loading
+// runs once, and one out-of-line copy of each check is smaller code than one per call site
+// (docs/size.md), at no cost to a forward step.
+
 /// A vector is expected as `[n, 1]`, which a 1-D GGUF tensor `[n]` is (unused dimensions are 1).
+#[inline(never)]
 fn check_shape(t: &TensorInfo<'_>, expected: [u64; 2]) -> Result<(), ModelError> {
     if t.dims == [expected[0], expected[1], 1, 1] {
         Ok(())
@@ -424,6 +431,7 @@ fn check_shape(t: &TensorInfo<'_>, expected: [u64; 2]) -> Result<(), ModelError>
     }
 }
 
+#[inline(never)]
 fn matrix<'a>(
     g: &Gguf<'a>,
     name: &str,
@@ -434,6 +442,7 @@ fn matrix<'a>(
     matrix_of(&t, n_in, n_out)
 }
 
+#[inline(never)]
 fn matrix_of<'a>(t: &TensorInfo<'a>, n_in: usize, n_out: usize) -> Result<Matrix<'a>, ModelError> {
     check_shape(t, [n_in as u64, n_out as u64])?;
     let ty = runnable(t)?;
@@ -449,6 +458,7 @@ fn runnable(t: &TensorInfo<'_>) -> Result<GgmlType, ModelError> {
     })
 }
 
+#[inline(never)]
 fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError> {
     let t = g.require_tensor(name)?;
     check_shape(&t, [n as u64, 1])?;
@@ -459,6 +469,7 @@ fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError
     Ok(F32s { data: t.data })
 }
 
+#[inline(never)]
 fn norm<'a>(
     g: &Gguf<'a>,
     layer: Option<usize>,
@@ -471,6 +482,7 @@ fn norm<'a>(
     })
 }
 
+#[inline(never)]
 fn linear<'a>(
     g: &Gguf<'a>,
     layer: usize,
