@@ -103,6 +103,8 @@ fn record_at(data: &[u8], offset: usize) -> Option<&[u8]> {
     data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
 }
 
+// Loading runs once: out of line, one copy of each check (docs/size.md).
+#[inline(never)]
 fn string_array<'a>(gguf: &Gguf<'a>, key: &'static str) -> Result<Array<'a>, TokenizerError> {
     let a = gguf.get_array(key)?;
     if a.elem_type() != ValueType::String {
@@ -136,6 +138,7 @@ fn fixed_array<'a>(
 
 impl<'a> Vocab<'a> {
     /// Reads and checks the vocabulary, the merges, the token types and, if present, the index.
+    #[inline(never)]
     pub fn from_gguf(gguf: &Gguf<'a>) -> Result<Self, TokenizerError> {
         let tokens = string_array(gguf, keys::TOKENS)?;
         let merges = string_array(gguf, keys::MERGES)?;
