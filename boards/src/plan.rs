@@ -118,6 +118,7 @@ impl Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{Region, Transport};
     use crate::Boards;
 
     /// A small GPT-2: width 128 (whole Q8_0 blocks), context 128.
@@ -144,6 +145,45 @@ mod tests {
         let fit = Fit::new(&p, boards.get("nrf52840-dk").unwrap());
         assert!(fit.fits());
         assert_eq!(fit.flash_margin, (1 << 20) - 800_000 - b.code_flash as i64);
+    }
+
+    /// A board with an STM32F405's memory: 1 MiB of flash, 128 KiB of SRAM (its 64 KiB of CCM
+    /// aside, which a DMA or a plan cannot count on).
+    fn stm32f405_like() -> Board {
+        Board {
+            name: "stm32f405-like".into(),
+            description: "1 MiB of flash, 128 KiB of RAM".into(),
+            target: "thumbv7em-none-eabihf".into(),
+            cpu: "cortex-m4f".into(),
+            clock_hz: 16_000_000,
+            clock_source: "16 MHz internal RC oscillator (HSI), the reset default".into(),
+            flash: Region { origin: 0x0800_0000, size: 1 << 20 },
+            ram: Region { origin: 0x2000_0000, size: 128 << 10 },
+            transport: Transport::Rtt,
+            qemu: None,
+            probe_rs_chip: Some("STM32F405RGTx".into()),
+            rustflags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn default_model_fits_1_mib_of_flash_and_128_kib_of_ram() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let blob = std::fs::read(root.join(crate::DEFAULT_MODEL)).unwrap();
+        let hp = HParams::from_gguf(&mote_core::gguf::Gguf::parse(&blob).unwrap()).unwrap();
+        let boards = Boards::load(&root.join("boards.toml")).unwrap();
+        let plan = Plan::new(blob.len() as u64, &hp, device_kv(&hp), 0, boards.budgets);
+        let fit = Fit::new(&plan, &stm32f405_like());
+        println!(
+            "default model on 1 MiB / 128 KiB: flash {} of {} (margin {}), RAM {} of {} (margin {})",
+            plan.flash,
+            1 << 20,
+            fit.flash_margin,
+            plan.ram,
+            128 << 10,
+            fit.ram_margin
+        );
+        assert!(fit.fits(), "{plan:?} does not fit: {fit:?}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use mote_chat::{Chat, LineReader, PROMPT_MARKER};
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
 use proptest::prelude::*;
@@ -52,7 +52,8 @@ impl embedded_io::Write for Console<'_> {
 /// Everything the chat writes when `input` is typed, with a line buffer of `line_bytes`.
 fn converse(input: &[u8], line_bytes: usize) -> String {
     let gguf = Gguf::parse(model_bytes()).unwrap();
-    let model = Model::load(&gguf).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&gguf, &mut layers).unwrap();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
     let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).unwrap();

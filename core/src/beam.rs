@@ -203,13 +203,21 @@ pub enum BeamStop {
     ContextFull,
 }
 
-impl fmt::Display for BeamStop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl BeamStop {
+    /// The reason in words, as [`fmt::Display`] prints it (for targets that print without
+    /// `core::fmt`).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             Self::Done => "beams done",
             Self::TokenLimit => "token limit",
             Self::ContextFull => "context full",
-        })
+        }
+    }
+}
+
+impl fmt::Display for BeamStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -11,13 +11,14 @@
 //! `blk.N.ffn_down` (mlp.c_proj), `output_norm` (ln_f), optional `output` (lm_head, else tied to wte).
 //!
 //! [`Model::load`] looks every per-layer view up by name once, checks its shape and type, and keeps
-//! it in a fixed array of [`MAX_LAYERS`], so that a forward step does no name look-ups and never
-//! meets a bad tensor.
+//! it in storage the caller hands in (one [`Layer`] per block), so that a forward step does no name
+//! look-ups and never meets a bad tensor. The views are the model's only per-layer state; a
+//! firmware puts them in a static sized for its model's `L`, so that they are never on the stack.
 
 // Reads bytes from outside: no unchecked indexing, no arithmetic that can overflow.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::arithmetic_side_effects))]
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use crate::gguf::{name_of, GgmlType, Gguf, GgufError, Name, TensorInfo, ERROR_NAME_LEN};
 use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
@@ -25,9 +26,9 @@ use crate::quant::{f16_bits_to_f32, Q8_0_BLOCK_BYTES, QK8_0};
 /// The architecture mote runs (`general.architecture`).
 pub const ARCHITECTURE: &str = "gpt2";
 
-/// Most blocks a model may have: GPT-2 XL's 48, the deepest GPT-2. The per-layer views are kept in
-/// an array of this length inside [`Model`] (144 bytes a layer on a 32-bit target, 288 on a 64-bit
-/// one), so that a forward step finds them without looking names up.
+/// Blocks of the deepest GPT-2, XL's 48: the storage a desktop hands [`Model::load`] for any GPT-2
+/// (a [`Layer`] is 144 bytes on a 32-bit target, 288 on a 64-bit one). A firmware hands in exactly
+/// its model's `L` instead.
 pub const MAX_LAYERS: usize = 48;
 
 /// Hyper-parameters of a GPT-2 model, read from GGUF metadata and validated by [`Model::load`].
@@ -107,11 +108,11 @@ pub enum ModelError {
         /// The shape in the file (unused dimensions are 1).
         found: [u64; 4],
     },
-    /// More blocks than [`MAX_LAYERS`].
+    /// More blocks than the storage handed to [`Model::load`] holds.
     TooManyLayers {
         /// `L` in the file.
         n_layer: usize,
-        /// [`MAX_LAYERS`].
+        /// The blocks the storage holds ([`MAX_LAYERS`] on a desktop).
         max: usize,
     },
     /// A vector (bias or norm) stored as another type than F32.
@@ -293,8 +294,8 @@ pub struct Layer<'a> {
 }
 
 impl<'a> Layer<'a> {
-    /// A placeholder for the unused entries of [`Model`]'s layer array.
-    const EMPTY: Self = {
+    /// An empty entry of the storage handed to [`Model::load`], before loading fills it.
+    pub const EMPTY: Self = {
         let v = F32s { data: &[] };
         let m = Matrix { ty: GgmlType::F32, n_in: 0, n_out: 0, data: &[] };
         let n = Norm { weight: v, bias: v };
@@ -303,6 +304,7 @@ impl<'a> Layer<'a> {
     };
 
     /// Looks block `l`'s tensors up by name and checks them against `hp`.
+    #[inline(never)]
     fn find(g: &Gguf<'a>, hp: &HParams, l: usize) -> Result<Self, ModelError> {
         let HParams { n_embd: c, n_ff: f, .. } = *hp;
         Ok(Self {
@@ -329,12 +331,13 @@ pub struct Model<'a> {
     pub ln_f: Norm<'a>,
     /// Output projection, `(V, C)`: `output` if the file has it, else `wte` (tied).
     pub lm_head: Matrix<'a>,
-    /// Every block's views, looked up once by [`Model::load`]; entries past `L` are empty.
-    layers: [Layer<'a>; MAX_LAYERS],
+    /// Every block's views, `(L)`, looked up once by [`Model::load`] into the caller's storage.
+    layers: &'a [Layer<'a>],
     gguf: Gguf<'a>,
 }
 
 /// Reads a size hyper-parameter: present, an integer, non-zero, and fitting `usize`.
+#[inline(never)]
 fn size_param(g: &Gguf<'_>, key: &'static str) -> Result<usize, ModelError> {
     let v = g.get_uint(key)?;
     match usize::try_from(v) {
@@ -390,16 +393,36 @@ type TensorName = heapless::String<ERROR_NAME_LEN>;
 /// `blk.{l}.{part}.{suffix}` for a block's tensor, `{part}.{suffix}` for a global one.
 fn tensor_name(layer: Option<usize>, part: &str, suffix: &str) -> TensorName {
     let mut s = TensorName::new();
-    // The longest name built here is well under ERROR_NAME_LEN; a failed write would only make the
-    // look-up miss and report the (cut) name as missing.
-    let _ = match layer {
-        Some(l) => write!(s, "blk.{l}.{part}.{suffix}"),
-        None => write!(s, "{part}.{suffix}"),
-    };
+    // The longest name built here is well under ERROR_NAME_LEN; a failed push would only make the
+    // look-up miss and report the (cut) name as missing. Pieces are pushed by hand rather than
+    // with `write!`: on a microcontroller this is the only use of `core::fmt` while loading.
+    if let Some(l) = layer {
+        let _ = s.push_str("blk.");
+        push_decimal(&mut s, l);
+        let _ = s.push('.');
+    }
+    let _ = s.push_str(part);
+    let _ = s.push('.');
+    let _ = s.push_str(suffix);
     s
 }
 
+/// Appends `n` in decimal.
+fn push_decimal(s: &mut TensorName, n: usize) {
+    if n >= 10 {
+        push_decimal(s, n / 10);
+    }
+    if let Some(digit) = char::from_digit((n % 10) as u32, 10) {
+        let _ = s.push(digit);
+    }
+}
+
+// The loading helpers below (and `size_param`, `Layer::find`) are `#[inline(never)]`: loading
+// runs once, and one out-of-line copy of each check is smaller code than one per call site
+// (docs/size.md), at no cost to a forward step.
+
 /// A vector is expected as `[n, 1]`, which a 1-D GGUF tensor `[n]` is (unused dimensions are 1).
+#[inline(never)]
 fn check_shape(t: &TensorInfo<'_>, expected: [u64; 2]) -> Result<(), ModelError> {
     if t.dims == [expected[0], expected[1], 1, 1] {
         Ok(())
@@ -408,6 +431,7 @@ fn check_shape(t: &TensorInfo<'_>, expected: [u64; 2]) -> Result<(), ModelError>
     }
 }
 
+#[inline(never)]
 fn matrix<'a>(
     g: &Gguf<'a>,
     name: &str,
@@ -418,6 +442,7 @@ fn matrix<'a>(
     matrix_of(&t, n_in, n_out)
 }
 
+#[inline(never)]
 fn matrix_of<'a>(t: &TensorInfo<'a>, n_in: usize, n_out: usize) -> Result<Matrix<'a>, ModelError> {
     check_shape(t, [n_in as u64, n_out as u64])?;
     let ty = runnable(t)?;
@@ -433,6 +458,7 @@ fn runnable(t: &TensorInfo<'_>) -> Result<GgmlType, ModelError> {
     })
 }
 
+#[inline(never)]
 fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError> {
     let t = g.require_tensor(name)?;
     check_shape(&t, [n as u64, 1])?;
@@ -443,6 +469,7 @@ fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError
     Ok(F32s { data: t.data })
 }
 
+#[inline(never)]
 fn norm<'a>(
     g: &Gguf<'a>,
     layer: Option<usize>,
@@ -455,6 +482,7 @@ fn norm<'a>(
     })
 }
 
+#[inline(never)]
 fn linear<'a>(
     g: &Gguf<'a>,
     layer: usize,
@@ -469,8 +497,15 @@ fn linear<'a>(
 }
 
 impl<'a> Model<'a> {
-    /// Reads the hyper-parameters and finds and checks every tensor of a GPT-2 GGUF file.
-    pub fn load(g: &Gguf<'a>) -> Result<Self, ModelError> {
+    /// Reads the hyper-parameters and finds and checks every tensor of a GPT-2 GGUF file, keeping
+    /// block `l`'s views in `layers[l]` (the model borrows the first `L` entries). `layers` must
+    /// hold at least `L` entries ([`MAX_LAYERS`] takes any GPT-2):
+    ///
+    /// ```ignore
+    /// let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    /// let model = Model::load(&gguf, &mut layers)?;
+    /// ```
+    pub fn load<'g: 'a>(g: &Gguf<'g>, layers: &'a mut [Layer<'g>]) -> Result<Self, ModelError> {
         let hp = HParams::from_gguf(g)?;
         let (v, t, c) = (hp.n_vocab, hp.n_ctx, hp.n_embd);
         let wte = matrix(g, "token_embd.weight", c, v)?;
@@ -480,13 +515,14 @@ impl<'a> Model<'a> {
             Some(out) => matrix_of(&out, c, v)?,
             None => wte,
         };
-        if hp.n_layer > MAX_LAYERS {
-            return Err(ModelError::TooManyLayers { n_layer: hp.n_layer, max: MAX_LAYERS });
-        }
-        let mut layers = [Layer::EMPTY; MAX_LAYERS];
-        for (l, slot) in layers.iter_mut().enumerate().take(hp.n_layer) {
+        let max = layers.len();
+        let Some(layers) = layers.get_mut(..hp.n_layer) else {
+            return Err(ModelError::TooManyLayers { n_layer: hp.n_layer, max });
+        };
+        for (l, slot) in layers.iter_mut().enumerate() {
             *slot = Layer::find(g, &hp, l)?;
         }
+        let layers: &'a [Layer<'g>] = layers;
         Ok(Self { hparams: hp, wte, wpe, ln_f, lm_head, layers, gguf: *g })
     }
 
@@ -502,8 +538,8 @@ impl<'a> Model<'a> {
     }
 
     /// Every block's weights in order, `(L)`.
-    pub fn layers(&self) -> &[Layer<'a>] {
-        self.layers.get(..self.hparams.n_layer).unwrap_or(&[])
+    pub fn layers(&self) -> &'a [Layer<'a>] {
+        self.layers
     }
 
     /// The parsed GGUF file the weights point into.
@@ -523,7 +559,7 @@ mod tests {
 
     fn load(blob: &[u8]) -> Result<Model<'_>, ModelError> {
         let g = Gguf::parse(blob).map_err(ModelError::Gguf)?;
-        Model::load(&g)
+        Model::load(&g, Box::leak(Box::new([Layer::EMPTY; MAX_LAYERS])))
     }
 
     #[test]
@@ -648,7 +684,8 @@ mod tests {
     fn layer_views_are_the_tensors_named_for_each_block() {
         let blob = Spec::gpt2(8).build();
         let g = Gguf::parse(&blob).unwrap();
-        let m = Model::load(&g).unwrap();
+        let mut storage = [Layer::EMPTY; 2];
+        let m = Model::load(&g, &mut storage).unwrap();
         assert_eq!(m.layers().len(), 2);
         for (l, w) in m.layers().iter().enumerate() {
             let qkv = g.tensor(&format!("blk.{l}.attn_qkv.weight")).unwrap();
@@ -669,6 +706,23 @@ mod tests {
         let err = load(&blob).unwrap_err();
         assert_eq!(err, ModelError::TooManyLayers { n_layer: MAX_LAYERS + 1, max: MAX_LAYERS });
         assert_eq!(err.to_string(), "the model has 49 blocks; mote runs at most 48");
+    }
+
+    #[test]
+    fn tensor_names_are_llama_cpp_s() {
+        assert_eq!(tensor_name(Some(0), "attn_qkv", "weight").as_str(), "blk.0.attn_qkv.weight");
+        assert_eq!(tensor_name(Some(47), "ffn_up", "bias").as_str(), "blk.47.ffn_up.bias");
+        assert_eq!(tensor_name(Some(1230), "ffn_up", "bias").as_str(), "blk.1230.ffn_up.bias");
+        assert_eq!(tensor_name(None, "output_norm", "weight").as_str(), "output_norm.weight");
+    }
+
+    #[test]
+    fn rejects_more_blocks_than_the_storage_holds() {
+        let blob = Spec::gpt2(0).build();
+        let g = Gguf::parse(&blob).unwrap();
+        let mut storage = [Layer::EMPTY; 1];
+        let err = Model::load(&g, &mut storage).unwrap_err();
+        assert_eq!(err, ModelError::TooManyLayers { n_layer: 2, max: 1 });
     }
 
     #[test]

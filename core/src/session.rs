@@ -38,14 +38,22 @@ pub enum StopReason {
     Caller,
 }
 
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl StopReason {
+    /// The reason in words, as [`fmt::Display`] prints it (for targets that print without
+    /// `core::fmt`).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             Self::EndOfText => "end of text",
             Self::TokenLimit => "token limit",
             Self::ContextFull => "context full",
             Self::Caller => "stopped by the caller",
-        })
+        }
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

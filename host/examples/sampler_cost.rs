@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use mote::model_file::ModelFile;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
@@ -23,7 +23,8 @@ const ROUNDS: usize = 41;
 fn main() -> anyhow::Result<()> {
     let file = ModelFile::bundled();
     let gguf = file.gguf()?;
-    let model = Model::load(&gguf)?;
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&gguf, &mut layers)?;
     let tok = Tokenizer::from_gguf(&gguf)?;
     let prompt = mote::tokenize::encode(&tok, "Once upon a time", Special::AsText)?;
     let hp = model.hparams;

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::split::RowSplit;
@@ -290,7 +290,8 @@ pub fn bench(
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::open_arg(args.model.as_deref())?;
     let gguf = file.gguf()?;
-    let model = load_model(&gguf, file.name())?;
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = load_model(&gguf, file.name(), &mut layers)?;
     let exe = if args.no_llama { None } else { find_llama_bench()? };
     // llama-bench reads a file: the bundled model is written to a temporary one.
     let mut temp = None;

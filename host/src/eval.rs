@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::prefill::prefill;
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
@@ -136,7 +136,8 @@ pub fn parse_token_ids(s: &str) -> anyhow::Result<Vec<u32>> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::open_arg(args.model.as_deref())?;
     let gguf = file.gguf()?;
-    let model = load_model(&gguf, file.name())?;
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = load_model(&gguf, file.name(), &mut layers)?;
     let tokens = match (&args.token_ids, &args.text) {
         (Some(p), _) => {
             let bytes = crate::input::read(p, "the token ids")?;

@@ -16,7 +16,7 @@ pub use crate::model_file::ModelFile;
 use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 use crate::tokenize::utf8_text;
 use mote_core::beam::{BeamConfig, BeamSearch, EarlyStopping, MAX_BEAMS};
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::{logits_checksum, Generated, Session, StopReason, Stops};
 use mote_core::state::{KvType, RunState};
@@ -180,9 +180,14 @@ impl From<KvArg> for KvType {
     }
 }
 
-/// Loads the model from a parsed file, with a message that says what to do.
-pub fn load_model<'a>(gguf: &Gguf<'a>, name: &str) -> anyhow::Result<Model<'a>> {
-    Model::load(gguf).with_context(|| {
+/// Loads the model from a parsed file, its per-layer views in `layers` ([`MAX_LAYERS`] of them
+/// take any GPT-2), with a message that says what to do.
+pub fn load_model<'g: 'a, 'a>(
+    gguf: &Gguf<'g>,
+    name: &str,
+    layers: &'a mut [Layer<'g>],
+) -> anyhow::Result<Model<'a>> {
+    Model::load(gguf, layers).with_context(|| {
         format!(
             "{name} is not a GPT-2 model mote can run (convert Hugging Face GPT-2 checkpoints with `mote convert`)"
         )
@@ -538,7 +543,8 @@ fn beam_config(args: &Args, n_ctx: usize) -> anyhow::Result<BeamConfig> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let file = ModelFile::open_arg(args.model.as_deref())?;
     let gguf = file.gguf()?;
-    let model = load_model(&gguf, file.name())?;
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = load_model(&gguf, file.name(), &mut layers)?;
     if args.max_tokens == 0 {
         bail!("--max-tokens 0 generates nothing; give 1 or more");
     }

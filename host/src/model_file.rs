@@ -96,7 +96,8 @@ mod tests {
     fn bundled_model_is_a_gguf_mote_can_run() {
         let f = ModelFile::bundled();
         let g = f.gguf().unwrap();
-        mote_core::model::Model::load(&g).unwrap();
+        let mut layers = [mote_core::model::Layer::EMPTY; mote_core::model::MAX_LAYERS];
+        mote_core::model::Model::load(&g, &mut layers).unwrap();
         mote_core::tokenizer::Tokenizer::from_gguf(&g).unwrap();
         assert_eq!(f.name(), DEFAULT_MODEL_NAME);
         assert!(f.path().is_none());

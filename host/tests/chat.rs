@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use mote_chat::{Chat, LineReader, PROMPT_MARKER};
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
 use mote_tests::{mote_json, repo_root};
@@ -98,7 +98,8 @@ fn replies_match_mote_generate_json() {
     let path = repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
     let bytes = std::fs::read(&path).unwrap();
     let gguf = Gguf::parse(&bytes).unwrap();
-    let model = Model::load(&gguf).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&gguf, &mut layers).unwrap();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
     let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
     let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).unwrap();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use mote::convert::QUERY_SCALE_KEY;
 use mote_core::gguf::{GgmlType, Gguf, Value as GgufValue};
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::quant::{dequantize_row_q8_0, f16_bits_to_f32, QK8_0};
 use mote_core::state::KvType;
 use mote_tests::{
@@ -669,7 +669,8 @@ fn every_gpt2_config_flag_matches_transformers_or_is_refused() {
         let blob = std::fs::read(&out).unwrap();
         let g = Gguf::parse(&blob).unwrap();
         assert_eq!(g.get(QUERY_SCALE_KEY).is_some(), case["folded"] == true, "{name}");
-        let model = Model::load(&g).unwrap();
+        let mut layers = [Layer::EMPTY; MAX_LAYERS];
+        let model = Model::load(&g, &mut layers).unwrap();
         let n_vocab = model.hparams.n_vocab;
         let ours = logits_at_every_position(&model, KvType::F32, &tokens);
         let want = read_f32s(&fx.join(case["logits"].as_str().unwrap()));

@@ -7,7 +7,7 @@ use std::process::Command;
 use mote::eval::evaluate;
 use mote::generate::ModelFile;
 use mote::threads::SpeedArgs;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::state::KvType;
 use mote_tests::shared_data;
 use serde_json::Value;
@@ -40,7 +40,8 @@ fn perplexity_with(
 ) -> mote::eval::Perplexity {
     let f = ModelFile::open(&fixtures().join(file)).unwrap();
     let g = f.gguf().unwrap();
-    let model = Model::load(&g).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&g, &mut layers).unwrap();
     evaluate(&model, kv, tokens, speed).unwrap()
 }
 
@@ -120,7 +121,8 @@ fn rejects_text_too_short_to_predict() {
     let m = tiny();
     let f = ModelFile::open(&fixtures().join(m["gguf"]["f32"].as_str().unwrap())).unwrap();
     let g = f.gguf().unwrap();
-    let model = Model::load(&g).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&g, &mut layers).unwrap();
     let err = evaluate(&model, KvType::F32, &[1], SpeedArgs::default()).unwrap_err().to_string();
     assert!(err.contains("needs at least 2"), "{err}");
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use mote_core::forward::forward;
 use mote_core::gguf::{Gguf, Value};
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::Session;
 use mote_core::split::Serial;
@@ -255,7 +255,8 @@ pub const FUZZ_MAX_STATE_BYTES: usize = 8 << 20;
 /// the number of tokens generated; every error is an answer, only a panic is a fault.
 pub fn exercise_model(data: &[u8]) -> usize {
     let Ok(g) = Gguf::parse(data) else { return 0 };
-    let Ok(model) = Model::load(&g) else { return 0 };
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let Ok(model) = Model::load(&g, &mut layers) else { return 0 };
     let hp = model.hparams;
     let n_vocab = u32::try_from(hp.n_vocab).unwrap_or(u32::MAX);
     // Up to 3 prompt tokens from the tail; mostly in range, sometimes one past the end.
@@ -433,7 +434,8 @@ pub fn exercise_chat(data: &[u8]) -> usize {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     });
     let gguf = Gguf::parse(blob).expect("the default model parses");
-    let model = Model::load(&gguf).expect("the default model loads");
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&gguf, &mut layers).expect("the default model loads");
     let tokenizer = Tokenizer::from_gguf(&gguf).expect("the default model has a tokenizer");
     let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
     let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).expect("state");

@@ -12,7 +12,7 @@
 
 use mote_core::beam::{BeamConfig, BeamSearch, EarlyStopping};
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::split::Serial;
 use mote_core::state::KvType;
 use serde_json::Value;
@@ -104,7 +104,8 @@ fn f32_beam_search_returns_transformers_hypotheses_and_scores() {
         let name = m["name"].as_str().unwrap();
         let (f32_file, q8_file) = model_files(name, m["hf_dir"].as_str().unwrap());
         let g = Gguf::parse(&f32_file).unwrap();
-        let model = Model::load(&g).unwrap();
+        let mut layers = [Layer::EMPTY; MAX_LAYERS];
+        let model = Model::load(&g, &mut layers).unwrap();
         let mut worst = 0.0f32;
         for (i, c) in m["cases"].as_array().unwrap().iter().enumerate() {
             let (got, want) = (run(&model, KvType::F32, c), want(c));
@@ -129,7 +130,8 @@ fn f32_beam_search_returns_transformers_hypotheses_and_scores() {
 
         // Q8_0 weights with a Q8_0 KV cache (the device's configuration): reported only.
         let g = Gguf::parse(&q8_file).unwrap();
-        let model = Model::load(&g).unwrap();
+        let mut layers = [Layer::EMPTY; MAX_LAYERS];
+        let model = Model::load(&g, &mut layers).unwrap();
         let (mut best_same, mut all_same, mut total) = (0, 0, 0);
         for c in m["cases"].as_array().unwrap() {
             let (got, want) = (run(&model, KvType::Q8_0, c), want(c));
@@ -186,7 +188,8 @@ fn q8_0_beams_sharing_one_cache_score_each_hypothesis_as_if_run_alone() {
     let m = &doc["models"][0];
     let (_, q8_file) = model_files(m["name"].as_str().unwrap(), m["hf_dir"].as_str().unwrap());
     let g = Gguf::parse(&q8_file).unwrap();
-    let model = Model::load(&g).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&g, &mut layers).unwrap();
     for c in m["cases"].as_array().unwrap().iter().step_by(7) {
         let cfg = config(c);
         let (prompt, eos) = (ids(&c["prompt"]), c["eos"].as_u64().unwrap() as u32);

@@ -3,7 +3,7 @@
 //! issue 4 asks that the top-1 prediction agree at >= 99% of positions.
 
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
@@ -38,7 +38,8 @@ fn q8_0_file_with_q8_0_kv_agrees_with_float_top1_on_99_percent_of_positions() {
     )
     .unwrap();
     let g = Gguf::parse(&blob).unwrap();
-    let model = Model::load(&g).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&g, &mut layers).unwrap();
     let (tokens, want) = (read_u32("eval-tokens.u32"), read_u32("eval-top1.u32"));
     let (agree, total) = agreement(&model, KvType::Q8_0, &tokens, &want);
     assert_eq!(total, want.len(), "one reference prediction per position");

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::argmax;
 use mote_core::session::{Session, StopReason};
 use mote_core::state::{KvType, RunState};
@@ -48,7 +48,8 @@ fn f32_gguf_matches_transformers_logits_at_every_position() {
     for m in models() {
         let blob = std::fs::read(fixtures().join(m["gguf"]["f32"].as_str().unwrap())).unwrap();
         let g = Gguf::parse(&blob).unwrap();
-        let model = Model::load(&g).unwrap();
+        let mut layers = [Layer::EMPTY; MAX_LAYERS];
+        let model = Model::load(&g, &mut layers).unwrap();
         let n_vocab = model.hparams.n_vocab;
         let mut worst = 0.0f32;
         let mut n_positions = 0;
@@ -83,7 +84,8 @@ fn f32_gguf_reproduces_transformers_greedy_tokens() {
     for m in models() {
         let blob = std::fs::read(fixtures().join(m["gguf"]["f32"].as_str().unwrap())).unwrap();
         let g = Gguf::parse(&blob).unwrap();
-        let model = Model::load(&g).unwrap();
+        let mut layers = [Layer::EMPTY; MAX_LAYERS];
+        let model = Model::load(&g, &mut layers).unwrap();
         for p in m["prompts"].as_array().unwrap() {
             let (prompt, want) = (ids(&p["prompt"]), ids(&p["greedy"]));
             assert_eq!(want.len(), n_greedy);
@@ -114,7 +116,8 @@ fn with_q8_0_model(check: impl FnOnce(&Value, &Model<'_>)) {
     let m = models().into_iter().find(|m| m["gguf"]["q8_0"].is_string()).expect("a Q8_0 model");
     let blob = std::fs::read(fixtures().join(m["gguf"]["q8_0"].as_str().unwrap())).unwrap();
     let g = Gguf::parse(&blob).unwrap();
-    check(&m, &Model::load(&g).unwrap());
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    check(&m, &Model::load(&g, &mut layers).unwrap());
 }
 
 fn top1_agreement(m: &Value, model: &Model<'_>, kv: KvType) -> (usize, usize) {
@@ -206,9 +209,10 @@ fn every_truncation_of_a_real_model_file_is_an_error_not_a_panic() {
     let step = (blob.len() / 97).max(1);
     for cut in (0..blob.len()).step_by(step).chain([blob.len() - 1]) {
         let b = &blob[..cut];
-        let loaded = Gguf::parse(b)
-            .map_err(|e| e.to_string())
-            .and_then(|g| Model::load(&g).map(|_| ()).map_err(|e| e.to_string()));
+        let loaded = Gguf::parse(b).map_err(|e| e.to_string()).and_then(|g| {
+            let mut layers = [Layer::EMPTY; MAX_LAYERS];
+            Model::load(&g, &mut layers).map(|_| ()).map_err(|e| e.to_string())
+        });
         assert!(loaded.is_err(), "a file cut at {cut} of {} bytes loaded", blob.len());
     }
 }

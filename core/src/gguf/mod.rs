@@ -385,7 +385,7 @@ fn read_tensor_info<'a>(r: &mut Reader<'a>) -> Result<RawTensorInfo<'a>, GgufErr
         .ok_or_else(bad_shape)?;
     let ty_raw = r.u32()?;
     let ty = TensorType::from_u32(ty_raw)
-        .ok_or(GgufError::UnknownTensorType { name: name_of(name), ty: ty_raw })?;
+        .ok_or_else(|| GgufError::UnknownTensorType { name: name_of(name), ty: ty_raw })?;
     if dims[0].checked_rem(ty.block_len() as u64) != Some(0) {
         return Err(GgufError::RowNotBlocks {
             name: name_of(name),

@@ -66,7 +66,7 @@ impl<'a> Reader<'a> {
     pub(super) fn value_type(&mut self) -> Result<ValueType, GgufError> {
         let offset = self.pos;
         let v = self.u32()?;
-        ValueType::from_u32(v).ok_or(GgufError::InvalidValueType { found: v, offset })
+        ValueType::from_u32(v).ok_or_else(|| GgufError::InvalidValueType { found: v, offset })
     }
 
     /// Reads one value of type `ty`, checking it whole (strings are UTF-8, bools 0 or 1, arrays

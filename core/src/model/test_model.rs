@@ -180,7 +180,9 @@ impl Spec {
 
 /// The model in `blob`, which must be well formed.
 pub fn load(blob: &[u8]) -> crate::model::Model<'_> {
-    crate::model::Model::load(&crate::gguf::Gguf::parse(blob).unwrap()).unwrap()
+    // A test's model lives as long as the test; its few hundred bytes of views may too.
+    let layers = Box::leak(Box::new([crate::model::Layer::EMPTY; crate::model::MAX_LAYERS]));
+    crate::model::Model::load(&crate::gguf::Gguf::parse(blob).unwrap(), layers).unwrap()
 }
 
 /// Hyper-parameters for run state and attention tests: `V = 10, T = 4, C = n_embd, NH = 2, L = 2,

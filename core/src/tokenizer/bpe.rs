@@ -110,7 +110,7 @@ where
     for (i, &b) in word.as_bytes().iter().enumerate() {
         s.starts[i] = end as u16;
         end = map_bytes(&[b], &mut s.mapped, end)
-            .ok_or(TokenizerError::PretokenTooLong { len: n, max: MAX_PRETOKEN_BYTES })?;
+            .ok_or_else(|| TokenizerError::PretokenTooLong { len: n, max: MAX_PRETOKEN_BYTES })?;
         s.ids[i] = match vocab.byte_id(b) {
             Some(id) => id,
             None => {

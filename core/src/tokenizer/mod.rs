@@ -271,7 +271,7 @@ impl<'a> Tokenizer<'a> {
         let mut n = 0;
         let capacity = out.len();
         self.encode_each(text, special, scratch, |id| {
-            let slot = out.get_mut(n).ok_or(TokenizerError::OutputFull { capacity })?;
+            let slot = out.get_mut(n).ok_or_else(|| TokenizerError::OutputFull { capacity })?;
             *slot = id;
             n = n.saturating_add(1);
             Ok(())
@@ -321,7 +321,7 @@ impl<'a> Tokenizer<'a> {
         let token = self
             .vocab
             .token(id)
-            .ok_or(TokenizerError::IdOutOfRange { id, n_vocab: self.n_vocab() })?;
+            .ok_or_else(|| TokenizerError::IdOutOfRange { id, n_vocab: self.n_vocab() })?;
         decode::unmap_token(token, &mut emit);
         Ok(())
     }

@@ -103,6 +103,8 @@ fn record_at(data: &[u8], offset: usize) -> Option<&[u8]> {
     data.get(start..start.checked_add(usize::try_from(len).ok()?)?)
 }
 
+// Loading runs once: out of line, one copy of each check (docs/size.md).
+#[inline(never)]
 fn string_array<'a>(gguf: &Gguf<'a>, key: &'static str) -> Result<Array<'a>, TokenizerError> {
     let a = gguf.get_array(key)?;
     if a.elem_type() != ValueType::String {
@@ -136,6 +138,7 @@ fn fixed_array<'a>(
 
 impl<'a> Vocab<'a> {
     /// Reads and checks the vocabulary, the merges, the token types and, if present, the index.
+    #[inline(never)]
     pub fn from_gguf(gguf: &Gguf<'a>) -> Result<Self, TokenizerError> {
         let tokens = string_array(gguf, keys::TOKENS)?;
         let merges = string_array(gguf, keys::MERGES)?;
@@ -190,7 +193,7 @@ impl<'a> Vocab<'a> {
     /// right: O(V + M log V) once, no allocation.
     fn check_index(&self, ix: Index<'a>) -> Result<(), TokenizerError> {
         let bad = |key: &'static str, at: usize| TokenizerError::BadIndex { key, at };
-        let mut it = self.tokens.strings().ok_or(bad(index::TOKEN_OFFSETS, 0))?;
+        let mut it = self.tokens.strings().ok_or_else(|| bad(index::TOKEN_OFFSETS, 0))?;
         for i in 0..self.len() {
             let pos = it.position();
             if u32_at(ix.token_offsets, i).map(|o| o as usize) != Some(pos) || it.next().is_none() {
@@ -200,8 +203,8 @@ impl<'a> Vocab<'a> {
         // Strictly increasing by (string, id) with every id in range: a sorted permutation.
         let mut prev: Option<(&[u8], u32)> = None;
         for i in 0..self.len() {
-            let id = u32_at(ix.token_order, i).ok_or(bad(index::TOKEN_ORDER, i))?;
-            let s = self.token_at(ix, id).ok_or(bad(index::TOKEN_ORDER, i))?;
+            let id = u32_at(ix.token_order, i).ok_or_else(|| bad(index::TOKEN_ORDER, i))?;
+            let s = self.token_at(ix, id).ok_or_else(|| bad(index::TOKEN_ORDER, i))?;
             if prev.is_some_and(|p| p >= (s, id)) {
                 return Err(bad(index::TOKEN_ORDER, i));
             }
@@ -211,26 +214,26 @@ impl<'a> Vocab<'a> {
         // row with the right ids: M distinct rows for M merges, so nothing else is in the table.
         let mut prev: Option<[u32; 4]> = None;
         for i in 0..self.n_merges() {
-            let row = pair_row(ix.merge_pairs, i).ok_or(bad(index::MERGE_PAIRS, i))?;
+            let row = pair_row(ix.merge_pairs, i).ok_or_else(|| bad(index::MERGE_PAIRS, i))?;
             if prev.is_some_and(|p| p >= row) {
                 return Err(bad(index::MERGE_PAIRS, i));
             }
             prev = Some(row);
         }
-        let mut merges = self.merges.strings().ok_or(bad(index::MERGE_PAIRS, 0))?;
+        let mut merges = self.merges.strings().ok_or_else(|| bad(index::MERGE_PAIRS, 0))?;
         for rank in 0..self.n_merges() as u32 {
-            let wrong = bad(index::MERGE_PAIRS, rank as usize);
-            let (l, r) =
-                merges.next().and_then(|m| split_merge(m.as_bytes())).ok_or(wrong.clone())?;
+            // Built only when needed: an error carries a name, and copying one is code.
+            let wrong = || bad(index::MERGE_PAIRS, rank as usize);
+            let (l, r) = merges.next().and_then(|m| split_merge(m.as_bytes())).ok_or_else(wrong)?;
             let (left, right) = (self.token_id(l), self.token_id(r));
-            let (Some(left), Some(right)) = (left, right) else { return Err(wrong) };
+            let (Some(left), Some(right)) = (left, right) else { return Err(wrong()) };
             let at = partition(ix.merge_pairs, self.n_merges(), |row| row < [left, right, rank, 0]);
-            let row = pair_row(ix.merge_pairs, at).ok_or(wrong.clone())?;
+            let row = pair_row(ix.merge_pairs, at).ok_or_else(wrong)?;
             let merged = self.token_at(ix, row[3]);
             if row[..3] != [left, right, rank]
                 || merged.is_none_or(|t| index::cmp_concat(t, l, r) != Ordering::Equal)
             {
-                return Err(wrong);
+                return Err(wrong());
             }
         }
         Ok(())

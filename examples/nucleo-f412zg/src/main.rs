@@ -13,7 +13,7 @@ use core::fmt::Write as _;
 
 use embedded_io::{Read, Write};
 use mote_core::gguf::Gguf;
-use mote_core::model::{HParams, Model};
+use mote_core::model::{HParams, Layer, Model};
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
@@ -50,9 +50,10 @@ fn main() -> ! {
         Aligned([0; RunState::bytes_needed(&HP, KV)]);
     static mut SCRATCH: BpeScratch = BpeScratch::new();
     static mut IDS: [u32; HP.n_ctx] = [0; HP.n_ctx];
+    static mut LAYERS: [Layer<'static>; HP.n_layer] = [Layer::EMPTY; HP.n_layer];
 
     let mut console = uart::Uart::new();
-    if let Err(e) = chat(&mut console, &mut STATE.0, SCRATCH, IDS) {
+    if let Err(e) = chat(&mut console, LAYERS, &mut STATE.0, SCRATCH, IDS) {
         let _ = writeln!(Text(&mut console), "error: {e}");
     }
     loop {
@@ -63,12 +64,13 @@ fn main() -> ! {
 /// Loads the model, then answers each line read from `console`; returns only if loading fails.
 fn chat<C: Read + Write>(
     console: &mut C,
+    layers: &'static mut [Layer<'static>],
     state: &'static mut [u8],
     scratch: &mut BpeScratch,
     ids: &mut [u32],
 ) -> Result<(), &'static str> {
     let gguf = Gguf::parse(&MODEL.0).map_err(|_| "the model is not a GGUF file")?;
-    let model = Model::load(&gguf).map_err(|_| "the model is not a GPT-2 this build can run")?;
+    let model = Model::load(&gguf, layers).map_err(|_| "the model is not a GPT-2 this build can run")?;
     let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|_| "the model has no tokenizer")?;
     let state = RunState::new(&model.hparams, KV, state).map_err(|_| "the model outgrows HP")?;
     let mut session = Session::new(&model, state);

@@ -17,7 +17,7 @@ use core::ptr::addr_of;
 
 use mote_chat::{Chat, LineReader, Observer, Reply};
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model};
 use mote_core::state::RunState;
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
 use mote_firmware::blob::Aligned;
@@ -46,10 +46,15 @@ fn main() -> ! {
     static mut MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new();
     static mut MOTE_CHAT_IDS: [u32; build::IDS] = [0; build::IDS];
     static mut MOTE_CHAT_LINE: [u8; build::LINE_BYTES] = [0; build::LINE_BYTES];
+    // The model's per-layer views, one per block of this build's model: a static, as in
+    // `generate`, so that they are never on the stack.
+    static mut MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
+        [Layer::EMPTY; build::HPARAMS.n_layer];
 
     fw::init();
     let mut console = Console::new();
-    match run(&mut console, MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_CHAT_IDS, MOTE_CHAT_LINE) {
+    let (state, scratch) = (MOTE_RUN_STATE, MOTE_BPE_SCRATCH);
+    match run(&mut console, MOTE_LAYERS, state, scratch, MOTE_CHAT_IDS, MOTE_CHAT_LINE) {
         Ok(()) => fw::finish(ExitCode::Success),
         Err(()) => fw::finish(ExitCode::Failure),
     }
@@ -59,13 +64,14 @@ fn main() -> ! {
 /// a board); an error has been logged when this returns `Err`.
 fn run(
     console: &mut Console,
+    layers: &'static mut [Layer<'static>],
     storage: &'static mut StateStorage,
     scratch: &'static mut BpeScratch,
     ids: &'static mut [u32],
     line: &'static mut [u8],
 ) -> Result<(), ()> {
     let gguf = Gguf::parse(&MOTE_MODEL.bytes).map_err(|e| defmt::error!("model: {}", e))?;
-    let model = Model::load(&gguf).map_err(|e| defmt::error!("model: {}", e))?;
+    let model = Model::load(&gguf, layers).map_err(|e| defmt::error!("model: {}", e))?;
     let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
     if model.hparams != build::HPARAMS {
         defmt::error!("the model's hyper-parameters differ from those it was built with");

@@ -14,11 +14,11 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write as _;
+use core::mem::MaybeUninit;
 
 use mote_core::beam::BeamSearch;
 use mote_core::gguf::Gguf;
-use mote_core::model::Model;
+use mote_core::model::{Layer, Model};
 use mote_core::sampler::Sampler;
 use mote_core::session::{logits_checksum, Session, Stops};
 use mote_core::split::Serial;
@@ -52,20 +52,33 @@ fn main() -> ! {
     static mut MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]);
     static mut MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new();
     static mut MOTE_PROMPT_IDS: [u32; build::PROMPT_TOKENS] = [0; build::PROMPT_TOKENS];
+    // The model's per-layer views (one per block of this build's model) and the tokenizer (its
+    // byte table is 1 KiB): statics, so that they are never on the stack while generating.
+    static mut MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
+        [Layer::EMPTY; build::HPARAMS.n_layer];
+    // (Uninitialized rather than an `Option`: `None` is not all zeros, which would put its 1.4 KB
+    // of initial value in flash.)
+    static mut MOTE_TOKENIZER: MaybeUninit<Tokenizer<'static>> = MaybeUninit::uninit();
 
     fw::init();
-    match run(MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS) {
+    let loaded = load(MOTE_LAYERS, MOTE_TOKENIZER);
+    match loaded.and_then(|(model, tokenizer)| {
+        run(&model, tokenizer, MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS)
+    }) {
         Ok(()) => fw::finish(ExitCode::Success),
         Err(()) => fw::finish(ExitCode::Failure),
     }
 }
 
-/// Loads, encodes, generates and reports; an error has been logged when this returns `Err`.
-fn run(
-    storage: &'static mut StateStorage,
-    scratch: &'static mut BpeScratch,
-    prompt_ids: &'static mut [u32],
-) -> Result<(), ()> {
+/// Reads the model from flash, its layer views into `layers` and its tokenizer into `tokenizer`;
+/// an error has been logged when this returns `Err`. Never inlined: the temporaries of loading
+/// (errors that carry names, the tokenizer before it reaches its static) leave the stack before
+/// generation starts.
+#[inline(never)]
+fn load(
+    layers: &'static mut [Layer<'static>],
+    tokenizer: &'static mut MaybeUninit<Tokenizer<'static>>,
+) -> Result<(Model<'static>, &'static Tokenizer<'static>), ()> {
     let hp = build::HPARAMS;
     defmt::info!(
         "mote-core {=str} on {=str} ({=str}); model {=str}: {=usize} bytes in flash",
@@ -78,8 +91,8 @@ fn run(
 
     let t = fw::systick::now();
     let gguf = Gguf::parse(&MOTE_MODEL.bytes).map_err(|e| defmt::error!("model: {}", e))?;
-    let model = Model::load(&gguf).map_err(|e| defmt::error!("model: {}", e))?;
-    let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
+    let model = load_model(&gguf, layers)?;
+    let tokenizer = load_tokenizer(&gguf, tokenizer)?;
     let load_ticks = fw::systick::now() - t;
     if model.hparams != hp {
         defmt::error!("the model's hyper-parameters differ from those it was built with");
@@ -94,6 +107,39 @@ fn run(
         hp.n_ctx,
         load_ticks
     );
+    Ok((model, tokenizer))
+}
+
+/// The model's views; the layers' go to `layers`. Not inlined, as [`load`].
+#[inline(never)]
+fn load_model(
+    gguf: &Gguf<'static>,
+    layers: &'static mut [Layer<'static>],
+) -> Result<Model<'static>, ()> {
+    Model::load(gguf, layers).map_err(|e| defmt::error!("model: {}", e))
+}
+
+/// The tokenizer, in `slot`. Not inlined, as [`load`].
+#[inline(never)]
+fn load_tokenizer(
+    gguf: &Gguf<'static>,
+    slot: &'static mut MaybeUninit<Tokenizer<'static>>,
+) -> Result<&'static Tokenizer<'static>, ()> {
+    let tokenizer = Tokenizer::from_gguf(gguf).map_err(|e| defmt::error!("tokenizer: {}", e))?;
+    Ok(slot.write(tokenizer))
+}
+
+/// Encodes, generates and reports; an error has been logged when this returns `Err`. Not
+/// inlined either: `main`'s own frame stays small while the loaders' frames are on the stack.
+#[inline(never)]
+fn run(
+    model: &Model<'static>,
+    tokenizer: &Tokenizer<'static>,
+    storage: &'static mut StateStorage,
+    scratch: &'static mut BpeScratch,
+    prompt_ids: &'static mut [u32],
+) -> Result<(), ()> {
+    let hp = build::HPARAMS;
     defmt::info!(
         "run state: {=usize} bytes, static, KV cache {=str}",
         build::STATE_BYTES,
@@ -137,12 +183,12 @@ fn run(
     }
     defmt::info!("weight multiply-accumulates per token: {=usize}", weight_macs(&hp));
     if build::BEAMS.num_beams > 1 {
-        return beam_search(&model, &tokenizer, prompt, &mut storage.0);
+        return beam_search(model, tokenizer, prompt, &mut storage.0);
     }
 
     let state = RunState::new(&hp, build::KV, &mut storage.0)
         .map_err(|e| defmt::error!("run state: {}", e))?;
-    let mut session = Session::new(&model, state);
+    let mut session = Session::new(model, state);
     let mut generated = [0u32; build::MAX_TOKENS];
     let mut n = 0usize;
     let mut stream = StreamDecoder::new();
@@ -176,9 +222,8 @@ fn run(
     let generated = &generated[..n.min(build::MAX_TOKENS)];
 
     // The session's own words for the stop reason, as `mote generate --json` prints them.
-    let mut stop = Line::new();
-    let _ = write!(stop, "{}", done.stop);
-    defmt::info!("stop: {=str}, {=usize} tokens", stop.as_str(), done.n_generated);
+    let stop = done.stop.as_str();
+    defmt::info!("stop: {=str}, {=usize} tokens", stop, done.n_generated);
     let per_decoded = if n > 1 { generation_ticks / (n as u64 - 1) } else { 0 };
     defmt::info!(
         "ticks: prompt {=u64} ({=usize} positions), generation {=u64} ({=u64} per token after the first)",
@@ -192,7 +237,7 @@ fn run(
         build::KV.name(),
         prompt,
         generated,
-        stop.as_str(),
+        stop,
         logits_checksum(session.logits())
     );
     Ok(())
@@ -252,15 +297,14 @@ fn beam_search(
         );
     }
     // The desktop's words: the end of text when the best hypothesis ends with it.
-    let mut stop = Line::new();
-    if hp.eos_token.is_some() && best.last().copied() == hp.eos_token {
-        let _ = write!(stop, "end of text");
+    let stop = if hp.eos_token.is_some() && best.last().copied() == hp.eos_token {
+        "end of text"
     } else {
-        let _ = write!(stop, "{}", outcome.stop);
-    }
+        outcome.stop.as_str()
+    };
     defmt::info!(
         "stop: {=str}, {=usize} tokens (steps of {=usize} beams, {=usize} forward passes)",
-        stop.as_str(),
+        stop,
         outcome.steps,
         config.num_beams,
         outcome.forwards
@@ -279,7 +323,7 @@ fn beam_search(
         build::KV.name(),
         prompt,
         best,
-        stop.as_str(),
+        stop,
         logits_checksum(search.logits())
     );
     Ok(())
@@ -320,12 +364,5 @@ impl Line {
     fn as_str(&self) -> &str {
         // Only whole characters are ever copied in.
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        self.push(text);
-        Ok(())
     }
 }

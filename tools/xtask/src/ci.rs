@@ -191,7 +191,9 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         parity::run(root, &boards, &parity::ParityArgs::default())
     });
     for name in ["mps2-an386", "nrf52840-dk"] {
-        steps.run(format!("size {name} within the plan"), || size::run(root, boards.get(name)?));
+        steps.run(format!("size {name} within the plan"), || {
+            size::run(root, boards.get(name)?, false)
+        });
     }
     let default_board = boards.get_or_default(None)?;
     let generate = Options { bin: Some(device::BIN.to_string()), ..release.clone() };

@@ -186,6 +186,12 @@ pub fn build_command(
     let mut cmd = cargo(root, board, &toolchain, Job::Build);
     if options.release {
         cmd.arg("--release");
+    } else if board.cpu == "cortex-m55" {
+        // Compiling `core` to machine code for the Cortex-M55 stops LLVM 22's Arm back end during
+        // instruction selection ("Do not know how to promote this operator!"; docs/firmware.md).
+        // With LTO, cargo compiles the dependencies to bitcode only, and the code the firmware
+        // never calls is dropped before code generation, as in the release profile.
+        cmd.env("CARGO_PROFILE_DEV_LTO", "fat");
     }
     let bins = match &options.bin {
         Some(bin) => {

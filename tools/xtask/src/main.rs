@@ -28,6 +28,7 @@ mod qemu;
 mod setup;
 mod shell;
 mod size;
+mod size_table;
 mod toolchain;
 
 #[derive(Parser)]
@@ -240,7 +241,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Size(args) => {
             let boards = boards::load(&root)?;
             let board = boards.get_or_default(args.board.as_deref())?;
-            size::run(&root, board).map(|()| ExitCode::SUCCESS)
+            size::run(&root, board, args.bless).map(|()| ExitCode::SUCCESS)
         }
         Command::BenchMcu(args) => {
             let boards = boards::load(&root)?;

@@ -15,6 +15,7 @@ use crate::boards::Board;
 use crate::device::{host_mote, run_device, BIN};
 use crate::firmware::{self, Options};
 use crate::shell;
+use crate::size_table::{size_table, SizeTable};
 
 /// How far the plan of `mote inspect --board` may be from what the build and the run use.
 pub const PLAN_TOLERANCE: u64 = 4 * 1024;
@@ -25,7 +26,15 @@ pub struct SizeArgs {
     /// Board (default: boards.toml's default).
     #[arg(long)]
     pub board: Option<String>,
+    /// Write the table by crate and module into docs/size.md (the default board's build only)
+    #[arg(long)]
+    pub bless: bool,
 }
+
+/// The document that keeps the default board's size table, and the markers around the table.
+const SIZE_DOC: &str = "docs/size.md";
+const TABLE_BEGIN: &str = "<!-- size table: written by `cargo xtask size --bless` -->";
+const TABLE_END: &str = "<!-- end of size table -->";
 
 /// Flash and RAM of a built ELF, by region and by the symbols the generating binary names.
 #[derive(Debug)]
@@ -86,6 +95,22 @@ pub fn footprint(elf: &Path, board: &Board) -> Result<Footprint> {
     })
 }
 
+/// Replaces the table between the markers of docs/size.md with `table`.
+fn bless_table(root: &Path, table: &SizeTable) -> Result<()> {
+    let path = root.join(SIZE_DOC);
+    let doc = fs::read_to_string(&path).with_context(|| format!("cannot read {SIZE_DOC}"))?;
+    let (head, rest) = doc
+        .split_once(TABLE_BEGIN)
+        .with_context(|| format!("{SIZE_DOC} has no line {TABLE_BEGIN}"))?;
+    let (_, tail) = rest
+        .split_once(TABLE_END)
+        .with_context(|| format!("{SIZE_DOC} has no line {TABLE_END}"))?;
+    let new = format!("{head}{TABLE_BEGIN}\n\n{}\n{TABLE_END}{tail}", table.markdown());
+    fs::write(&path, new).with_context(|| format!("cannot write {SIZE_DOC}"))?;
+    println!("  wrote the table into {SIZE_DOC}");
+    Ok(())
+}
+
 /// What `mote inspect --board B --json` plans for the model on the board.
 #[derive(Debug)]
 pub struct PlanBytes {
@@ -122,7 +147,7 @@ fn plan(mote: &Path, board: &Board, model: &Path) -> Result<PlanBytes> {
 /// `cargo xtask size`: the generating firmware's flash and RAM as built (and its stack as run, on
 /// a QEMU board), next to the plan of `mote inspect --board`; fails when they disagree by more
 /// than [`PLAN_TOLERANCE`] or the code outgrows its budget.
-pub fn run(root: &Path, board: &Board) -> Result<()> {
+pub fn run(root: &Path, board: &Board, bless: bool) -> Result<()> {
     let mote = host_mote(root)?;
     let options = Options { bin: Some(BIN.to_string()), release: true, ..Options::default() };
     let stack = if board.qemu.is_some() {
@@ -133,6 +158,21 @@ pub fn run(root: &Path, board: &Board) -> Result<()> {
     };
     let elf = firmware::elf_dir(root, &board.name, true).join(BIN);
     let fp = footprint(&elf, board)?;
+    let table = {
+        let data = fs::read(&elf).with_context(|| format!("cannot read {}", elf.display()))?;
+        let file = object::File::parse(&*data)
+            .with_context(|| format!("{} is not an ELF", elf.display()))?;
+        size_table(&file, |a| board.flash.contains(a), |a| board.ram.contains(a))
+    };
+    println!("\n{BIN} on {} (release), flash by crate and module:\n", board.name);
+    print!("{}", table.markdown());
+    if bless {
+        ensure!(
+            board.name == crate::boards::load(root)?.default,
+            "--bless writes {SIZE_DOC}, which holds the default board's table"
+        );
+        bless_table(root, &table)?;
+    }
     let p = plan(&mote, board, &root.join(DEFAULT_MODEL))?;
     let code = fp.flash - fp.model;
     let other_statics = fp.ram_statics - fp.run_state - fp.tokenizer_scratch - fp.prompt_ids;
