@@ -18,7 +18,7 @@ use crate::qemu::{self, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 
 /// The QEMU boards whose `chat` console parity runs on.
-pub const CHAT_PARITY_BOARDS: [&str; 1] = ["mps2-an386"];
+pub const CHAT_PARITY_BOARDS: [&str; 2] = ["mps2-an386", "netduinoplus2"];
 
 /// Options of `cargo xtask parity`.
 #[derive(Args, Default)]
