@@ -1,6 +1,6 @@
 //! `mote inspect` on a model converted from the shared fake GPT-2, and on a damaged file.
 
-use mote_tests::{mote, mote_json, shared_data};
+use mote_tests::{mote, mote_json, repo_root, shared_data};
 use std::path::{Path, PathBuf};
 
 fn converted_fake_gpt2(dir: &Path) -> PathBuf {
@@ -97,7 +97,9 @@ fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
     let r = mote_json(&["inspect", model.to_str().unwrap(), "--json", "--board", "mps2-an386"]);
     let size = std::fs::metadata(&model).unwrap().len() as i64;
     assert_eq!(r["board"]["fits"], true);
-    assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - 128 * 1024);
+    let boards = mote_boards::Boards::load(&repo_root().join("boards.toml")).unwrap();
+    let code = boards.budgets.code_flash as i64;
+    assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - code);
 
     let o =
         mote(&["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "mps3-an547".as_ref()]);
@@ -169,26 +171,26 @@ fn generate_eval_and_bench_refuse_types_mote_cannot_run_with_the_same_advice() {
 
 #[test]
 fn board_plan_with_beams_says_how_many_fit() {
-    // The bundled model on the nRF52840 (256 KiB of RAM): two beams fit, three do not.
+    // The bundled model on the nRF52840 (256 KiB of RAM): three beams fit, four do not.
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../models/tinystories-675k/tinystories-675k-q8_0.gguf");
     let m = model.to_str().unwrap();
     let board =
         |beams: &str| mote(&["inspect", m, "--board", "nrf52840-dk", "--beams", beams, "--json"]);
-    let (one, two, three) = (board("1"), board("2"), board("3"));
-    assert!(one.status.success() && two.status.success());
+    let (one, three, four) = (board("1"), board("3"), board("4"));
+    assert!(one.status.success() && three.status.success());
     let j = |o: &std::process::Output| -> serde_json::Value {
         serde_json::from_slice(&o.stdout).unwrap()
     };
-    let (j1, j2, j3) = (j(&one), j(&two), j(&three));
+    let (j1, j3, j4) = (j(&one), j(&three), j(&four));
     let per = j1["memory"]["ram"]["bytes_per_beam"].as_i64().unwrap();
-    assert_eq!(j2["board"]["beams"], 2);
+    assert_eq!(j3["board"]["beams"], 3);
     let margin = |j: &serde_json::Value| j["board"]["ram_margin"].as_i64().unwrap();
-    assert_eq!(margin(&j2) - margin(&j3), per);
-    assert!(margin(&j2) >= 0 && margin(&j3) < 0);
-    assert!(!three.status.success());
-    let err = String::from_utf8_lossy(&three.stderr);
-    assert!(err.contains("with 3 beams does not fit board nrf52840-dk"), "{err}");
+    assert_eq!(margin(&j3) - margin(&j4), per);
+    assert!(margin(&j3) >= 0 && margin(&j4) < 0);
+    assert!(!four.status.success());
+    let err = String::from_utf8_lossy(&four.stderr);
+    assert!(err.contains("with 4 beams does not fit board nrf52840-dk"), "{err}");
     let zero = mote(&["inspect", m, "--board", "nrf52840-dk", "--beams", "0"]);
     assert!(String::from_utf8_lossy(&zero.stderr).contains("--beams 0"));
 }

@@ -150,14 +150,14 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
             }
         }
         // Beams whose run state the board cannot hold are refused too, the beams named: the
-        // bundled model on the nRF52840-DK holds two beams, not three.
+        // bundled model on the nRF52840-DK holds three beams, not four.
         if board.name == "nrf52840-dk" && holds_model {
-            steps.run(format!("generate with 3 beams refused on {}", board.name), || {
-                let settings = firmware::Settings { num_beams: Some(3), ..Default::default() };
+            steps.run(format!("generate with 4 beams refused on {}", board.name), || {
+                let settings = firmware::Settings { num_beams: Some(4), ..Default::default() };
                 let bin = Some(device::BIN.to_string());
                 let options = Options { bin, settings, ..release.clone() };
                 let text = firmware::refused(root, board, &options)?;
-                expect_message(&text, "with a q8_0 KV cache and 3 beams")
+                expect_message(&text, "with a q8_0 KV cache and 4 beams")
             });
         }
         for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {
