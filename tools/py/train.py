@@ -290,6 +290,13 @@ def vocab_and_merges(tok) -> tuple[list[str], list[str]]:
 # Evaluation
 
 
+def bytes_per_token(tokens: list[str]) -> torch.Tensor:
+    """UTF-8 bytes of each token: byte-level BPE spells each byte as one character (GPT-2's
+    bytes_to_unicode), so a token's length in characters is its length in bytes, also for tokens that
+    hold part of a multi-byte character. The special token counts 0."""
+    return torch.tensor([0 if t == EOT else len(t) for t in tokens], dtype=torch.long)
+
+
 @torch.no_grad()
 def evaluate(model, ids: torch.Tensor, n_ctx: int, token_bytes: torch.Tensor, max_windows: int | None = None,
              batch_size: int = 32) -> dict:
@@ -480,8 +487,7 @@ def main(argv=None) -> int:
 
     train_ids = torch.tensor(tok.encode(train_text).ids, dtype=torch.long)
     val_ids = torch.tensor(tok.encode(val_text).ids, dtype=torch.long)
-    token_bytes = torch.tensor([len(bytes(tok.decode([i]), "utf-8")) if tokens[i] != EOT else 0
-                                for i in range(len(tokens))], dtype=torch.long)
+    token_bytes = bytes_per_token(tokens)
     print(f"train: {len(train_text.encode())} bytes -> {train_ids.numel()} tokens "
           f"({len(train_text.encode()) / train_ids.numel():.2f} B/token); "
           f"val: {len(val_text.encode())} bytes -> {val_ids.numel()} tokens")
