@@ -6,6 +6,10 @@
 //! `1..` from the ones before them (a window's first token is context only). Mean negative
 //! log-likelihood is over all predicted tokens, in f64; perplexity is `exp` of it. This is what
 //! `tools/py/reference.py` computes with transformers.
+//!
+//! Losses per token cannot be compared between tokenizers, so for a text the total negative
+//! log-likelihood is also divided by the UTF-8 bytes of the predicted tokens (nats per byte), as
+//! `tools/py/train.py` reports it.
 
 use std::path::PathBuf;
 
@@ -15,6 +19,7 @@ use mote_core::prefill::prefill;
 use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
+use mote_core::tokenizer::Tokenizer;
 
 use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile};
 use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
@@ -54,6 +59,12 @@ pub struct Perplexity {
     pub mean_nll: f64,
     /// `exp(mean_nll)`.
     pub perplexity: f64,
+    /// UTF-8 bytes of the predicted tokens (with `--text`; token ids alone have no bytes here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted_bytes: Option<usize>,
+    /// Total negative log-likelihood over `predicted_bytes`, in nats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_per_byte: Option<f64>,
     /// The model's top token at each predicted position (for agreement checks).
     #[serde(skip)]
     pub top1: Vec<u32>,
@@ -120,8 +131,22 @@ pub fn evaluate(
         n_predicted,
         mean_nll,
         perplexity: mean_nll.exp(),
+        predicted_bytes: None,
+        nats_per_byte: None,
         top1,
     })
+}
+
+/// UTF-8 bytes of the tokens that [`evaluate`] predicts (all but the first of each window).
+fn predicted_bytes(tok: &Tokenizer<'_>, tokens: &[u32], n_ctx: usize) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for window in tokens.chunks(n_ctx).take_while(|w| w.len() >= 2) {
+        for &id in &window[1..] {
+            tok.token_bytes(id, |b| n += b.len())
+                .with_context(|| format!("cannot decode id {id}"))?;
+        }
+    }
+    Ok(n)
 }
 
 /// Parses decimal token ids separated by commas or whitespace.
@@ -138,24 +163,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let gguf = file.gguf()?;
     let mut layers = [Layer::EMPTY; MAX_LAYERS];
     let model = load_model(&gguf, file.name(), &mut layers)?;
-    let tokens = match (&args.token_ids, &args.text) {
+    let (tokens, from_text) = match (&args.token_ids, &args.text) {
         (Some(p), _) => {
             let bytes = crate::input::read(p, "the token ids")?;
-            parse_token_ids(utf8_text(&bytes, "the token ids file")?)
-                .with_context(|| format!("in {}", p.display()))?
+            let ids = parse_token_ids(utf8_text(&bytes, "the token ids file")?)
+                .with_context(|| format!("in {}", p.display()))?;
+            (ids, false)
         }
         (None, Some(p)) => {
             let bytes = crate::input::read(p, "the text")?;
-            prompt_tokens(&gguf, Some(utf8_text(&bytes, "the text")?), None)?
+            (prompt_tokens(&gguf, Some(utf8_text(&bytes, "the text")?), None)?, true)
         }
         (None, None) => bail!("give --text FILE or --token-ids FILE"),
     };
-    let r = evaluate(&model, args.kv.into(), &tokens, args.speed)?;
+    let mut r = evaluate(&model, args.kv.into(), &tokens, args.speed)?;
+    if from_text {
+        // The text was encoded with this tokenizer, so it loads and knows every id.
+        let tok = Tokenizer::from_gguf(&gguf).context("cannot load the model's tokenizer")?;
+        let bytes = predicted_bytes(&tok, &tokens, model.hparams.n_ctx)?;
+        r.predicted_bytes = Some(bytes);
+        r.nats_per_byte = (bytes > 0).then(|| r.mean_nll * r.n_predicted as f64 / bytes as f64);
+    }
     if args.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
+        let per_byte = r.nats_per_byte.map_or(String::new(), |x| format!("  nats/byte {x:.6}"));
         println!(
-            "tokens {}  predicted {}  mean NLL {:.6}  perplexity {:.4}",
+            "tokens {}  predicted {}  mean NLL {:.6}  perplexity {:.4}{per_byte}",
             r.n_tokens, r.n_predicted, r.mean_nll, r.perplexity
         );
     }

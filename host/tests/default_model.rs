@@ -32,7 +32,8 @@ fn fits_the_nrf52840_dk() {
     let gguf = model_dir().join("tinystories-675k-q8_0.gguf");
     let r = mote_json(&["inspect", gguf.to_str().unwrap(), "--json", "--board", "nrf52840-dk"]);
     assert_eq!(r["board"]["fits"], true);
-    // Issue 6's budget: the run state at full context with a Q8_0 KV cache within 160 KB.
+    // Issue 22's budget: the run state at full context with a Q8_0 KV cache within 96 KB, so that
+    // the default model runs on boards with 128 KiB of RAM beside the stack and the console.
     let run_state = r["memory"]["ram"]["run_state_bytes"]["q8_0"].as_u64().unwrap();
-    assert!(run_state <= 160 * 1024, "run state {run_state} bytes");
+    assert!(run_state <= 96_000, "run state {run_state} bytes");
 }

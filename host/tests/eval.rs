@@ -9,6 +9,7 @@ use mote::generate::ModelFile;
 use mote::threads::SpeedArgs;
 use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::state::KvType;
+use mote_core::tokenizer::Tokenizer;
 use mote_tests::shared_data;
 use serde_json::Value;
 
@@ -114,6 +115,7 @@ fn cli_prints_perplexity_as_json_from_token_ids() {
     assert_eq!(j["n_tokens"].as_u64().unwrap() as usize, tokens.len());
     let want = perplexity(m["gguf"]["q8_0"].as_str().unwrap(), KvType::Q8_0, &tokens);
     assert_eq!(j["perplexity"].as_f64().unwrap(), want.perplexity);
+    assert!(j.get("nats_per_byte").is_none(), "token ids have no bytes to count");
 }
 
 #[test]
@@ -139,7 +141,7 @@ fn cli_text_perplexity_matches_transformers() {
     let held_out: String = text.chars().skip(at).take(n).collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("held-out.txt");
-    std::fs::write(&path, held_out).unwrap();
+    std::fs::write(&path, &held_out).unwrap();
     let model = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
     let out = Command::new(env!("CARGO_BIN_EXE_mote"))
         .args([
@@ -157,4 +159,16 @@ fn cli_text_perplexity_matches_transformers() {
     assert_eq!(j["n_tokens"], e["n_tokens"]);
     let (got, want) = (j["mean_nll"].as_f64().unwrap(), e["mean_nll"].as_f64().unwrap());
     assert!((got - want).abs() < 1e-4, "{got} vs {want}");
+
+    // Nats per byte: the predicted tokens are the text's bytes but those of each window's first token.
+    let f = ModelFile::open(&model).unwrap();
+    let g = f.gguf().unwrap();
+    let n_ctx = Model::load(&g).unwrap().hparams.n_ctx;
+    let tok = Tokenizer::from_gguf(&g).unwrap();
+    let firsts: Vec<u32> = eval_tokens(&m).chunks(n_ctx).map(|w| w[0]).collect();
+    let first_bytes = mote::tokenize::decode(&tok, &firsts).unwrap().len();
+    let bytes = j["predicted_bytes"].as_u64().unwrap() as usize;
+    assert_eq!(bytes + first_bytes, held_out.len());
+    let total = got * j["n_predicted"].as_f64().unwrap();
+    assert!((j["nats_per_byte"].as_f64().unwrap() - total / bytes as f64).abs() < 1e-12);
 }
