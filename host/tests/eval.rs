@@ -163,7 +163,7 @@ fn cli_text_perplexity_matches_transformers() {
     // Nats per byte: the predicted tokens are the text's bytes but those of each window's first token.
     let f = ModelFile::open(&model).unwrap();
     let g = f.gguf().unwrap();
-    let n_ctx = Model::load(&g).unwrap().hparams.n_ctx;
+    let n_ctx = Model::load(&g, &mut [Layer::EMPTY; MAX_LAYERS]).unwrap().hparams.n_ctx;
     let tok = Tokenizer::from_gguf(&g).unwrap();
     let firsts: Vec<u32> = eval_tokens(&m).chunks(n_ctx).map(|w| w[0]).collect();
     let first_bytes = mote::tokenize::decode(&tok, &firsts).unwrap().len();
