@@ -95,7 +95,11 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
         "STATE_BYTES: usize",
         "mote_core::state::RunState::bytes_needed(&HPARAMS, KV)".to_string(),
     );
-    item("Ids of a prompt that fills the context, and one reply id more.", "IDS: usize", ids.to_string());
+    item(
+        "Ids of a prompt that fills the context, and one reply id more.",
+        "IDS: usize",
+        ids.to_string(),
+    );
     item("Bytes of the longest line.", "LINE_BYTES: usize", line_bytes.to_string());
     writeln!(rs, "const _: () = assert!(STATE_BYTES == {});", plan.run_state).unwrap();
     Ok(rs)

@@ -70,7 +70,8 @@ fn chat<C: Read + Write>(
     ids: &mut [u32],
 ) -> Result<(), &'static str> {
     let gguf = Gguf::parse(&MODEL.0).map_err(|_| "the model is not a GGUF file")?;
-    let model = Model::load(&gguf, layers).map_err(|_| "the model is not a GPT-2 this build can run")?;
+    let model =
+        Model::load(&gguf, layers).map_err(|_| "the model is not a GPT-2 this build can run")?;
     let tokenizer = Tokenizer::from_gguf(&gguf).map_err(|_| "the model has no tokenizer")?;
     let state = RunState::new(&model.hparams, KV, state).map_err(|_| "the model outgrows HP")?;
     let mut session = Session::new(&model, state);

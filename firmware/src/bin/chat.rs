@@ -161,7 +161,11 @@ impl Observer for Timing {
         if index == 0 {
             self.first_token = now - self.line_end;
             self.generation = 0;
-            defmt::info!("first token {=u32} after {=u64} ticks from the line's end", id, self.first_token);
+            defmt::info!(
+                "first token {=u32} after {=u64} ticks from the line's end",
+                id,
+                self.first_token
+            );
         } else {
             self.generation += now - self.last;
         }
