@@ -156,6 +156,27 @@ fn converse(
         }
     });
 
+    // Nothing is sent before the boot's prompt marker: a UART drops what arrives before the
+    // firmware turns its receiver on (QEMU's STM32 USART does), as a real one would.
+    let booting = Instant::now();
+    loop {
+        let text = String::from_utf8_lossy(&output.lock().map_err(|_| anyhow::anyhow!("lock"))?)
+            .into_owned();
+        if markers(&text) >= 1 {
+            break;
+        }
+        if let Some(status) = qemu.try_wait()? {
+            bail!("qemu-system-arm ended ({status}) before the console was ready:\n{text}");
+        }
+        if booting.elapsed() > timeout {
+            bail!(
+                "the console showed no prompt within {} s (--timeout):\n{text}",
+                timeout.as_secs()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+
     let mut lines_sent = 0usize;
     let mut send = |stream: &mut UnixStream, line: &str| -> Result<()> {
         let line = line.trim_end_matches(['\n', '\r']);
