@@ -36,7 +36,7 @@ use core::fmt;
 use crate::arena::{bytes_of, Arena, ALIGN_SLACK};
 use crate::forward::forward;
 use crate::model::{HParams, Model};
-use crate::sampler::{apply_no_repeat_ngram, apply_repetition_penalty};
+use crate::sampler::{apply_no_repeat_ngram, apply_repetition_penalty, SamplerConfig};
 use crate::session::SessionError;
 use crate::split::RowSplit;
 use crate::state::{KvType, RunState, StateError};
@@ -131,6 +131,11 @@ pub enum BeamError {
     },
     /// The run state could not be built.
     State(StateError),
+    /// More than one beam with a temperature above 0: beam search with sampling is not
+    /// implemented.
+    Sampling,
+    /// More than one beam with top-k or top-p, which only sampling reads.
+    SamplingControls,
     /// The storage is smaller than [`BeamSearch::bytes_needed`].
     TooSmall {
         /// Bytes needed.
@@ -140,27 +145,64 @@ pub enum BeamError {
     },
 }
 
+// The texts are what `mote generate` and the `chat` firmware print for a bad setting, so they
+// name no flag or command, and format no float: core::fmt's float formatting would cost the chat
+// firmware about 20 KB of flash (a non-finite value has three spellings; the others are left out).
 impl fmt::Display for BeamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NumBeams(n) => write!(f, "{n} beams: give 1 to {MAX_BEAMS}"),
+            Self::NumBeams(0) => {
+                f.write_str("0 beams keep no sequence; give 1 (no beam search) or more")
+            }
+            Self::NumBeams(n) => write!(
+                f,
+                "{n} beams are more than mote's beam search holds; give at most {MAX_BEAMS}"
+            ),
             Self::NumReturnSequences { k, num_beams } => write!(
                 f,
-                "{k} return sequences from {num_beams} beams: give 1 to {num_beams} (at most the beams)"
+                "{k} return sequences from {num_beams} beam{}: give 1 to {num_beams} (beam search \
+                 returns at most one sequence per beam)",
+                if *num_beams == 1 { "" } else { "s" }
             ),
-            Self::LengthPenalty(x) => write!(f, "length penalty {x} must be a finite number"),
-            Self::RepetitionPenalty(p) => {
-                write!(f, "repetition penalty {p} must be a finite number > 0 (1 is off)")
+            Self::LengthPenalty(x) => {
+                write!(f, "length penalty {} must be a finite number", NonFinite(*x))
+            }
+            Self::RepetitionPenalty(_) => {
+                f.write_str("the repetition penalty must be a finite number > 0 (1 is off)")
             }
             Self::NgramTooLong { size, n_ctx } => {
                 write!(f, "no-repeat n-gram size {size} is larger than the context ({n_ctx})")
             }
-            Self::State(e) => e.fmt(f),
-            Self::TooSmall { needed, available } => write!(
-                f,
-                "beam search needs {needed} bytes of storage, only {available} given"
+            Self::Sampling => f.write_str(
+                "beam search with sampling (a temperature above 0 with more than 1 beam) is not \
+                 supported",
             ),
+            Self::SamplingControls => {
+                f.write_str("top-k and top-p are sampling controls; beam search does not sample")
+            }
+            Self::State(e) => e.fmt(f),
+            Self::TooSmall { needed, available } => {
+                write!(f, "beam search needs {needed} bytes of storage, only {available} given")
+            }
         }
+    }
+}
+
+/// A value that is not a finite number, in words (`inf`, `-inf`, `NaN`); a finite one as `finite`.
+struct NonFinite(f32);
+
+impl fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = self.0;
+        f.write_str(if x.is_nan() {
+            "NaN"
+        } else if x == f32::INFINITY {
+            "inf"
+        } else if x == f32::NEG_INFINITY {
+            "-inf"
+        } else {
+            "finite"
+        })
     }
 }
 
@@ -188,6 +230,35 @@ impl BeamConfig {
             return Err(BeamError::NgramTooLong { size: self.no_repeat_ngram_size, n_ctx });
         }
         Ok(())
+    }
+
+    /// The rules `mote generate` and the `chat` firmware check beam settings by, beside the
+    /// sampler's own ([`SamplerConfig::validate`]): `num_beams` and `num_return_sequences` in
+    /// range and a finite length penalty always; with more than one beam, no sampling (neither a
+    /// temperature above 0 nor top-k or top-p) and the rest of [`BeamConfig::validate`].
+    pub fn validate_with(&self, sampler: &SamplerConfig, n_ctx: usize) -> Result<(), BeamError> {
+        if self.num_beams == 0 || self.num_beams > MAX_BEAMS {
+            return Err(BeamError::NumBeams(self.num_beams));
+        }
+        if self.num_return_sequences == 0 || self.num_return_sequences > self.num_beams {
+            return Err(BeamError::NumReturnSequences {
+                k: self.num_return_sequences,
+                num_beams: self.num_beams,
+            });
+        }
+        if !self.length_penalty.is_finite() {
+            return Err(BeamError::LengthPenalty(self.length_penalty));
+        }
+        if self.num_beams == 1 {
+            return Ok(());
+        }
+        if sampler.temperature > 0.0 {
+            return Err(BeamError::Sampling);
+        }
+        if sampler.top_k.is_some() || sampler.top_p != 1.0 {
+            return Err(BeamError::SamplingControls);
+        }
+        self.validate(n_ctx)
     }
 }
 
@@ -925,7 +996,12 @@ mod tests {
         );
         assert_eq!(
             BeamError::NumReturnSequences { k: 4, num_beams: 3 }.to_string(),
-            "4 return sequences from 3 beams: give 1 to 3 (at most the beams)"
+            "4 return sequences from 3 beams: give 1 to 3 (beam search returns at most one \
+             sequence per beam)"
+        );
+        assert_eq!(
+            BeamError::LengthPenalty(f32::NEG_INFINITY).to_string(),
+            "length penalty -inf must be a finite number"
         );
         // Any start address.
         let mut big = vec![0u8; needed + 3];
@@ -934,5 +1010,34 @@ mod tests {
                 BeamSearch::new(&hp, KvType::F32, base, &mut big[start..start + needed]).is_ok()
             );
         }
+    }
+
+    #[test]
+    fn settings_beside_the_sampler_follow_generates_rules() {
+        let greedy = SamplerConfig::default();
+        let sampled = SamplerConfig { temperature: 0.8, ..greedy };
+        let beams = |n| BeamConfig { num_beams: n, ..BeamConfig::default() };
+        assert_eq!(beams(0).validate_with(&greedy, 8), Err(BeamError::NumBeams(0)));
+        assert_eq!(beams(256).validate_with(&greedy, 8), Err(BeamError::NumBeams(256)));
+        let k2 = BeamConfig { num_return_sequences: 2, ..beams(1) };
+        assert_eq!(
+            k2.validate_with(&greedy, 8),
+            Err(BeamError::NumReturnSequences { k: 2, num_beams: 1 })
+        );
+        let inf = BeamConfig { length_penalty: f32::INFINITY, ..beams(1) };
+        assert_eq!(inf.validate_with(&greedy, 8), Err(BeamError::LengthPenalty(f32::INFINITY)));
+        // One beam samples freely; more do not sample at all.
+        assert_eq!(beams(1).validate_with(&sampled, 8), Ok(()));
+        assert_eq!(beams(2).validate_with(&sampled, 8), Err(BeamError::Sampling));
+        let top_k = SamplerConfig { top_k: Some(40), ..greedy };
+        assert_eq!(beams(2).validate_with(&top_k, 8), Err(BeamError::SamplingControls));
+        let top_p = SamplerConfig { top_p: 0.9, ..greedy };
+        assert_eq!(beams(2).validate_with(&top_p, 8), Err(BeamError::SamplingControls));
+        let ngram = BeamConfig { no_repeat_ngram_size: 9, ..beams(2) };
+        assert_eq!(
+            ngram.validate_with(&greedy, 8),
+            Err(BeamError::NgramTooLong { size: 9, n_ctx: 8 })
+        );
+        assert_eq!(beams(5).validate_with(&greedy, 8), Ok(()));
     }
 }

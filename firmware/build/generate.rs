@@ -41,12 +41,9 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
         .map_err(|e| format!("{name}: no usable tokenizer for the prompt: {e}"))?;
     Sampler::new(inputs.sampler, hp.n_ctx).map_err(|e| format!("sampler settings: {e}"))?;
     let beams = inputs.beams;
-    beams.validate(hp.n_ctx).map_err(|e| format!("beam settings (MOTE_NUM_BEAMS, ...): {e}"))?;
-    if beams.num_beams > 1 && inputs.sampler.is_sampling() {
-        return Err("beam search with sampling (MOTE_TEMPERATURE above 0 with MOTE_NUM_BEAMS) \
-                    is not supported"
-            .to_string());
-    }
+    beams
+        .validate_with(&inputs.sampler, hp.n_ctx)
+        .map_err(|e| format!("beam settings (MOTE_NUM_BEAMS, ...): {e}"))?;
 
     // The prompt, encoded as the device will encode it: its length sizes the device's buffer.
     let prompt = &inputs.prompt;

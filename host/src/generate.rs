@@ -15,7 +15,7 @@ use mote_core::gguf::Gguf;
 pub use crate::model_file::ModelFile;
 use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 use crate::tokenize::utf8_text;
-use mote_core::beam::{BeamConfig, BeamSearch, EarlyStopping, MAX_BEAMS};
+use mote_core::beam::{BeamConfig, BeamSearch, EarlyStopping};
 use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::{logits_checksum, Generated, Session, StopReason, Stops};
@@ -496,34 +496,10 @@ fn generate_beams(
     })
 }
 
-/// Checks the beam and stop options against each other and the model, with one-line errors.
+/// The beam options, checked against each other, the sampler's and the model by
+/// [`BeamConfig::validate_with`], whose one-line errors the `chat` firmware prints too.
 fn beam_config(args: &Args, n_ctx: usize) -> anyhow::Result<BeamConfig> {
     let b = &args.beams;
-    if b.num_beams == 0 {
-        bail!("--num-beams 0 keeps no beam; give 1 (no beam search) or more");
-    }
-    if b.num_beams > MAX_BEAMS {
-        bail!(
-            "--num-beams {} is more than mote's beam search holds; give at most {MAX_BEAMS}",
-            b.num_beams
-        );
-    }
-    if b.num_return_sequences == 0 || b.num_return_sequences > b.num_beams {
-        bail!(
-            "--num-return-sequences {} must be 1 to --num-beams ({}): beam search returns at most one \
-             sequence per beam",
-            b.num_return_sequences,
-            b.num_beams
-        );
-    }
-    if b.num_beams > 1 && args.sampling.temperature > 0.0 {
-        bail!(
-            "beam search with sampling (--temperature above 0 with --num-beams) is not supported"
-        );
-    }
-    if b.num_beams > 1 && (args.sampling.top_k.is_some() || args.sampling.top_p != 1.0) {
-        bail!("--top-k and --top-p are sampling controls; beam search does not sample");
-    }
     let cfg = BeamConfig {
         num_beams: b.num_beams,
         length_penalty: b.length_penalty,
@@ -533,9 +509,7 @@ fn beam_config(args: &Args, n_ctx: usize) -> anyhow::Result<BeamConfig> {
         no_repeat_ngram_size: args.sampling.no_repeat_ngram_size,
         min_new_tokens: args.stops.min_new_tokens,
     };
-    if b.num_beams > 1 {
-        cfg.validate(n_ctx)?;
-    }
+    cfg.validate_with(&SamplerConfig::from(&args.sampling), n_ctx)?;
     Ok(cfg)
 }
 

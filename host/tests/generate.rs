@@ -366,10 +366,11 @@ fn min_new_tokens_and_ignore_eos_are_accepted_without_beams_and_with() {
 #[test]
 fn rejects_bad_beam_settings_with_one_line() {
     for (args, needle) in [
-        (&["--num-beams", "0"][..], "--num-beams 0"),
-        (&["--num-beams", "2", "--num-return-sequences", "3"][..], "--num-return-sequences 3"),
-        (&["--num-return-sequences", "2"][..], "--num-return-sequences 2"),
+        (&["--num-beams", "0"][..], "0 beams keep no sequence"),
+        (&["--num-beams", "2", "--num-return-sequences", "3"][..], "3 return sequences from 2"),
+        (&["--num-return-sequences", "2"][..], "2 return sequences from 1 beam:"),
         (&["--num-beams", "256"][..], "at most 255"),
+        (&["--num-beams", "2", "--top-k", "40"][..], "beam search does not sample"),
         (&["--num-beams", "4", "--memory-limit", "100000"][..], "memory limit of 100000 bytes"),
         (&["--num-beams", "2", "--temperature", "0.7"][..], "sampling"),
         (&["--num-beams", "2", "--length-penalty", "inf"][..], "length penalty inf"),
