@@ -10,17 +10,26 @@
 //!
 //! then [`PROMPT_MARKER`]. Anything refused gets one line `error: ...` and then the marker: one
 //! marker per line read, which is how a script knows a reply has ended.
+//!
+//! With more than one beam (`/beams N`) nothing is known before the search ends: the reply is the
+//! best sequence's text, or, with `/num-return-sequences K` above 1, the K best numbered as
+//! `mote generate` prints them (`1 (score -0.1234): text`), then the summary line with the best
+//! sequence as `generated`. The storage the chat is given is a run state for one beam and a
+//! [`BeamSearch`] for more, carved afresh for each reply; how many beams it holds at the full
+//! context is fixed when the chat is made ([`beam_capacity`]).
 
 use core::fmt::{self, Write as _};
 
 use embedded_io::{Read, Write};
-use mote_core::model::Model;
+use mote_core::beam::{BeamSearch, MAX_BEAMS};
+use mote_core::model::{HParams, Model};
 use mote_core::sampler::Sampler;
-use mote_core::session::{logits_checksum, Session, StopReason};
-use mote_core::state::{KvType, RunState};
+use mote_core::session::{logits_checksum, Session, Stops};
+use mote_core::split::Serial;
+use mote_core::state::{KvType, RunState, StateError};
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer, TokenizerError};
 
-use crate::command::{self, Command, Settings, HELP};
+use crate::command::{self, Command, Decimal, Limits, Settings, HELP};
 use crate::line::{Input, LineReader};
 
 /// Printed when the next line is awaited (after the banner and after every reply).
@@ -30,7 +39,8 @@ pub const PROMPT_MARKER: &str = "> ";
 pub trait Observer {
     /// A line (or an over-long line's end) has been received.
     fn line_received(&mut self) {}
-    /// Token `index` (from 0) of the reply, `id`, was chosen; its text is written next.
+    /// Token `index` (from 0) of the reply, `id`, was chosen; its text is written next (one
+    /// beam only: a beam search's tokens are known when it ends).
     fn token(&mut self, _index: usize, _id: u32) {}
     /// A reply has been generated (its summary line is written next).
     fn reply(&mut self, _reply: &Reply<'_>) {}
@@ -44,12 +54,16 @@ impl Observer for () {}
 pub struct Reply<'a> {
     /// The prompt's token ids.
     pub prompt: &'a [u32],
-    /// The generated token ids.
+    /// The generated token ids (with beams, the best sequence's).
     pub generated: &'a [u32],
-    /// Why generation stopped.
-    pub stop: StopReason,
+    /// Why generation stopped, in `mote generate --json`'s words.
+    pub stop: &'static str,
     /// [`logits_checksum`] of the last logits computed.
     pub logits_checksum: u32,
+    /// Beams (1: none).
+    pub beams: usize,
+    /// Decoding steps: tokens generated, or with beams the positions the search chose.
+    pub steps: usize,
 }
 
 /// Why a [`Chat`] cannot be made from the buffers given.
@@ -63,8 +77,8 @@ pub enum ChatError {
         /// `n_ctx + 1`.
         needed: usize,
     },
-    /// The run state was sized for other hyper-parameters than the model's.
-    StateMismatch,
+    /// The storage cannot hold a run state for the model.
+    State(StateError),
 }
 
 impl fmt::Display for ChatError {
@@ -73,19 +87,38 @@ impl fmt::Display for ChatError {
             Self::IdsTooShort { len, needed } => {
                 write!(f, "the id buffer holds {len} ids; a full context and a reply need {needed}")
             }
-            Self::StateMismatch => write!(f, "the run state was sized for another model"),
+            Self::State(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl core::error::Error for ChatError {}
 
+/// The most beams a beam search over `hp` with a `kv` cache holds at the full context in
+/// `bytes` of storage: 1 (no beam search) below [`BeamSearch::bytes_needed`] of 2 beams.
+pub fn beam_capacity(hp: &HParams, kv: KvType, bytes: usize) -> usize {
+    let two = BeamSearch::bytes_needed(hp, kv, 2);
+    if bytes < two {
+        return 1;
+    }
+    // Each beam from the second on adds the same bytes; the loop only guards that rule.
+    let per = BeamSearch::bytes_per_beam(hp, kv).max(1);
+    let mut n = (2 + (bytes - two) / per).min(MAX_BEAMS);
+    while n > 1 && BeamSearch::bytes_needed(hp, kv, n) > bytes {
+        n -= 1;
+    }
+    n
+}
+
 /// A model, its tokenizer and the buffers of one conversation.
 pub struct Chat<'m, 'b, 's> {
     model: &'m Model<'b>,
     tokenizer: &'m Tokenizer<'b>,
-    session: Session<'m, 'b, 's>,
+    /// A run state's bytes, or a beam search's: carved afresh for each reply.
+    storage: &'s mut [u8],
     kv: KvType,
+    /// The most beams `storage` holds ([`beam_capacity`]).
+    max_beams: usize,
     scratch: &'s mut BpeScratch,
     /// The prompt's ids, then the reply's: `n_ctx + 1` (a prompt of `P` tokens leaves room for
     /// at most `n_ctx - P + 1` generated ones).
@@ -94,33 +127,40 @@ pub struct Chat<'m, 'b, 's> {
 }
 
 impl<'m, 'b, 's> Chat<'m, 'b, 's> {
-    /// A conversation with the default settings (greedy, [`command::DEFAULT_MAX_TOKENS`]).
+    /// A conversation with the default settings (greedy, [`command::DEFAULT_MAX_TOKENS`]), its
+    /// run state (or beam search) with a `kv` cache in `storage`: at least
+    /// [`RunState::bytes_needed`] bytes, [`BeamSearch::bytes_needed`] for `/beams N` up to N.
     /// `ids` holds at least `n_ctx + 1` ids.
     pub fn new(
         model: &'m Model<'b>,
         tokenizer: &'m Tokenizer<'b>,
-        state: RunState<'s>,
+        kv: KvType,
+        storage: &'s mut [u8],
         scratch: &'s mut BpeScratch,
         ids: &'s mut [u32],
     ) -> Result<Self, ChatError> {
-        let n_ctx = model.hparams.n_ctx;
-        let needed = n_ctx.saturating_add(1);
+        let hp = model.hparams;
+        let needed = hp.n_ctx.saturating_add(1);
         if ids.len() < needed {
             return Err(ChatError::IdsTooShort { len: ids.len(), needed });
         }
-        if *state.hparams() != model.hparams {
-            return Err(ChatError::StateMismatch);
-        }
-        let kv = state.kv_type();
+        RunState::new(&hp, kv, storage).map_err(ChatError::State)?;
+        let max_beams = beam_capacity(&hp, kv, storage.len());
         Ok(Self {
             model,
             tokenizer,
-            session: Session::new(model, state),
+            storage,
             kv,
+            max_beams,
             scratch,
             ids,
-            settings: Settings::new(n_ctx),
+            settings: Settings::new(hp.n_ctx),
         })
+    }
+
+    /// The most beams `/beams` accepts: what the storage holds at the full context.
+    pub fn max_beams(&self) -> usize {
+        self.max_beams
     }
 
     /// The current settings.
@@ -190,14 +230,20 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
 
     fn command<W: Write>(&mut self, text: &str, out: &mut W) -> Result<(), W::Error> {
         let n_ctx = self.model.hparams.n_ctx;
+        let limits = Limits { n_ctx, max_beams: self.max_beams };
         let changed = match command::parse(text) {
             Err(e) => return error(out, format_args!("{e}")),
             Ok(Command::Help) => return out.write_all(HELP.as_bytes()),
             Ok(Command::Show) => self.settings,
+            // One beam, no sampling, no penalties; the token limit and the end-of-text rules stay.
             Ok(Command::Greedy) => {
-                Settings { max_tokens: self.settings.max_tokens, ..Settings::new(n_ctx) }
+                let mut greedy = Settings::new(n_ctx);
+                greedy.max_tokens = self.settings.max_tokens;
+                greedy.beams.min_new_tokens = self.settings.beams.min_new_tokens;
+                greedy.ignore_eos = self.settings.ignore_eos;
+                greedy
             }
-            Ok(Command::Set(setting, value)) => match self.settings.with(setting, value, n_ctx) {
+            Ok(Command::Set(setting, value)) => match self.settings.with(setting, value, limits) {
                 Ok(s) => s,
                 Err(e) => return error(out, format_args!("{e}")),
             },
@@ -213,7 +259,8 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
         observer: &mut impl Observer,
     ) -> Result<(), W::Error> {
         let n_ctx = self.model.hparams.n_ctx;
-        let Self { tokenizer, session, scratch, ids, settings, kv, .. } = self;
+        let Self { model, tokenizer, storage, scratch, ids, settings, kv, .. } = self;
+        let model: &Model<'_> = model;
         let room = ids.get_mut(..n_ctx).unwrap_or(&mut []);
         let n_prompt = match tokenizer.encode(text, Special::AsText, scratch, room) {
             Ok(0) => {
@@ -231,53 +278,140 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
         // The reply's ids follow the prompt's: at most `n_ctx - n_prompt + 1` of them.
         let (prompt, reply_ids) = ids.split_at_mut(n_prompt.min(ids.len()));
         let prompt = &*prompt;
-        // The commands keep the settings valid, so this refusal cannot happen; its message does
-        // not format the values (see `command::CommandError::Sampler`).
-        let Ok(mut sampler) = Sampler::new(settings.sampler, n_ctx) else {
-            return error(
-                out,
-                format_args!("the sampler settings are invalid; /greedy resets them"),
-            );
-        };
-
-        let mut stream = StreamDecoder::new();
-        let mut sink = Sink { out: &mut *out, err: None };
-        let mut n = 0usize;
-        let outcome = session.generate_with(prompt, settings.max_tokens, &mut sampler, |id| {
-            if let Some(slot) = reply_ids.get_mut(n) {
-                *slot = id;
+        let eos = if settings.ignore_eos { None } else { model.hparams.eos_token };
+        let summary = if settings.is_beam_search() {
+            let Ok(mut search) = BeamSearch::new(&model.hparams, *kv, settings.beams, storage)
+            else {
+                // The commands keep the beams within the storage and valid.
+                return error(out, format_args!("the beam search does not fit its storage"));
+            };
+            let outcome =
+                search.search(model, &Serial, prompt, settings.max_tokens, eos, &mut |_, _| false);
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => return error(out, format_args!("generation failed: {e}")),
+            };
+            let numbered = settings.beams.num_return_sequences > 1;
+            let mut sink = Sink { out: &mut *out, err: None };
+            let mut n = 0usize;
+            for (i, h) in search.hypotheses().enumerate() {
+                if i == 0 {
+                    for (slot, &id) in reply_ids.iter_mut().zip(h.tokens) {
+                        *slot = id;
+                    }
+                    n = h.tokens.len().min(reply_ids.len());
+                }
+                if numbered {
+                    let _ = write!(sink, "{} (score {}): ", i + 1, Score(h.score));
+                }
+                let mut stream = StreamDecoder::new();
+                for &id in h.tokens {
+                    let _ =
+                        tokenizer.decode_stream(id, &mut stream, &mut |piece| sink.write(piece));
+                }
+                stream.finish(&mut |piece| sink.write(piece));
+                sink.write("\n");
             }
-            observer.token(n, id);
-            n = n.saturating_add(1);
-            // An id outside the vocabulary cannot come out of the model; it would add no text.
-            let _ = tokenizer.decode_stream(id, &mut stream, &mut |piece| sink.write(piece));
-            sink.flush();
-        });
-        stream.finish(&mut |piece| sink.write(piece));
-        sink.write("\n");
-        sink.done()?;
-        let done = match outcome {
-            Ok(done) => done,
-            Err(e) => return error(out, format_args!("generation failed: {e}")),
+            sink.done()?;
+            let generated = reply_ids.get(..n).unwrap_or(&[]);
+            // `mote generate`'s words: the end of text when the best sequence ends with it.
+            let stop = if eos.is_some() && generated.last().copied() == eos {
+                "end of text"
+            } else {
+                outcome.stop.as_str()
+            };
+            Reply {
+                prompt,
+                generated,
+                stop,
+                logits_checksum: logits_checksum(search.logits()),
+                beams: settings.beams.num_beams,
+                steps: outcome.steps,
+            }
+        } else {
+            // The commands keep the settings valid, so these refusals cannot happen; their
+            // messages do not format the values (see `command::CommandError::Sampler`).
+            let Ok(mut sampler) = Sampler::new(settings.sampler, n_ctx) else {
+                return error(
+                    out,
+                    format_args!("the sampler settings are invalid; /greedy resets them"),
+                );
+            };
+            let Ok(state) = RunState::new(&model.hparams, *kv, storage) else {
+                return error(out, format_args!("the run state does not fit its storage"));
+            };
+            let mut session = Session::new(model, state);
+            let stops = Stops { eos, min_new_tokens: settings.beams.min_new_tokens };
+
+            let mut stream = StreamDecoder::new();
+            let mut sink = Sink { out: &mut *out, err: None };
+            let mut n = 0usize;
+            let outcome =
+                session.generate_until(prompt, settings.max_tokens, &mut sampler, stops, |id| {
+                    if let Some(slot) = reply_ids.get_mut(n) {
+                        *slot = id;
+                    }
+                    observer.token(n, id);
+                    n = n.saturating_add(1);
+                    // An id outside the vocabulary cannot come out of the model; it would add
+                    // no text.
+                    let _ =
+                        tokenizer.decode_stream(id, &mut stream, &mut |piece| sink.write(piece));
+                    sink.flush();
+                    false
+                });
+            stream.finish(&mut |piece| sink.write(piece));
+            sink.write("\n");
+            sink.done()?;
+            let done = match outcome {
+                Ok(done) => done,
+                Err(e) => return error(out, format_args!("generation failed: {e}")),
+            };
+            Reply {
+                prompt,
+                generated: reply_ids.get(..n).unwrap_or(reply_ids),
+                stop: done.stop.as_str(),
+                logits_checksum: logits_checksum(session.logits()),
+                beams: 1,
+                steps: done.n_generated,
+            }
         };
-        let reply = Reply {
-            prompt,
-            generated: reply_ids.get(..n).unwrap_or(reply_ids),
-            stop: done.stop,
-            logits_checksum: logits_checksum(session.logits()),
-        };
-        observer.reply(&reply);
+        observer.reply(&summary);
         line(
             out,
             format_args!(
                 "summary: kv={} prompt={:?} generated={:?} stop=\"{}\" logits_checksum={:#010x}",
                 kv.name(),
-                reply.prompt,
-                reply.generated,
-                reply.stop,
-                reply.logits_checksum
+                summary.prompt,
+                summary.generated,
+                summary.stop,
+                summary.logits_checksum
             ),
         )
+    }
+}
+
+/// A sequence's score with four decimals, as `mote generate` prints it (`{:.4}`: the exact value,
+/// rounded half to even), without core::fmt's float formatting. Exact below 10^14 in magnitude;
+/// larger values print in full ([`Decimal`]).
+struct Score(f32);
+
+impl fmt::Display for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let x = self.0;
+        if !x.is_finite() {
+            return write!(f, "{}", Decimal(x));
+        }
+        // x * 10^4 is exact in f64: a 24-bit mantissa times a 14-bit one.
+        let scaled = f64::from(x).abs() * 10_000.0;
+        if scaled >= 1e18 {
+            return write!(f, "{}", Decimal(x));
+        }
+        let whole = scaled as u64;
+        let frac = scaled - whole as f64;
+        let r = if frac > 0.5 || (frac == 0.5 && whole % 2 == 1) { whole + 1 } else { whole };
+        let sign = if x.is_sign_negative() { "-" } else { "" };
+        write!(f, "{sign}{}.{:04}", r / 10_000, r % 10_000)
     }
 }
 
@@ -330,5 +464,45 @@ impl<W: Write> fmt::Write for Sink<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.write(s);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_print_as_generates_four_decimals() {
+        let mut x = 1e-9f32;
+        let mut values = vec![0.0f32, -0.0, 0.03125, 0.09375, -0.15625, 2.5e-5, -1e-6, -1e9, 1e13];
+        while x < 1e13 {
+            values.extend([x, -x, x * 1.37, -x * 0.61, f32::from_bits(x.to_bits() + 1)]);
+            x *= 1.9;
+        }
+        for v in values {
+            assert_eq!(Score(v).to_string(), format!("{v:.4}"), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn beam_capacity_is_the_most_beams_the_storage_holds() {
+        let hp = HParams {
+            n_vocab: 512,
+            n_ctx: 64,
+            n_embd: 64,
+            n_head: 2,
+            n_layer: 2,
+            n_ff: 256,
+            eps: 1e-5,
+            eos_token: None,
+        };
+        let kv = KvType::Q8_0;
+        assert_eq!(beam_capacity(&hp, kv, RunState::bytes_needed(&hp, kv)), 1);
+        for n in [2, 3, 7] {
+            let bytes = BeamSearch::bytes_needed(&hp, kv, n);
+            assert_eq!(beam_capacity(&hp, kv, bytes), n);
+            assert_eq!(beam_capacity(&hp, kv, bytes - 1), n - 1);
+        }
+        assert_eq!(beam_capacity(&hp, kv, usize::MAX), MAX_BEAMS);
     }
 }

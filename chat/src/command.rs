@@ -2,10 +2,13 @@
 //!
 //! Values are parsed as `mote generate` parses its flags (Rust's `str::parse`, so the same text
 //! gives the same bits) and checked by the same rules: [`SamplerConfig::validate`] for the sampler,
-//! `1..=n_ctx` for the token limit. A bad command changes nothing.
+//! [`BeamConfig::validate_with`] for the beams (whose error lines are `mote generate`'s own),
+//! `1..=n_ctx` for the token limit; and beams no more than the storage holds ([`Limits`]). A bad
+//! command changes nothing.
 
 use core::fmt;
 
+use mote_core::beam::{BeamConfig, BeamError, EarlyStopping};
 use mote_core::sampler::{SamplerConfig, SamplerError};
 
 /// Tokens a reply may have by default, as `mote generate` and the `generate` firmware.
@@ -21,25 +24,57 @@ type a prompt and press Enter; lines that begin with / are commands:
 /no-repeat-ngram-size N  never repeat an n-gram of N tokens (0: off)
 /seed N                  seed of the random generator
 /max-tokens N            most tokens a reply has
-/greedy                  greedy decoding, no penalties (the default)
+/beams N                 beam search over N beams (1: none); replies with the best sequence
+/length-penalty X        beam search: a sequence's score is its log-probability / length^X
+/early-stopping W        beam search stops early: true, false or never
+/num-return-sequences K  beam search: print the K best sequences, numbered
+/min-new-tokens N        the end of text cannot come before N new tokens
+/ignore-eos true|false   do not stop at the end-of-text token
+/greedy                  greedy decoding: 1 beam, no sampling, no penalties (the default)
 /settings                print the settings
 /help                    print this
 ";
 
-/// What a reply is generated with: the sampler's controls and the token limit.
+/// What a reply is generated with: the sampler's controls, the beams, the token limit and the
+/// end-of-text rules.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
     /// Greedy, or transformers' sampling controls with a seed.
     pub sampler: SamplerConfig,
     /// Most tokens a reply has (`1..=n_ctx`).
     pub max_tokens: usize,
+    /// Beams (1: none), length penalty, early stopping, sequences returned and `min_new_tokens`
+    /// (which also applies to one beam); the repetition penalty and n-gram size in it are always
+    /// the sampler's.
+    pub beams: BeamConfig,
+    /// Whether the end-of-text token is generated like any other.
+    pub ignore_eos: bool,
 }
 
 impl Settings {
     /// Greedy decoding and [`DEFAULT_MAX_TOKENS`] (fewer if the context is shorter).
     pub fn new(n_ctx: usize) -> Self {
-        Self { sampler: SamplerConfig::default(), max_tokens: DEFAULT_MAX_TOKENS.min(n_ctx).max(1) }
+        Self {
+            sampler: SamplerConfig::default(),
+            max_tokens: DEFAULT_MAX_TOKENS.min(n_ctx).max(1),
+            beams: BeamConfig::default(),
+            ignore_eos: false,
+        }
     }
+
+    /// Whether a reply is a beam search (more than one beam).
+    pub fn is_beam_search(&self) -> bool {
+        self.beams.num_beams > 1
+    }
+}
+
+/// What the model and the storage allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The model's context length.
+    pub n_ctx: usize,
+    /// The most beams the storage holds at the full context (1: no beam search).
+    pub max_beams: usize,
 }
 
 impl fmt::Display for Settings {
@@ -50,15 +85,30 @@ impl fmt::Display for Settings {
             Some(k) => write!(f, "{k}")?,
             None => f.write_str("off")?,
         }
+        let b = &self.beams;
         write!(
             f,
-            " top-p {} repetition-penalty {} no-repeat-ngram-size {} seed {} max-tokens {} ({})",
+            " top-p {} repetition-penalty {} no-repeat-ngram-size {} seed {} max-tokens {} \
+             beams {} length-penalty {} early-stopping {} num-return-sequences {} \
+             min-new-tokens {} ignore-eos {} ({})",
             Decimal(s.top_p),
             Decimal(s.repetition_penalty),
             s.no_repeat_ngram_size,
             s.seed,
             self.max_tokens,
-            if s.is_sampling() { "sampling" } else { "greedy" }
+            b.num_beams,
+            Decimal(b.length_penalty),
+            b.early_stopping.name(),
+            b.num_return_sequences,
+            b.min_new_tokens,
+            self.ignore_eos,
+            if self.is_beam_search() {
+                "beam search"
+            } else if s.is_sampling() {
+                "sampling"
+            } else {
+                "greedy"
+            }
         )
     }
 }
@@ -85,7 +135,7 @@ impl fmt::Display for Quoted<'_> {
 /// An `f32` in its shortest decimal form that parses back to the same bits (`0.8`, `1`, `1.3`),
 /// without core::fmt's float formatting. Exact for every value of at least 1e-20 (numbers
 /// below print as 0).
-struct Decimal(f32);
+pub(crate) struct Decimal(pub(crate) f32);
 
 /// Fractional digits the formatter computes: `m * 10^30` fits in a u128 for any f32 mantissa.
 const DECIMAL_DIGITS: u32 = 30;
@@ -207,6 +257,18 @@ pub enum Setting {
     Seed(u64),
     /// `/max-tokens N`
     MaxTokens(usize),
+    /// `/beams N`
+    Beams(usize),
+    /// `/length-penalty X`
+    LengthPenalty(f32),
+    /// `/early-stopping true|false|never`
+    EarlyStopping(EarlyStopping),
+    /// `/num-return-sequences K`
+    NumReturnSequences(usize),
+    /// `/min-new-tokens N`
+    MinNewTokens(usize),
+    /// `/ignore-eos true|false`
+    IgnoreEos(bool),
 }
 
 /// Why a command line was refused; it borrows the line for the bad word.
@@ -239,6 +301,24 @@ pub enum CommandError<'a> {
         /// The model's context length.
         n_ctx: usize,
     },
+    /// A value that is none of the words the setting takes.
+    NotAWord {
+        /// The command.
+        command: &'static str,
+        /// What was given.
+        value: &'a str,
+        /// The words it takes.
+        expected: &'static str,
+    },
+    /// More beams than the storage holds.
+    BeamCapacity {
+        /// Beams asked for.
+        beams: usize,
+        /// The most the storage holds.
+        max_beams: usize,
+    },
+    /// Beam settings that [`BeamConfig::validate_with`] refuses, with `mote generate`'s words.
+    Beam(BeamError),
     /// A sampler setting that [`SamplerConfig::validate`] refuses.
     Sampler {
         /// The rule it breaks.
@@ -259,6 +339,15 @@ impl fmt::Display for CommandError<'_> {
             Self::NotANumber { command, value, expected } => {
                 write!(f, "/{command} {} is not {expected}", Quoted(value))
             }
+            Self::NotAWord { command, value, expected } => {
+                write!(f, "/{command} {} is none of {expected}", Quoted(value))
+            }
+            Self::BeamCapacity { beams, max_beams } => write!(
+                f,
+                "{beams} beams are more than this build's storage holds ({max_beams}); build \
+                 with `cargo xtask firmware --bin chat --num-beams {beams}` for more"
+            ),
+            Self::Beam(error) => write!(f, "{error}"),
             Self::MaxTokens { value, n_ctx } => {
                 write!(f, "max-tokens {value} must be between 1 and the context length {n_ctx}")
             }
@@ -299,6 +388,12 @@ pub fn parse(line: &str) -> Result<Command<'_>, CommandError<'_>> {
         "no-repeat-ngram-size" => ("no-repeat-ngram-size", true),
         "seed" => ("seed", true),
         "max-tokens" => ("max-tokens", true),
+        "beams" => ("beams", true),
+        "length-penalty" => ("length-penalty", true),
+        "early-stopping" => ("early-stopping", true),
+        "num-return-sequences" => ("num-return-sequences", true),
+        "min-new-tokens" => ("min-new-tokens", true),
+        "ignore-eos" => ("ignore-eos", true),
         "greedy" => ("greedy", false),
         "settings" => ("settings", false),
         "help" => ("help", false),
@@ -322,48 +417,60 @@ pub fn parse(line: &str) -> Result<Command<'_>, CommandError<'_>> {
     let float = |v: &'static str| {
         value.parse::<f32>().map_err(|_| CommandError::NotANumber { command, value, expected: v })
     };
-    let int = "a whole number >= 0";
+    let word = |expected: &'static str| CommandError::NotAWord { command, value, expected };
     let setting =
         match command {
             "temperature" => Setting::Temperature(float("a number")?),
             "top-p" => Setting::TopP(float("a number")?),
             "repetition-penalty" => Setting::RepetitionPenalty(float("a number")?),
+            "length-penalty" => Setting::LengthPenalty(float("a number")?),
             "top-k" if value == "off" => Setting::TopK(None),
             "top-k" => Setting::TopK(Some(value.parse().map_err(|_| {
                 CommandError::NotANumber { command, value, expected: "a whole number >= 0, or off" }
             })?)),
-            "no-repeat-ngram-size" => {
-                Setting::NoRepeatNgramSize(value.parse().map_err(|_| CommandError::NotANumber {
-                    command,
-                    value,
-                    expected: int,
-                })?)
-            }
-            "seed" => Setting::Seed(value.parse().map_err(|_| CommandError::NotANumber {
-                command,
-                value,
-                expected: int,
-            })?),
-            _ => Setting::MaxTokens(value.parse().map_err(|_| CommandError::NotANumber {
-                command,
-                value,
-                expected: int,
-            })?),
+            "no-repeat-ngram-size" => Setting::NoRepeatNgramSize(whole(command, value)?),
+            "seed" => Setting::Seed(whole(command, value)?),
+            "beams" => Setting::Beams(whole(command, value)?),
+            "num-return-sequences" => Setting::NumReturnSequences(whole(command, value)?),
+            "min-new-tokens" => Setting::MinNewTokens(whole(command, value)?),
+            "early-stopping" => Setting::EarlyStopping(match value {
+                "true" => EarlyStopping::True,
+                "false" => EarlyStopping::False,
+                "never" => EarlyStopping::Never,
+                _ => return Err(word("true, false, never")),
+            }),
+            "ignore-eos" => Setting::IgnoreEos(match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(word("true, false")),
+            }),
+            _ => Setting::MaxTokens(whole(command, value)?),
         };
     Ok(Command::Set(setting, value))
 }
 
+/// `value` as a whole number of type `T`, or the error that names `command`.
+fn whole<'a, T: core::str::FromStr>(
+    command: &'static str,
+    value: &'a str,
+) -> Result<T, CommandError<'a>> {
+    let expected = "a whole number >= 0";
+    value.parse().map_err(|_| CommandError::NotANumber { command, value, expected })
+}
+
 impl Settings {
-    /// These settings with `setting` (typed as `value`) changed, if the result is valid for a
-    /// context of `n_ctx`.
+    /// These settings with `setting` (typed as `value`) changed, if the result is valid within
+    /// `limits`.
     pub fn with<'a>(
         &self,
         setting: Setting,
         value: &'a str,
-        n_ctx: usize,
+        limits: Limits,
     ) -> Result<Settings, CommandError<'a>> {
+        let Limits { n_ctx, max_beams } = limits;
         let mut next = *self;
         let s = &mut next.sampler;
+        let b = &mut next.beams;
         match setting {
             Setting::Temperature(x) => s.temperature = x,
             Setting::TopK(k) => s.top_k = k,
@@ -377,8 +484,20 @@ impl Settings {
                 }
                 next.max_tokens = n;
             }
+            Setting::Beams(n) => b.num_beams = n,
+            Setting::LengthPenalty(x) => b.length_penalty = x,
+            Setting::EarlyStopping(e) => b.early_stopping = e,
+            Setting::NumReturnSequences(k) => b.num_return_sequences = k,
+            Setting::MinNewTokens(n) => b.min_new_tokens = n,
+            Setting::IgnoreEos(on) => next.ignore_eos = on,
         }
+        next.beams.repetition_penalty = next.sampler.repetition_penalty;
+        next.beams.no_repeat_ngram_size = next.sampler.no_repeat_ngram_size;
         next.sampler.validate(n_ctx).map_err(|error| CommandError::Sampler { error, value })?;
+        next.beams.validate_with(&next.sampler, n_ctx).map_err(CommandError::Beam)?;
+        if next.beams.num_beams > max_beams {
+            return Err(CommandError::BeamCapacity { beams: next.beams.num_beams, max_beams });
+        }
         Ok(next)
     }
 }
@@ -388,6 +507,7 @@ mod tests {
     use super::*;
 
     const N_CTX: usize = 128;
+    const LIMITS: Limits = Limits { n_ctx: N_CTX, max_beams: 4 };
 
     #[test]
     fn parses_every_setting() {
@@ -411,6 +531,21 @@ mod tests {
             parse("  /max-tokens   12  ".trim_start()),
             Ok(Command::Set(Setting::MaxTokens(12), "12"))
         );
+        assert_eq!(parse("/beams 5"), Ok(Command::Set(Setting::Beams(5), "5")));
+        assert_eq!(
+            parse("/length-penalty -0.5"),
+            Ok(Command::Set(Setting::LengthPenalty(-0.5), "-0.5"))
+        );
+        assert_eq!(
+            parse("/early-stopping never"),
+            Ok(Command::Set(Setting::EarlyStopping(EarlyStopping::Never), "never"))
+        );
+        assert_eq!(
+            parse("/num-return-sequences 2"),
+            Ok(Command::Set(Setting::NumReturnSequences(2), "2"))
+        );
+        assert_eq!(parse("/min-new-tokens 9"), Ok(Command::Set(Setting::MinNewTokens(9), "9")));
+        assert_eq!(parse("/ignore-eos true"), Ok(Command::Set(Setting::IgnoreEos(true), "true")));
         assert_eq!(parse("/greedy"), Ok(Command::Greedy));
         assert_eq!(parse("/settings"), Ok(Command::Show));
         assert_eq!(parse("/help"), Ok(Command::Help));
@@ -432,6 +567,16 @@ mod tests {
         assert!(matches!(parse("/seed -1"), Err(CommandError::NotANumber { .. })));
         assert!(matches!(parse("/top-k 1.5"), Err(CommandError::NotANumber { .. })));
         assert!(matches!(parse("/temperature hot"), Err(CommandError::NotANumber { .. })));
+        assert_eq!(
+            parse("/early-stopping sometimes"),
+            Err(CommandError::NotAWord {
+                command: "early-stopping",
+                value: "sometimes",
+                expected: "true, false, never"
+            })
+        );
+        assert!(matches!(parse("/ignore-eos yes"), Err(CommandError::NotAWord { .. })));
+        assert!(matches!(parse("/beams -1"), Err(CommandError::NotANumber { .. })));
         assert!(matches!(
             parse("/max-tokens 99999999999999999999999"),
             Err(CommandError::NotANumber { .. })
@@ -441,7 +586,7 @@ mod tests {
     #[test]
     fn values_are_checked_by_the_samplers_rules() {
         let s = Settings::new(N_CTX);
-        let set = |x| s.with(x, "typed", N_CTX);
+        let set = |x| s.with(x, "typed", LIMITS);
         assert!(matches!(
             set(Setting::Temperature(-1.0)),
             Err(CommandError::Sampler { error: SamplerError::Temperature(_), value: "typed" })
@@ -461,7 +606,55 @@ mod tests {
         assert_eq!(set(Setting::MaxTokens(128)).map(|s| s.max_tokens), Ok(128));
         // top-k 0 is refused only while sampling, as `mote generate` does.
         let k0 = set(Setting::TopK(Some(0))).unwrap();
-        assert!(k0.with(Setting::Temperature(0.5), "0.5", N_CTX).is_err());
+        assert!(k0.with(Setting::Temperature(0.5), "0.5", LIMITS).is_err());
+    }
+
+    #[test]
+    fn beam_values_are_checked_by_generates_rules_and_the_capacity() {
+        let s = Settings::new(N_CTX);
+        let set = |s: Settings, x| s.with(x, "typed", LIMITS);
+        assert_eq!(set(s, Setting::Beams(0)), Err(CommandError::Beam(BeamError::NumBeams(0))));
+        assert_eq!(
+            set(s, Setting::Beams(5)),
+            Err(CommandError::BeamCapacity { beams: 5, max_beams: 4 })
+        );
+        assert_eq!(
+            set(s, Setting::Beams(256)),
+            Err(CommandError::Beam(BeamError::NumBeams(256))),
+            "the rule first, then the capacity"
+        );
+        let four = set(s, Setting::Beams(4)).unwrap();
+        assert!(four.is_beam_search());
+        assert_eq!(
+            set(four, Setting::NumReturnSequences(5)),
+            Err(CommandError::Beam(BeamError::NumReturnSequences { k: 5, num_beams: 4 }))
+        );
+        let k4 = set(four, Setting::NumReturnSequences(4)).unwrap();
+        assert!(set(k4, Setting::Beams(3)).is_err(), "K stays at most the beams");
+        assert_eq!(
+            set(four, Setting::Temperature(0.7)),
+            Err(CommandError::Beam(BeamError::Sampling))
+        );
+        assert_eq!(
+            set(four, Setting::TopK(Some(40))),
+            Err(CommandError::Beam(BeamError::SamplingControls))
+        );
+        let sampled = set(s, Setting::Temperature(0.7)).unwrap();
+        assert_eq!(set(sampled, Setting::Beams(2)), Err(CommandError::Beam(BeamError::Sampling)));
+        assert_eq!(
+            set(s, Setting::LengthPenalty(f32::NAN)).map_err(|e| e.to_string()),
+            Err("length penalty NaN must be a finite number".to_string())
+        );
+        // The beam search sees the sampler's penalties.
+        let ngram = set(four, Setting::NoRepeatNgramSize(2)).unwrap();
+        assert_eq!(ngram.beams.no_repeat_ngram_size, 2);
+        let rp = set(ngram, Setting::RepetitionPenalty(1.5)).unwrap();
+        assert_eq!(rp.beams.repetition_penalty, 1.5);
+        assert_eq!(
+            CommandError::BeamCapacity { beams: 5, max_beams: 4 }.to_string(),
+            "5 beams are more than this build's storage holds (4); build with \
+             `cargo xtask firmware --bin chat --num-beams 5` for more"
+        );
     }
 
     #[test]
@@ -502,7 +695,8 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "temperature 0 top-k off top-p 1 repetition-penalty 1 no-repeat-ngram-size 0 seed 0 \
-             max-tokens 64 (greedy)"
+             max-tokens 64 beams 1 length-penalty 1 early-stopping false num-return-sequences 1 \
+             min-new-tokens 0 ignore-eos false (greedy)"
         );
         assert_eq!(Settings::new(16).max_tokens, 16);
     }

@@ -4,9 +4,10 @@
 use std::convert::Infallible;
 
 use mote_chat::{Chat, LineReader, PROMPT_MARKER};
+use mote_core::beam::BeamSearch;
 use mote_core::gguf::Gguf;
 use mote_core::model::{Layer, Model, MAX_LAYERS};
-use mote_core::state::{KvType, RunState};
+use mote_core::state::KvType;
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
 use proptest::prelude::*;
 
@@ -49,18 +50,22 @@ impl embedded_io::Write for Console<'_> {
     }
 }
 
+/// The most beams the conversations' storage holds.
+const BEAMS: usize = 3;
+
 /// Everything the chat writes when `input` is typed, with a line buffer of `line_bytes`.
 fn converse(input: &[u8], line_bytes: usize) -> String {
     let gguf = Gguf::parse(model_bytes()).unwrap();
     let mut layers = [Layer::EMPTY; MAX_LAYERS];
     let model = Model::load(&gguf, &mut layers).unwrap();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
-    let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
-    let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).unwrap();
+    let mut storage = vec![0u8; BeamSearch::bytes_needed(&model.hparams, KvType::Q8_0, BEAMS)];
     let mut scratch = Box::new(BpeScratch::new());
     let mut ids = vec![0u32; model.hparams.n_ctx + 1];
     let mut line = vec![0u8; line_bytes];
-    let mut chat = Chat::new(&model, &tokenizer, state, &mut scratch, &mut ids).unwrap();
+    let mut chat =
+        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids).unwrap();
+    assert_eq!(chat.max_beams(), BEAMS);
     let mut console = Console { input, output: Vec::new() };
     chat.run(&mut LineReader::new(&mut line), &mut console, &mut ()).unwrap();
     String::from_utf8(console.output).expect("the chat writes UTF-8 only")
@@ -104,7 +109,12 @@ fn every_bad_line_gets_one_error_line_and_the_loop_goes_on() {
     let out = converse(&input, 300);
     let answers = answers(&out);
     assert_eq!(answers.len(), 14, "{out}");
-    assert_eq!(answers[0], "settings: temperature 0 top-k off top-p 1 repetition-penalty 1 no-repeat-ngram-size 0 seed 0 max-tokens 3 (greedy)");
+    assert_eq!(
+        answers[0],
+        "settings: temperature 0 top-k off top-p 1 repetition-penalty 1 no-repeat-ngram-size 0 \
+         seed 0 max-tokens 3 beams 1 length-penalty 1 early-stopping false num-return-sequences 1 \
+         min-new-tokens 0 ignore-eos false (greedy)"
+    );
     let errors = &answers[2..13];
     for a in errors {
         assert!(a.starts_with("error: ") && !a.contains('\n'), "one error line: {a:?}");
@@ -146,7 +156,7 @@ fn settings_last_until_changed_and_a_seed_repeats_its_reply() {
     let a = answers(&out);
     assert_eq!(a.len(), 10, "{out}");
     assert_eq!(a[5], a[6], "same seed, same settings: same reply");
-    assert!(a[7].ends_with("max-tokens 8 (greedy)"), "{}", a[7]);
+    assert!(a[7].contains(" max-tokens 8 ") && a[7].ends_with("(greedy)"), "{}", a[7]);
     assert_eq!(a[7], a[8]);
     assert_ne!(a[5], a[9], "greedy differs from the seeded sample");
     let tokens = a[9].split("generated=[").nth(1).unwrap().split(']').next().unwrap();
@@ -173,6 +183,147 @@ fn streamed_text_is_the_decoded_reply() {
     let mut bytes = vec![0u8; 4096];
     let n = tokenizer.decode(&ids, &mut bytes).unwrap();
     assert_eq!(text, String::from_utf8_lossy(&bytes[..n]));
+}
+
+/// The generated ids of a reply's summary line.
+fn generated(answer: &str) -> Vec<u32> {
+    let list = answer.split("generated=[").nth(1).unwrap().split(']').next().unwrap();
+    list.split(", ").filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect()
+}
+
+#[test]
+fn a_beam_reply_is_the_best_sequence_then_the_summary() {
+    let input = [
+        "/max-tokens 12",
+        "/beams 3",
+        "/early-stopping never",
+        "Once upon a time",
+        "/num-return-sequences 3",
+        "Once upon a time",
+        "/beams 1",
+        "/num-return-sequences 1",
+        "/beams 1",
+        "Once upon a time\n",
+    ]
+    .join("\n");
+    let out = converse(input.as_bytes(), 64);
+    let a = answers(&out);
+    assert_eq!(a.len(), 10, "{out}");
+    assert!(a[2].ends_with("early-stopping never num-return-sequences 1 min-new-tokens 0 ignore-eos false (beam search)"), "{}", a[2]);
+    // One sequence: its text, then the summary with its ids.
+    let lines: Vec<&str> = a[3].lines().collect();
+    assert_eq!(lines.len(), 2, "{}", a[3]);
+    assert!(lines[1].starts_with("summary: kv=q8_0 prompt=["), "{}", lines[1]);
+    let best = generated(lines[1]);
+    assert!(!best.is_empty() && best.len() <= 12);
+    let gguf = Gguf::parse(model_bytes()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let mut bytes = vec![0u8; 4096];
+    let n = tokenizer.decode(&best, &mut bytes).unwrap();
+    assert_eq!(lines[0], String::from_utf8_lossy(&bytes[..n]));
+    // Three: numbered, best first, the first the same text; the summary the same ids.
+    let lines: Vec<&str> = a[5].lines().collect();
+    assert_eq!(lines.len(), 4, "{}", a[5]);
+    for (i, l) in lines[..3].iter().enumerate() {
+        let (head, _) = l.split_once("): ").unwrap();
+        let score: f32 = head.strip_prefix(&format!("{} (score ", i + 1)).unwrap().parse().unwrap();
+        assert!(score < 0.0, "{l}");
+    }
+    assert_eq!(lines[0].split_once("): ").unwrap().1, a[3].lines().next().unwrap());
+    assert_eq!(generated(lines[3]), best);
+    // K must come down before the beams do; one beam is greedy decoding again.
+    assert!(a[6].starts_with("error: 3 return sequences from 1 beam:"), "{}", a[6]);
+    assert!(a[8].ends_with("(greedy)"), "{}", a[8]);
+    let greedy = converse(
+        b"/max-tokens 12
+Once upon a time
+",
+        64,
+    );
+    assert_eq!(a[9], answers(&greedy)[1]);
+}
+
+#[test]
+fn bad_beam_settings_get_generates_error_lines_and_change_nothing() {
+    let input = [
+        "/beams 0",
+        "/beams 4",
+        "/beams 256",
+        "/temperature 0.8",
+        "/beams 2",
+        "/greedy",
+        "/top-k 40",
+        "/beams 2",
+        "/top-k off",
+        "/beams 2",
+        "/num-return-sequences 3",
+        "/length-penalty inf",
+        "/early-stopping sometimes",
+        "/ignore-eos maybe",
+        "/temperature 0.5",
+        "/top-p 0.5",
+        "/settings\n",
+    ]
+    .join("\n");
+    let out = converse(input.as_bytes(), 64);
+    let a = answers(&out);
+    assert_eq!(a.len(), 17, "{out}");
+    let want = [
+        "error: 0 beams keep no sequence; give 1 (no beam search) or more",
+        "error: 4 beams are more than this build's storage holds (3); build with `cargo xtask \
+         firmware --bin chat --num-beams 4` for more",
+        "error: 256 beams are more than mote's beam search holds; give at most 255",
+        "",
+        "error: beam search with sampling (a temperature above 0 with more than 1 beam) is not \
+         supported",
+        "",
+        "",
+        "error: top-k and top-p are sampling controls; beam search does not sample",
+        "",
+        "",
+        "error: 3 return sequences from 2 beams: give 1 to 2 (beam search returns at most one \
+         sequence per beam)",
+        "error: length penalty inf must be a finite number",
+        "error: /early-stopping \"sometimes\" is none of true, false, never",
+        "error: /ignore-eos \"maybe\" is none of true, false",
+        "error: beam search with sampling (a temperature above 0 with more than 1 beam) is not \
+         supported",
+        "error: top-k and top-p are sampling controls; beam search does not sample",
+    ];
+    for (i, w) in want.iter().enumerate() {
+        if w.is_empty() {
+            assert!(a[i].starts_with("settings: "), "line {i}: {}", a[i]);
+        } else {
+            assert_eq!(a[i], *w, "line {i}");
+        }
+    }
+    assert!(a[16].contains(" beams 2 ") && a[16].ends_with("(beam search)"), "{}", a[16]);
+}
+
+#[test]
+fn min_new_tokens_and_ignore_eos_last_through_greedy_and_apply_to_beams() {
+    // (That they hold back the end of text as `mote generate` does is host/tests/chat.rs's.)
+    let input = [
+        "/max-tokens 8",
+        "/min-new-tokens 6",
+        "/ignore-eos true",
+        "The end.",
+        "/beams 2",
+        "The end.",
+        "/greedy",
+        "/min-new-tokens 100000000000000000000",
+        "/settings\n",
+    ]
+    .join("\n");
+    let out = converse(input.as_bytes(), 64);
+    let a = answers(&out);
+    assert_eq!(a.len(), 9, "{out}");
+    assert!(a[2].contains("min-new-tokens 6 ignore-eos true (greedy)"), "{}", a[2]);
+    assert_eq!(generated(a[3]).len(), 8, "{}", a[3]);
+    assert_eq!(generated(a[5]).len(), 8, "{}", a[5]);
+    assert!(a[6].contains(" beams 1 ") && a[6].contains("min-new-tokens 6 ignore-eos true"));
+    assert!(a[7].starts_with("error: /min-new-tokens \"1000"), "{}", a[7]);
+    assert_eq!(a[8], a[6]);
 }
 
 #[test]

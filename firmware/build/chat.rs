@@ -1,12 +1,14 @@
 //! `chat.rs`: what the `chat` binary needs to know at build time: the model (as for `generate`),
-//! the run state, the prompt-and-reply id buffer (a full context and one more id) and the line
-//! buffer, checked against the board's RAM so that a build the board cannot hold stops here with
-//! the numbers.
+//! the run state (for `MOTE_NUM_BEAMS` beams at the full context: the most `/beams` accepts, 1 by
+//! default), the prompt-and-reply id buffer (a full context and one more id) and the line buffer,
+//! checked against the board's RAM so that a build the board cannot hold stops here with the
+//! numbers. A device cannot grow its storage at run time, so the beam capacity is fixed here.
 
 use std::fmt::Write as _;
 use std::fs;
 
 use mote_boards::{device_kv, Board, Budgets, Fit, Plan};
+use mote_core::beam::MAX_BEAMS;
 use mote_core::gguf::Gguf;
 use mote_core::model::HParams;
 use mote_core::state::KvType;
@@ -36,7 +38,13 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
     let ids = hp.n_ctx + 1;
     let line_bytes = (hp.n_ctx * LINE_BYTES_PER_TOKEN).clamp(LINE_BYTES_MIN, LINE_BYTES_MAX);
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
-    let plan = Plan::new(bytes.len() as u64, &hp, kv, ids, budgets);
+    let beams = inputs.beams.num_beams;
+    if beams == 0 || beams > MAX_BEAMS {
+        return Err(format!(
+            "MOTE_NUM_BEAMS={beams}: chat holds 1 (no beam search) to {MAX_BEAMS} beams"
+        ));
+    }
+    let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, ids, beams, budgets);
     let fit = Fit::new(&plan, board);
     if fit.flash_margin < 0 {
         return Err(format!(
@@ -46,10 +54,13 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
         ));
     }
     if fit.ram_margin < line_bytes as i64 {
+        let with_beams = if beams > 1 { format!(" and {beams} beams") } else { String::new() };
         return Err(format!(
-            "board {} cannot hold chat's buffers for {name} with a {} KV cache: it needs {} bytes \
-             of RAM (run state {} + tokenizer {} + ids of a full context {} + line {} + stack and \
-             other statics {}), the board has {} (try MOTE_KV=q8_0, or a model with a shorter context)",
+            "board {} cannot hold chat's buffers for {name} with a {} KV cache{with_beams}: it \
+             needs {} bytes of RAM (run state {} + tokenizer {} + ids of a full context {} + line \
+             {} + stack and other statics {}), the board has {} (try MOTE_KV=q8_0, fewer beams, or \
+             a model with a shorter context; `mote inspect --board {} --beams N MODEL` shows the \
+             plan)",
             board.name,
             kv.name(),
             plan.ram + line_bytes as u64,
@@ -58,7 +69,8 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
             plan.prompt,
             line_bytes,
             budgets.ram_reserve,
-            board.ram.size
+            board.ram.size,
+            board.name
         ));
     }
 
@@ -91,9 +103,19 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
         format!("mote_core::state::KvType::{kv_name}"),
     );
     item(
-        "Bytes of the static run state.",
+        "The most beams `/beams` accepts (`MOTE_NUM_BEAMS`; 1: no beam search).",
+        "BEAMS: usize",
+        beams.to_string(),
+    );
+    let state = if beams > 1 {
+        "mote_core::beam::BeamSearch::bytes_needed(&HPARAMS, KV, BEAMS)"
+    } else {
+        "mote_core::state::RunState::bytes_needed(&HPARAMS, KV)"
+    };
+    item(
+        "Bytes of the static run state: one beam's, or a beam search's over `BEAMS` beams.",
         "STATE_BYTES: usize",
-        "mote_core::state::RunState::bytes_needed(&HPARAMS, KV)".to_string(),
+        state.to_string(),
     );
     item(
         "Ids of a prompt that fills the context, and one reply id more.",

@@ -1,14 +1,16 @@
 //! The chat loop's replies against `mote generate --json`: for the same prompt and settings, the
-//! summary line holds the same prompt ids, generated ids, stop reason and logits checksum.
+//! summary line holds the same prompt ids, generated ids, stop reason and logits checksum (with
+//! beams, of the best sequence); a beam reply's text is `mote generate`'s printed text.
 
 use std::convert::Infallible;
 
 use mote_chat::{Chat, LineReader, PROMPT_MARKER};
+use mote_core::beam::BeamSearch;
 use mote_core::gguf::Gguf;
 use mote_core::model::{Layer, Model, MAX_LAYERS};
-use mote_core::state::{KvType, RunState};
+use mote_core::state::KvType;
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
-use mote_tests::{mote_json, repo_root};
+use mote_tests::{mote, mote_json, repo_root};
 
 /// A console: bytes to read, and everything written.
 struct Console<'a> {
@@ -44,7 +46,10 @@ struct Case {
     prompt: &'static str,
 }
 
-const CASES: [Case; 6] = [
+/// Beams the chat's storage holds.
+const BEAMS: usize = 3;
+
+const CASES: [Case; 9] = [
     Case { commands: &[], flags: &[], prompt: "Once upon a time" },
     Case { commands: &["/max-tokens 20"], flags: &["--max-tokens", "20"], prompt: "The cat sat" },
     Case {
@@ -91,6 +96,53 @@ const CASES: [Case; 6] = [
     Case {
         commands: &["/max-tokens 5"], flags: &["--max-tokens", "5"], prompt: "Héllo — 日本"
     },
+    Case {
+        commands: &[
+            "/max-tokens 24",
+            "/beams 3",
+            "/length-penalty 0.5",
+            "/early-stopping never",
+            "/no-repeat-ngram-size 2",
+        ],
+        flags: &[
+            "--max-tokens",
+            "24",
+            "--num-beams",
+            "3",
+            "--length-penalty",
+            "0.5",
+            "--early-stopping",
+            "never",
+            "--no-repeat-ngram-size",
+            "2",
+        ],
+        prompt: "Once upon a time",
+    },
+    Case {
+        commands: &["/num-return-sequences 3", "/early-stopping true", "/min-new-tokens 10"],
+        flags: &[
+            "--max-tokens",
+            "24",
+            "--num-beams",
+            "3",
+            "--length-penalty",
+            "0.5",
+            "--early-stopping",
+            "true",
+            "--no-repeat-ngram-size",
+            "2",
+            "--num-return-sequences",
+            "3",
+            "--min-new-tokens",
+            "10",
+        ],
+        prompt: "The little dog",
+    },
+    Case {
+        commands: &["/greedy", "/ignore-eos true"],
+        flags: &["--max-tokens", "24", "--min-new-tokens", "10", "--ignore-eos"],
+        prompt: "The little dog",
+    },
 ];
 
 #[test]
@@ -101,12 +153,12 @@ fn replies_match_mote_generate_json() {
     let mut layers = [Layer::EMPTY; MAX_LAYERS];
     let model = Model::load(&gguf, &mut layers).unwrap();
     let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
-    let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
-    let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).unwrap();
+    let mut storage = vec![0u8; BeamSearch::bytes_needed(&model.hparams, KvType::Q8_0, BEAMS)];
     let mut scratch = Box::new(BpeScratch::new());
     let mut ids = vec![0u32; model.hparams.n_ctx + 1];
     let mut line = vec![0u8; 512];
-    let mut chat = Chat::new(&model, &tokenizer, state, &mut scratch, &mut ids).unwrap();
+    let mut chat =
+        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids).unwrap();
 
     // One conversation, settings carried over from case to case as a person would type them.
     let mut input = String::new();
@@ -124,9 +176,15 @@ fn replies_match_mote_generate_json() {
     let summaries: Vec<&str> = output.lines().filter_map(|l| l.strip_prefix("summary: ")).collect();
     assert_eq!(summaries.len(), CASES.len(), "{output}");
     assert!(output.ends_with(PROMPT_MARKER));
+    // Each reply's text: what comes before its summary line, after the last marker.
+    let texts: Vec<&str> = output
+        .split("summary: ")
+        .map(|chunk| chunk.rsplit_once(PROMPT_MARKER).map_or(chunk, |(_, t)| t))
+        .take(CASES.len())
+        .collect();
 
     let mut stops = std::collections::BTreeSet::new();
-    for (case, summary) in CASES.iter().zip(&summaries) {
+    for ((case, summary), text) in CASES.iter().zip(&summaries).zip(&texts) {
         let model_arg = path.to_str().unwrap();
         let mut args = vec!["generate", "--json", "--kv", "q8_0", "--model", model_arg];
         args.extend(["--prompt", case.prompt]);
@@ -147,6 +205,13 @@ fn replies_match_mote_generate_json() {
         );
         assert_eq!(*summary, want, "prompt {:?}", case.prompt);
         stops.insert(json["stop"].as_str().unwrap().to_string());
+        if case.flags.contains(&"--num-beams") {
+            // The best sequence's text, or the K best numbered with their scores, as printed.
+            let args: Vec<&str> = args.iter().filter(|a| **a != "--json").copied().collect();
+            let plain = mote(&args);
+            assert!(plain.status.success());
+            assert_eq!(*text, String::from_utf8(plain.stdout).unwrap(), "{:?}", case.commands);
+        }
     }
     // The cases reach more than one stop rule (the 128-token case fills the context).
     assert!(stops.len() >= 2, "{stops:?}");

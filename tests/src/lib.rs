@@ -437,12 +437,14 @@ pub fn exercise_chat(data: &[u8]) -> usize {
     let mut layers = [Layer::EMPTY; MAX_LAYERS];
     let model = Model::load(&gguf, &mut layers).expect("the default model loads");
     let tokenizer = Tokenizer::from_gguf(&gguf).expect("the default model has a tokenizer");
-    let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, KvType::Q8_0)];
-    let state = RunState::new(&model.hparams, KvType::Q8_0, &mut storage).expect("state");
+    // Room for 3 beams, so that `/beams` is exercised too.
+    let bytes = mote_core::beam::BeamSearch::bytes_needed(&model.hparams, KvType::Q8_0, 3);
+    let mut storage = vec![0u8; bytes];
     let mut scratch = Box::new(BpeScratch::new());
     let mut ids = vec![0u32; model.hparams.n_ctx + 1];
     let mut chat =
-        Chat::new(&model, &tokenizer, state, &mut scratch, &mut ids).expect("buffers fit");
+        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids)
+            .expect("buffers fit");
 
     let input = [b"/max-tokens 4\n".as_slice(), data].concat();
     let mut line = [0u8; FUZZ_CHAT_LINE_BYTES];

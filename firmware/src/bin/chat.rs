@@ -2,13 +2,15 @@
 //! every buffer a static sized at build time, the conversation run by `mote-chat` over the
 //! board's [`Console`] (see that crate for the commands and the summary line).
 //!
-//! On boot one banner line gives the board, the model and the flash and RAM the image uses; then
+//! On boot one banner line gives the board, the model, the most beams `/beams` accepts and the
+//! flash and RAM the image uses; then
 //! the prompt marker. defmt logs (load, per-reply tick counts) go to the board's log transport,
 //! never to the console.
 //!
-//! Build-time inputs: the model and the KV type (`MOTE_MODEL`, `MOTE_KV`, as for `generate`);
-//! a board that cannot hold the model, the run state, the ids of a full context and the line
-//! buffer fails the build with the numbers.
+//! Build-time inputs: the model and the KV type (`MOTE_MODEL`, `MOTE_KV`, as for `generate`), and
+//! the most beams `/beams` accepts (`MOTE_NUM_BEAMS`, default 1: `cargo xtask firmware --bin chat
+//! --num-beams N`), which sizes the run state; a board that cannot hold the model, the run state,
+//! the ids of a full context and the line buffer fails the build with the numbers.
 #![no_std]
 #![no_main]
 
@@ -18,7 +20,6 @@ use core::ptr::addr_of;
 use mote_chat::{Chat, LineReader, Observer, Reply};
 use mote_core::gguf::Gguf;
 use mote_core::model::{Layer, Model};
-use mote_core::state::RunState;
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
 use mote_firmware::blob::Aligned;
 use mote_firmware::console::Console;
@@ -34,7 +35,8 @@ mod build {
 static MOTE_MODEL: Aligned<[u8; build::MODEL_BYTES]> =
     Aligned { bytes: *include_bytes!(env!("MOTE_MODEL")) };
 
-/// Storage of the run state: activations, logits, token history and KV cache.
+/// Storage of the run state: activations, logits, token history and KV cache (of every beam, and
+/// the beams' bookkeeping, for `/beams` above 1).
 #[repr(C, align(8))]
 struct StateStorage([u8; build::STATE_BYTES]);
 
@@ -77,28 +79,36 @@ fn run(
         defmt::error!("the model's hyper-parameters differ from those it was built with");
         return Err(());
     }
-    let state = RunState::new(&model.hparams, build::KV, &mut storage.0)
-        .map_err(|e| defmt::error!("run state: {}", e))?;
-    let mut chat = Chat::new(&model, &tokenizer, state, scratch, ids)
+    let mut chat = Chat::new(&model, &tokenizer, build::KV, &mut storage.0, scratch, ids)
         .map_err(|e| defmt::error!("chat: {}", e))?;
+    if chat.max_beams() != build::BEAMS {
+        defmt::error!(
+            "the run state holds {=usize} beams, not {=usize}",
+            chat.max_beams(),
+            build::BEAMS
+        );
+        return Err(());
+    }
 
     let (flash, ram) = (flash_used(), fw::stack::bottom() - BOARD.ram.origin as usize);
     defmt::info!(
-        "chat: model {=str}, {=usize}-byte lines, KV {=str}; flash {=usize} bytes, statics {=usize} bytes",
+        "chat: model {=str}, {=usize}-byte lines, KV {=str}, beams up to {=usize}; flash {=usize} bytes, statics {=usize} bytes",
         build::MODEL_NAME,
         build::LINE_BYTES,
         build::KV.name(),
+        build::BEAMS,
         flash,
         ram
     );
     let mut banner = Banner { console: &mut *console };
     let _ = writeln!(
         banner,
-        "mote {} chat on {} ({}): model {}, flash {} of {} bytes, RAM {} of {} bytes + {} of stack",
+        "mote {} chat on {} ({}): model {}, beams up to {}, flash {} of {} bytes, RAM {} of {} bytes + {} of stack",
         mote_core::VERSION,
         BOARD.name,
         BOARD.cpu,
         build::MODEL_NAME,
+        build::BEAMS,
         flash,
         BOARD.flash.size,
         ram,
@@ -174,10 +184,27 @@ impl Observer for Timing {
     }
 
     fn reply(&mut self, reply: &Reply<'_>) {
+        if reply.beams > 1 {
+            // Nothing is streamed during a beam search: its ticks are the whole reply's.
+            let ticks = fw::systick::now() - self.line_end;
+            let per_step = if reply.steps > 0 { ticks / reply.steps as u64 } else { 0 };
+            defmt::info!(
+                "reply: {=usize} prompt tokens, {=usize} beams, {=usize} steps, best {=usize} tokens, stop {=str}; ticks: {=u64} from the line's end, {=u64} per step; stack peak {=usize} bytes",
+                reply.prompt.len(),
+                reply.beams,
+                reply.steps,
+                reply.generated.len(),
+                reply.stop,
+                ticks,
+                per_step,
+                fw::stack::high_water_mark()
+            );
+            return;
+        }
         let n = reply.generated.len();
         let per_token = if n > 1 { self.generation / (n as u64 - 1) } else { 0 };
         defmt::info!(
-            "reply: {=usize} prompt tokens, {=usize} generated, stop {}; ticks: first token {=u64}, then {=u64} per token; stack peak {=usize} bytes",
+            "reply: {=usize} prompt tokens, {=usize} generated, stop {=str}; ticks: first token {=u64}, then {=u64} per token; stack peak {=usize} bytes",
             reply.prompt.len(),
             n,
             reply.stop,
