@@ -25,11 +25,10 @@ use mote_core::beam::{BeamSearch, MAX_BEAMS};
 use mote_core::model::{HParams, Model};
 use mote_core::sampler::Sampler;
 use mote_core::session::{logits_checksum, Session, Stops};
-use mote_core::split::Serial;
 use mote_core::state::{KvType, RunState, StateError};
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer, TokenizerError};
 
-use crate::command::{self, Command, Decimal, Limits, Settings, HELP};
+use crate::command::{self, Command, Limits, Settings, HELP};
 use crate::line::{Input, LineReader};
 
 /// Printed when the next line is awaited (after the banner and after every reply).
@@ -95,8 +94,12 @@ impl fmt::Display for ChatError {
 impl core::error::Error for ChatError {}
 
 /// The most beams a beam search over `hp` with a `kv` cache holds at the full context in
-/// `bytes` of storage: 1 (no beam search) below [`BeamSearch::bytes_needed`] of 2 beams.
+/// `bytes` of storage: 1 (no beam search) below [`BeamSearch::bytes_needed`] of 2 beams, or
+/// without the `beams` feature.
 pub fn beam_capacity(hp: &HParams, kv: KvType, bytes: usize) -> usize {
+    if !cfg!(feature = "beams") {
+        return 1;
+    }
     let two = BeamSearch::bytes_needed(hp, kv, 2);
     if bytes < two {
         return 1;
@@ -280,53 +283,12 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
         let prompt = &*prompt;
         let eos = if settings.ignore_eos { None } else { model.hparams.eos_token };
         let summary = if settings.is_beam_search() {
-            let Ok(mut search) = BeamSearch::new(&model.hparams, *kv, settings.beams, storage)
-            else {
-                // The commands keep the beams within the storage and valid.
-                return error(out, format_args!("the beam search does not fit its storage"));
-            };
-            let outcome =
-                search.search(model, &Serial, prompt, settings.max_tokens, eos, &mut |_, _| false);
-            let outcome = match outcome {
-                Ok(outcome) => outcome,
-                Err(e) => return error(out, format_args!("generation failed: {e}")),
-            };
-            let numbered = settings.beams.num_return_sequences > 1;
-            let mut sink = Sink { out: &mut *out, err: None };
-            let mut n = 0usize;
-            for (i, h) in search.hypotheses().enumerate() {
-                if i == 0 {
-                    for (slot, &id) in reply_ids.iter_mut().zip(h.tokens) {
-                        *slot = id;
-                    }
-                    n = h.tokens.len().min(reply_ids.len());
-                }
-                if numbered {
-                    let _ = write!(sink, "{} (score {}): ", i + 1, Score(h.score));
-                }
-                let mut stream = StreamDecoder::new();
-                for &id in h.tokens {
-                    let _ =
-                        tokenizer.decode_stream(id, &mut stream, &mut |piece| sink.write(piece));
-                }
-                stream.finish(&mut |piece| sink.write(piece));
-                sink.write("\n");
-            }
-            sink.done()?;
-            let generated = reply_ids.get(..n).unwrap_or(&[]);
-            // `mote generate`'s words: the end of text when the best sequence ends with it.
-            let stop = if eos.is_some() && generated.last().copied() == eos {
-                "end of text"
-            } else {
-                outcome.stop.as_str()
-            };
-            Reply {
-                prompt,
-                generated,
-                stop,
-                logits_checksum: logits_checksum(search.logits()),
-                beams: settings.beams.num_beams,
-                steps: outcome.steps,
+            let reply =
+                beam_reply(model, tokenizer, *kv, storage, settings, eos, prompt, reply_ids, out);
+            match reply? {
+                Some(reply) => reply,
+                // One error line was written.
+                None => return Ok(()),
             }
         } else {
             // The commands keep the settings valid, so these refusals cannot happen; their
@@ -391,21 +353,110 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
     }
 }
 
+/// A beam search's reply: its text (the best sequence, or the K best numbered) written to `out`,
+/// the best sequence's ids in `reply_ids`; `None` when an error line was written instead.
+#[cfg(feature = "beams")]
+#[allow(clippy::too_many_arguments)]
+fn beam_reply<'r, W: Write>(
+    model: &Model<'_>,
+    tokenizer: &Tokenizer<'_>,
+    kv: KvType,
+    storage: &mut [u8],
+    settings: &Settings,
+    eos: Option<u32>,
+    prompt: &'r [u32],
+    reply_ids: &'r mut [u32],
+    out: &mut W,
+) -> Result<Option<Reply<'r>>, W::Error> {
+    use mote_core::split::Serial;
+
+    let Ok(mut search) = BeamSearch::new(&model.hparams, kv, settings.beams, storage) else {
+        // The commands keep the beams within the storage and valid.
+        error(out, format_args!("the beam search does not fit its storage"))?;
+        return Ok(None);
+    };
+    let outcome =
+        search.search(model, &Serial, prompt, settings.max_tokens, eos, &mut |_, _| false);
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            error(out, format_args!("generation failed: {e}"))?;
+            return Ok(None);
+        }
+    };
+    let numbered = settings.beams.num_return_sequences > 1;
+    let mut sink = Sink { out: &mut *out, err: None };
+    let mut n = 0usize;
+    for (i, h) in search.hypotheses().enumerate() {
+        if i == 0 {
+            for (slot, &id) in reply_ids.iter_mut().zip(h.tokens) {
+                *slot = id;
+            }
+            n = h.tokens.len().min(reply_ids.len());
+        }
+        if numbered {
+            let _ = write!(sink, "{} (score {}): ", i + 1, Score(h.score));
+        }
+        let mut stream = StreamDecoder::new();
+        for &id in h.tokens {
+            let _ = tokenizer.decode_stream(id, &mut stream, &mut |piece| sink.write(piece));
+        }
+        stream.finish(&mut |piece| sink.write(piece));
+        sink.write("\n");
+    }
+    sink.done()?;
+    let generated = reply_ids.get(..n).unwrap_or(&[]);
+    // `mote generate`'s words: the end of text when the best sequence ends with it.
+    let stop = if eos.is_some() && generated.last().copied() == eos {
+        "end of text"
+    } else {
+        outcome.stop.as_str()
+    };
+    Ok(Some(Reply {
+        prompt,
+        generated,
+        stop,
+        logits_checksum: logits_checksum(search.logits()),
+        beams: settings.beams.num_beams,
+        steps: outcome.steps,
+    }))
+}
+
+/// Without the `beams` feature the storage holds one beam, so the commands never ask for more.
+#[cfg(not(feature = "beams"))]
+#[allow(clippy::too_many_arguments)]
+fn beam_reply<'r, W: Write>(
+    _: &Model<'_>,
+    _: &Tokenizer<'_>,
+    _: KvType,
+    _: &mut [u8],
+    _: &Settings,
+    _: Option<u32>,
+    _: &'r [u32],
+    _: &'r mut [u32],
+    out: &mut W,
+) -> Result<Option<Reply<'r>>, W::Error> {
+    error(out, format_args!("this build has no beam search"))?;
+    Ok(None)
+}
+
 /// A sequence's score with four decimals, as `mote generate` prints it (`{:.4}`: the exact value,
 /// rounded half to even), without core::fmt's float formatting. Exact below 10^14 in magnitude;
 /// larger values print in full ([`Decimal`]).
+#[cfg(feature = "beams")]
 struct Score(f32);
 
+#[cfg(feature = "beams")]
 impl fmt::Display for Score {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let x = self.0;
         if !x.is_finite() {
-            return write!(f, "{}", Decimal(x));
+            return write!(f, "{}", crate::command::Decimal(x));
         }
         // x * 10^4 is exact in f64: a 24-bit mantissa times a 14-bit one.
         let scaled = f64::from(x).abs() * 10_000.0;
         if scaled >= 1e18 {
-            return write!(f, "{}", Decimal(x));
+            return write!(f, "{}", crate::command::Decimal(x));
         }
         let whole = scaled as u64;
         let frac = scaled - whole as f64;
@@ -472,6 +523,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "beams")]
     fn scores_print_as_generates_four_decimals() {
         let mut x = 1e-9f32;
         let mut values = vec![0.0f32, -0.0, 0.03125, 0.09375, -0.15625, 2.5e-5, -1e-6, -1e9, 1e13];
@@ -485,6 +537,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "beams")]
     fn beam_capacity_is_the_most_beams_the_storage_holds() {
         let hp = HParams {
             n_vocab: 512,

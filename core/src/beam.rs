@@ -608,10 +608,19 @@ impl<'s> BeamSearch<'s> {
                 count += 1;
             }
         }
+        // Best score first, then the lower slot: a total order, so any sort gives the same. An
+        // insertion sort of at most N slots: the slice sort costs about 8 KB of flash.
         let fin_score = &*self.fin_score;
-        self.order[..count].sort_unstable_by(|&a, &b| {
-            fin_score[b as usize].total_cmp(&fin_score[a as usize]).then(a.cmp(&b))
-        });
+        let worse = |a: u32, b: u32| {
+            fin_score[b as usize].total_cmp(&fin_score[a as usize]).then(a.cmp(&b)).is_gt()
+        };
+        for i in 1..count {
+            let mut j = i;
+            while j > 0 && worse(self.order[j - 1], self.order[j]) {
+                self.order.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         self.n_returned = count.min(self.config.num_return_sequences);
         Ok(BeamOutcome { stop: stop_reason, steps, forwards, reorder_bytes, cache_copy_bytes })
     }

@@ -44,6 +44,12 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
             "MOTE_NUM_BEAMS={beams}: chat holds 1 (no beam search) to {MAX_BEAMS} beams"
         ));
     }
+    if beams > 1 && std::env::var_os("CARGO_FEATURE_CHAT_BEAMS").is_none() {
+        return Err(format!(
+            "MOTE_NUM_BEAMS={beams} needs the firmware's `chat-beams` feature, which carries the \
+             beam search's code (`cargo xtask firmware --bin chat --num-beams {beams}` turns it on)"
+        ));
+    }
     let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, ids, beams, budgets);
     let fit = Fit::new(&plan, board);
     if fit.flash_margin < 0 {

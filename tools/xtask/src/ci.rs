@@ -160,6 +160,18 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
                 expect_message(&text, "with a q8_0 KV cache and 4 beams")
             });
         }
+        // The chat build plans its beam capacity the same way: the netduinoplus2's 128 KiB hold
+        // chat with one beam, not two.
+        if board.name == "netduinoplus2" && holds_model {
+            steps.run(format!("chat with 2 beams refused on {}", board.name), || {
+                let settings = firmware::Settings { num_beams: Some(2), ..Default::default() };
+                let bin = Some(firmware::CONSOLE_BINS[0].to_string());
+                let options = Options { bin, settings, ..release.clone() };
+                let text = firmware::refused(root, board, &options)?;
+                expect_message(&text, "chat's buffers for")?;
+                expect_message(&text, "with a q8_0 KV cache and 2 beams")
+            });
+        }
         for (_, bin) in runs.iter().filter(|(b, _)| b.name == board.name) {
             steps.run(format!("qemu {bin} on {}", board.name), || {
                 qemu::build_and_run(

@@ -54,7 +54,8 @@ pub struct Settings {
     /// Seed of the sampler's pseudo-random generator.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Beam search over N beams (1, the default: none).
+    /// Beam search over N beams (1, the default: none); for `chat`, the most beams `/beams`
+    /// accepts, which sizes its run state.
     #[arg(long)]
     pub num_beams: Option<usize>,
     /// Beam search: a finished sequence's log-probability over its length to this power.
@@ -216,6 +217,10 @@ pub fn build_command(
             bins
         }
     };
+    // `chat` carries the beam search's code only when its build holds beams.
+    if options.settings.num_beams.is_some_and(|n| n > 1) {
+        cmd.args(["--features", "chat-beams"]);
+    }
     if let Some(prompt) = &options.prompt {
         cmd.env("MOTE_PROMPT", prompt);
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask parity`: the generating firmware against the desktop, the same tokens and logits
 //! bit for bit; then the `chat` firmware, several prompts typed on its console in one boot with
-//! the settings changed between them, each reply's summary against the desktop's.
+//! the settings changed between them (a beam search among them on [`BEAM_BOARD`]), each reply's
+//! summary against the desktop's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,8 +63,9 @@ pub fn parity_cases(greedy_only: bool) -> Vec<Settings> {
 }
 
 /// The prompts typed into `chat` in one boot, each with its settings and token limit: greedy
-/// first, then sampling with a seed, then every control, then greedy again.
-pub fn chat_cases() -> Vec<Options> {
+/// first, then sampling with a seed, then every control, then greedy again; then, `with_beams`,
+/// the beam search of [`parity_cases`].
+pub fn chat_cases(with_beams: bool) -> Vec<Options> {
     let sampled = Settings {
         temperature: Some(0.8),
         top_k: Some(40),
@@ -77,22 +79,28 @@ pub fn chat_cases() -> Vec<Options> {
         settings,
         ..Options::default()
     };
-    vec![
+    let mut cases = vec![
         case(DEFAULT_PROMPT, DEFAULT_MAX_TOKENS, Settings::default()),
         case("The little dog", 32, Settings::default()),
         case(DEFAULT_PROMPT, 48, sampled.clone()),
         case("Tom and Sue went to the park.", 40, Settings { seed: Some(7), ..sampled.clone() }),
         case("Tom and Sue went to the park.", 40, parity_cases(false)[1].clone()),
         case("A girl named Lily had a red ball.", 128, Settings::default()),
-    ]
+    ];
+    if with_beams {
+        cases.push(case("The little dog", 24, parity_cases(false)[2].clone()));
+    }
+    cases
 }
 
 /// The lines that set `options` up in `chat` and then type its prompt.
 fn chat_lines(options: &Options) -> Vec<String> {
     let mut lines = vec!["/greedy".to_string()];
     for (name, value) in options.settings.given() {
-        if name != "kv" {
-            lines.push(format!("/{name} {value}"));
+        match name {
+            "kv" => {}
+            "num-beams" => lines.push(format!("/beams {value}")),
+            _ => lines.push(format!("/{name} {value}")),
         }
     }
     lines.push(format!("/max-tokens {}", options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
@@ -102,9 +110,12 @@ fn chat_lines(options: &Options) -> Vec<String> {
 
 /// `chat` on `board`: every case typed in one boot; each reply's summary against the desktop's.
 fn chat_parity(root: &Path, board: &Board, mote: &Path) -> Result<()> {
-    let cases = chat_cases();
+    let cases = chat_cases(board.name == BEAM_BOARD);
     let input: Vec<String> = cases.iter().flat_map(chat_lines).collect();
-    let options = Options { release: true, ..Options::default() };
+    // The build holds as many beams as the cases use (`/beams` refuses more).
+    let beams = cases.iter().filter_map(|c| c.settings.num_beams).max().filter(|&n| n > 1);
+    let settings = Settings { num_beams: beams, ..Settings::default() };
+    let options = Options { release: true, settings, ..Options::default() };
     let session = qemu::build_and_converse(
         root,
         board,
@@ -258,7 +269,7 @@ mod tests {
 
     #[test]
     fn chat_cases_are_typed_as_commands_then_the_prompt() {
-        let cases = chat_cases();
+        let cases = chat_cases(true);
         assert!(cases.len() >= 5);
         assert_eq!(chat_lines(&cases[0]), ["/greedy", "/max-tokens 64", DEFAULT_PROMPT]);
         assert_eq!(
@@ -273,6 +284,19 @@ mod tests {
                 DEFAULT_PROMPT
             ]
         );
+        assert_eq!(
+            chat_lines(cases.last().unwrap()),
+            [
+                "/greedy",
+                "/no-repeat-ngram-size 2",
+                "/beams 3",
+                "/length-penalty 0.5",
+                "/early-stopping never",
+                "/max-tokens 24",
+                "The little dog"
+            ]
+        );
+        assert_eq!(chat_cases(false).len() + 1, cases.len());
     }
 
     #[test]
