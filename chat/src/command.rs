@@ -552,6 +552,31 @@ mod tests {
     }
 
     #[test]
+    fn help_lists_every_command() {
+        for name in [
+            "temperature",
+            "top-k",
+            "top-p",
+            "repetition-penalty",
+            "no-repeat-ngram-size",
+            "seed",
+            "max-tokens",
+            "beams",
+            "length-penalty",
+            "early-stopping",
+            "num-return-sequences",
+            "min-new-tokens",
+            "ignore-eos",
+            "greedy",
+            "settings",
+            "help",
+        ] {
+            assert!(!matches!(parse(&format!("/{name}")), Err(CommandError::Unknown(_))), "{name}");
+            assert!(HELP.lines().any(|l| l.starts_with(&format!("/{name} "))), "{name}");
+        }
+    }
+
+    #[test]
     fn refuses_unknown_commands_and_malformed_values() {
         assert_eq!(parse("/temp 1"), Err(CommandError::Unknown("/temp")));
         assert_eq!(parse("/"), Err(CommandError::Unknown("/")));

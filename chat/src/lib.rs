@@ -19,6 +19,9 @@
 //! - [`command`]: the `/` commands and the settings they change, validated as `mote generate`
 //!   validates its flags;
 //! - [`chat`]: the loop: read, interpret, encode, generate, stream, summarise.
+//!
+//! With the `beams` feature (on by default) a reply can be a beam search (`/beams N`, up to what
+//! the storage given to [`Chat::new`] holds); without it the chat carries none of its code.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![cfg_attr(
