@@ -35,7 +35,7 @@ pub fn default_plan(root: &Path, board: &Board, budgets: Budgets) -> Result<(Pla
 
 /// [`default_plan`] for the model at `path`.
 pub fn model_plan(path: &Path, board: &Board, budgets: Budgets) -> Result<(Plan, Fit)> {
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display();
     let gguf = Gguf::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))?;
     let hp = HParams::from_gguf(&gguf).map_err(|e| anyhow!("{name}: {e}"))?;
