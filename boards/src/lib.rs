@@ -17,9 +17,43 @@ pub const BOARDS_TOML: &str = include_str!("../../boards.toml");
 
 /// The prompt the generating firmware uses when the build is given none (`MOTE_PROMPT`).
 pub const DEFAULT_PROMPT: &str = "Once upon a time";
+/// The models that come with mote, by name, each with its Q8_0 GGUF relative to the repository
+/// root: `--model NAME` (and `MOTE_MODEL=NAME`) takes one of these names in place of a path. The
+/// first is the default.
+pub const BUNDLED_MODELS: [(&str, &str); 2] = [
+    ("tinystories-base", "models/tinystories-base/tinystories-base-q8_0.gguf"),
+    // Small enough for boards with 512 KiB of flash.
+    ("tinystories-small", "models/tinystories-small/tinystories-small-q8_0.gguf"),
+];
 /// The model the generating firmware embeds when the build is given none (`MOTE_MODEL`), relative
 /// to the repository root.
-pub const DEFAULT_MODEL: &str = "models/tinystories-675k/tinystories-675k-q8_0.gguf";
+pub const DEFAULT_MODEL: &str = BUNDLED_MODELS[0].1;
+
+/// The GGUF path (relative to the repository root) of the bundled model called `name`.
+pub fn bundled_model(name: &str) -> Option<&'static str> {
+    BUNDLED_MODELS.iter().find(|(n, _)| *n == name).map(|(_, path)| *path)
+}
+
+/// The bundled models' names, for messages: "tinystories-base, tinystories-small".
+pub fn bundled_model_names() -> String {
+    BUNDLED_MODELS.map(|(name, _)| name).join(", ")
+}
 /// Tokens the generating firmware produces when the build sets no `MOTE_MAX_TOKENS` (as many as
 /// `mote generate` produces by default).
 pub const DEFAULT_MAX_TOKENS: u32 = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_names_resolve_to_committed_files() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (name, path) in BUNDLED_MODELS {
+            assert_eq!(bundled_model(name), Some(path));
+            assert!(root.join(path).is_file(), "{path}");
+        }
+        assert_eq!(bundled_model("tinystories-675k"), None);
+        assert_eq!(bundled_model_names(), "tinystories-base, tinystories-small");
+    }
+}

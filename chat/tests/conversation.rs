@@ -17,7 +17,7 @@ fn model_bytes() -> &'static [u8] {
     BYTES.get_or_init(|| {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../models/tinystories-675k/tinystories-675k-q8_0.gguf"
+            "/../models/tinystories-base/tinystories-base-q8_0.gguf"
         );
         std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
     })
@@ -133,7 +133,13 @@ fn every_bad_line_gets_one_error_line_and_the_loop_goes_on() {
     // The bad lines changed nothing: the last prompt still gets 3 greedy tokens.
     let summary = answers[13].rsplit_once('\n').unwrap().1;
     assert!(summary.starts_with("summary: "), "{summary}");
-    assert_eq!(answers[1].lines().count(), 2, "a 100-byte prompt is answered: {}", answers[1]);
+    // The reply's text may hold newlines of its own: its last line is the summary.
+    let reply = answers[1].rsplit_once('\n').map_or("", |(_, last)| last);
+    assert!(
+        reply.starts_with("summary: ") && reply.contains("stop=\"token limit\""),
+        "a 100-byte prompt is answered: {}",
+        answers[1]
+    );
 }
 
 #[test]

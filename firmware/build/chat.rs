@@ -26,7 +26,11 @@ const LINE_BYTES_MAX: usize = 4096;
 /// Checks the chat build for `board`; returns the Rust source of `chat.rs`.
 pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String, String> {
     let path = fs::canonicalize(&inputs.model).map_err(|e| {
-        format!("model {}: {e} (MOTE_MODEL names a .gguf file)", inputs.model.display())
+        format!(
+            "model {}: {e} (MOTE_MODEL names a .gguf file or a bundled model: {})",
+            inputs.model.display(),
+            mote_boards::bundled_model_names()
+        )
     })?;
     let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let name = path.display();

@@ -29,7 +29,11 @@ pub struct Build<'a> {
 /// run.
 pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<Build<'a>, String> {
     let path = fs::canonicalize(&inputs.model).map_err(|e| {
-        format!("model {}: {e} (MOTE_MODEL names a .gguf file)", inputs.model.display())
+        format!(
+            "model {}: {e} (MOTE_MODEL names a .gguf file or a bundled model: {})",
+            inputs.model.display(),
+            mote_boards::bundled_model_names()
+        )
     })?;
     println!("cargo:rerun-if-changed={}", path.display());
     println!("cargo:rustc-env=MOTE_MODEL={}", path.display());

@@ -5,7 +5,7 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
+use mote_boards::{bundled_model, DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
 use mote_core::beam::{BeamConfig, EarlyStopping};
 use mote_core::sampler::SamplerConfig;
 use mote_core::state::KvType;
@@ -31,7 +31,7 @@ const VARS: [&str; 15] = [
 
 /// What the build was asked to embed and how to generate.
 pub struct Inputs {
-    /// The model file (`MOTE_MODEL`, default [`DEFAULT_MODEL`]), as given.
+    /// The model file (`MOTE_MODEL`: a path or a bundled model's name; default [`DEFAULT_MODEL`]).
     pub model: PathBuf,
     /// The prompt (`MOTE_PROMPT`, default [`DEFAULT_PROMPT`]).
     pub prompt: String,
@@ -56,7 +56,11 @@ impl Inputs {
             println!("cargo:rerun-if-env-changed={var}");
         }
         let model = match env::var("MOTE_MODEL") {
-            Ok(path) => PathBuf::from(path),
+            // A bundled model's name (`MOTE_MODEL=tinystories-small`) or a path.
+            Ok(arg) => match bundled_model(&arg) {
+                Some(path) => manifest_dir.join("..").join(path),
+                None => PathBuf::from(arg),
+            },
             Err(_) => manifest_dir.join("..").join(DEFAULT_MODEL),
         };
         let prompt = env::var("MOTE_PROMPT").unwrap_or_else(|_| DEFAULT_PROMPT.to_string());

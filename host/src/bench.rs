@@ -29,7 +29,8 @@ pub const LLAMA_BENCH_ENV: &str = "MOTE_LLAMA_BENCH";
 /// Arguments of `mote bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF model file; without it, the bundled tinystories-675k model.
+    /// GGUF model file, or a bundled model by name: tinystories-base (the default) or
+    /// tinystories-small.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Prompt tokens to prefill.

@@ -28,7 +28,8 @@ use crate::tokenize::utf8_text;
 /// Arguments of `mote eval`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF model file; without it, the bundled tinystories-675k model.
+    /// GGUF model file, or a bundled model by name: tinystories-base (the default) or
+    /// tinystories-small.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// UTF-8 text file to evaluate on, encoded with the model's tokenizer (`-`: standard input).

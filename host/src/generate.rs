@@ -25,7 +25,8 @@ use mote_core::tokenizer::{Special, Tokenizer};
 /// Arguments of `mote generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// GGUF model file (from `mote convert`); without it, the bundled tinystories-675k model.
+    /// GGUF model file (from `mote convert`), or a bundled model by name: tinystories-base (the
+    /// default) or tinystories-small.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Prompt text (UTF-8), encoded with the model's own tokenizer.

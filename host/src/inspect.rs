@@ -15,7 +15,7 @@ use mote_core::gguf::{Gguf, Value, RUNNABLE_TYPES_ADVICE};
 use mote_core::model::HParams;
 use mote_core::state::{KvType, RunState};
 
-use crate::model_file::ModelFile;
+use crate::model_file::{ModelFile, BUNDLED};
 use serde_json::{json, Value as Json};
 
 /// Arrays longer than this are summarised (length, element type, first few elements).
@@ -24,11 +24,16 @@ const ARRAY_PREVIEW: usize = 5;
 /// Arguments of `mote inspect`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// The GGUF model file.
-    pub model: PathBuf,
+    /// The GGUF model file, or a bundled model by name (tinystories-base, tinystories-small);
+    /// without it, the bundled tinystories-base (with `--boards`: every bundled model).
+    pub model: Option<PathBuf>,
     /// Check the model against a board's flash and RAM (see boards.toml).
     #[arg(long)]
     pub board: Option<String>,
+    /// Which boards of boards.toml the model fits, with the flash and RAM margins, in place of
+    /// the model's contents; without MODEL, for every bundled model.
+    #[arg(long, conflicts_with = "board")]
+    pub boards: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -43,14 +48,17 @@ pub fn run(args: Args) -> Result<()> {
     if args.beams == 0 || args.beams > MAX_BEAMS {
         anyhow::bail!("--beams {}: give 1 (no beam search) to {MAX_BEAMS}", args.beams);
     }
-    let file = ModelFile::open(&args.model)?;
+    if args.boards {
+        return run_boards(&args);
+    }
+    let file = ModelFile::open_arg(args.model.as_deref())?;
     let g = file.gguf()?;
     let boards = Boards::builtin()?;
     let mut report = report(&g, boards.budgets);
     if let Some(name) = &args.board {
         let board = boards.get(name)?;
         let hp = HParams::from_gguf(&g).with_context(|| {
-            format!("{} is not a GPT-2 model, so it has no device plan", args.model.display())
+            format!("{} is not a GPT-2 model, so it has no device plan", file.name())
         })?;
         let plan = Plan::with_beams(
             g.blob().len() as u64,
@@ -87,13 +95,93 @@ pub fn run(args: Args) -> Result<()> {
             if args.beams > 1 { format!(" with {} beams", args.beams) } else { String::new() };
         anyhow::bail!(
             "{}{beams} does not fit board {}: flash margin {} bytes, RAM margin {} bytes",
-            args.model.display(),
+            file.name(),
             b["name"].as_str().unwrap_or(""),
             b["flash_margin"],
             b["ram_margin"]
         );
     }
     Ok(())
+}
+
+/// `mote inspect --boards`: for each model, its device plan and every board's margins.
+fn run_boards(args: &Args) -> Result<()> {
+    let boards = Boards::builtin()?;
+    let files: Vec<(String, ModelFile)> = match &args.model {
+        Some(m) => vec![(m.display().to_string(), ModelFile::open_arg(Some(m))?)],
+        None => BUNDLED
+            .iter()
+            .filter_map(|(name, _)| Some((name.to_string(), ModelFile::named(name)?)))
+            .collect(),
+    };
+    let mut models = Vec::new();
+    for (label, file) in &files {
+        let g = file.gguf()?;
+        let hp = HParams::from_gguf(&g).with_context(|| {
+            format!("{} is not a GPT-2 model, so it has no device plan", file.name())
+        })?;
+        let plan = Plan::new(g.blob().len() as u64, &hp, device_kv(&hp), 0, boards.budgets);
+        let fits: Vec<Json> = boards
+            .boards
+            .iter()
+            .map(|board| {
+                let fit = Fit::new(&plan, board);
+                json!({"board": board.name, "fits": fit.fits(),
+                       "flash_margin": fit.flash_margin, "ram_margin": fit.ram_margin})
+            })
+            .collect();
+        models.push(json!({
+            "model": label,
+            "file_bytes": g.blob().len(),
+            "flash_bytes": plan.flash,
+            "ram_bytes": plan.ram,
+            "kv": plan.kv.name(),
+            "boards": fits,
+        }));
+    }
+    let report = json!({"code_flash_budget_bytes": boards.budgets.code_flash, "models": models});
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        boards_text(&report)
+    };
+    match std::io::stdout().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+/// The `--boards` table: per model, what it needs, then one line per board.
+fn boards_text(r: &Json) -> String {
+    let mut out = String::new();
+    for m in r["models"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{}: flash {} bytes (file {} + code budget {}), RAM {} bytes ({} KV)",
+            m["model"].as_str().unwrap_or(""),
+            m["flash_bytes"],
+            m["file_bytes"],
+            r["code_flash_budget_bytes"],
+            m["ram_bytes"],
+            m["kv"].as_str().unwrap_or("")
+        );
+        let _ = writeln!(
+            out,
+            "  {:16} {:4} {:>13} {:>13}",
+            "board", "fits", "flash margin", "RAM margin"
+        );
+        for b in m["boards"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  {:16} {:4} {:>13} {:>13}",
+                b["board"].as_str().unwrap_or(""),
+                if b["fits"] == true { "yes" } else { "no" },
+                b["flash_margin"].to_string(),
+                b["ram_margin"].to_string()
+            );
+        }
+    }
+    out
 }
 
 /// Everything `mote inspect` reports, as JSON (the `--json` output; the text output prints the same),

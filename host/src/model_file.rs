@@ -6,13 +6,25 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use mote_core::gguf::Gguf;
 
-/// The default model: the Q8_0 GGUF of `models/tinystories-675k`, compiled into the binary so that
-/// `mote generate` works anywhere without `--model`.
-pub static DEFAULT_MODEL: &[u8] =
-    include_bytes!("../../models/tinystories-675k/tinystories-675k-q8_0.gguf");
+/// The models bundled into the binary, by the names `--model` takes (`mote_boards::BUNDLED_MODELS`
+/// lists the same names and files), so that mote works anywhere without a model file. The first is
+/// the default.
+pub static BUNDLED: [(&str, &[u8]); 2] = [
+    (
+        "tinystories-base",
+        include_bytes!("../../models/tinystories-base/tinystories-base-q8_0.gguf"),
+    ),
+    (
+        "tinystories-small",
+        include_bytes!("../../models/tinystories-small/tinystories-small-q8_0.gguf"),
+    ),
+];
 
-/// What error messages call the bundled model.
-pub const DEFAULT_MODEL_NAME: &str = "the bundled model tinystories-675k (Q8_0)";
+/// The default model: the Q8_0 GGUF of `models/tinystories-base`.
+pub static DEFAULT_MODEL: &[u8] = BUNDLED[0].1;
+
+/// What error messages call the bundled default model.
+pub const DEFAULT_MODEL_NAME: &str = "the bundled model tinystories-base (Q8_0)";
 
 enum Bytes {
     Mapped(memmap2::Mmap),
@@ -35,17 +47,37 @@ impl ModelFile {
         Ok(Self { bytes: Bytes::Mapped(map), name: path.display().to_string() })
     }
 
-    /// `--model` if given, else the bundled default model.
+    /// `--model`: a bundled model's name or a GGUF file; without it, the bundled default model.
+    /// A name is looked up first (`./tinystories-small` reaches a file of that name).
     pub fn open_arg(model: Option<&Path>) -> anyhow::Result<Self> {
-        match model {
-            Some(p) => Self::open(p),
-            None => Ok(Self::bundled()),
+        let Some(path) = model else { return Ok(Self::bundled()) };
+        if let Some(file) = path.to_str().and_then(Self::named) {
+            return Ok(file);
         }
+        // A bare word that is no file was meant as a name.
+        let bare = path.components().count() == 1 && path.extension().is_none();
+        if bare && !path.exists() {
+            anyhow::bail!(
+                "unknown model {}: no such file, and the bundled models are {}",
+                path.display(),
+                mote_boards::bundled_model_names()
+            );
+        }
+        Self::open(path)
     }
 
     /// The bundled default model.
     pub fn bundled() -> Self {
         Self { bytes: Bytes::Bundled(DEFAULT_MODEL), name: DEFAULT_MODEL_NAME.to_string() }
+    }
+
+    /// The bundled model called `name`, if there is one.
+    pub fn named(name: &str) -> Option<Self> {
+        let (name, bytes) = BUNDLED.iter().find(|(n, _)| *n == name)?;
+        Some(Self {
+            bytes: Bytes::Bundled(bytes),
+            name: format!("the bundled model {name} (Q8_0)"),
+        })
     }
 
     /// The model's bytes.
@@ -101,5 +133,28 @@ mod tests {
         mote_core::tokenizer::Tokenizer::from_gguf(&g).unwrap();
         assert_eq!(f.name(), DEFAULT_MODEL_NAME);
         assert!(f.path().is_none());
+    }
+
+    #[test]
+    fn bundled_models_are_the_boards_crate_list_and_open_by_name() {
+        let names: Vec<&str> = BUNDLED.iter().map(|(n, _)| *n).collect();
+        let listed: Vec<&str> = mote_boards::BUNDLED_MODELS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, listed);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (name, path) in mote_boards::BUNDLED_MODELS {
+            let f = ModelFile::open_arg(Some(Path::new(name))).unwrap();
+            assert_eq!(f.bytes(), std::fs::read(root.join(path)).unwrap(), "{name}");
+            assert!(f.name().contains(name) && f.path().is_none());
+        }
+        assert_eq!(ModelFile::open_arg(None).unwrap().name(), DEFAULT_MODEL_NAME);
+    }
+
+    #[test]
+    fn unknown_model_name_lists_the_bundled_ones() {
+        let err = ModelFile::open_arg(Some(Path::new("tinystories-huge"))).err().unwrap();
+        let err = format!("{err:#}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("unknown model tinystories-huge"), "{err}");
+        assert!(err.contains("tinystories-base, tinystories-small"), "{err}");
     }
 }

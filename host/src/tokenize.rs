@@ -13,8 +13,9 @@ use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer};
 /// Arguments of `mote tokenize`.
 #[derive(clap::Args)]
 pub struct TokenizeArgs {
-    /// The GGUF model whose tokenizer to use; without it, the bundled tinystories-675k model.
-    #[arg(long, value_name = "M.gguf")]
+    /// The GGUF model whose tokenizer to use, or a bundled model by name; without it, the
+    /// bundled tinystories-base.
+    #[arg(long, value_name = "M.gguf|NAME")]
     pub model: Option<PathBuf>,
     /// The text to tokenize (UTF-8).
     #[arg(value_name = "TEXT", required_unless_present = "file", conflicts_with = "file")]
@@ -36,8 +37,9 @@ pub struct TokenizeArgs {
 /// Arguments of `mote detokenize`.
 #[derive(clap::Args)]
 pub struct DetokenizeArgs {
-    /// The GGUF model whose tokenizer to use; without it, the bundled tinystories-675k model.
-    #[arg(long, value_name = "M.gguf")]
+    /// The GGUF model whose tokenizer to use, or a bundled model by name; without it, the
+    /// bundled tinystories-base.
+    #[arg(long, value_name = "M.gguf|NAME")]
     pub model: Option<PathBuf>,
     /// Token ids, as separate arguments or separated by commas or spaces ("[1, 2]" works too).
     #[arg(value_name = "IDS", required = true, num_args = 1..)]

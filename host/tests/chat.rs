@@ -147,7 +147,7 @@ const CASES: [Case; 9] = [
 
 #[test]
 fn replies_match_mote_generate_json() {
-    let path = repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+    let path = repo_root().join("models/tinystories-base/tinystories-base-q8_0.gguf");
     let bytes = std::fs::read(&path).unwrap();
     let gguf = Gguf::parse(&bytes).unwrap();
     let mut layers = [Layer::EMPTY; MAX_LAYERS];

@@ -112,13 +112,18 @@ fn bad_inputs_are_clear_errors() {
     let idx = index();
     let model = fixtures().join(idx["models"][0]["gguf"]["f32"].as_str().unwrap());
     let model = model.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["generate", "--tokens", "5000"], "token id 5000 is outside the vocabulary of 2048"),
         (
             &["generate", "--model", model, "--tokens", "512"],
             "token id 512 is outside the vocabulary of 512",
         ),
         (&["generate", "--model", "/nonexistent.gguf", "--tokens", "1"], "cannot open model"),
+        (
+            &["generate", "--model", "tinystories-huge", "--tokens", "1"],
+            "unknown model tinystories-huge: no such file, and the bundled models are \
+             tinystories-base, tinystories-small",
+        ),
         (&["generate", "--model", model, "--prompt", ""], "the prompt is empty"),
         (&["generate", "--model", env!("CARGO_MANIFEST_DIR"), "--tokens", "1"], "error"),
     ];
@@ -217,7 +222,7 @@ fn rejects_invalid_sampling_settings_with_one_line() {
 #[test]
 fn without_model_uses_the_bundled_default_model() {
     let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/tinystories-675k/tinystories-675k-q8_0.gguf");
+        .join("../models/tinystories-base/tinystories-base-q8_0.gguf");
     let args = ["generate", "--prompt", "Once upon a time", "--max-tokens", "12", "--kv", "q8_0"];
     let bundled = mote(&[&args[..], &["--json"]].concat());
     assert!(bundled.status.success(), "{}", String::from_utf8_lossy(&bundled.stderr));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use mote_tests::{mote, repo_root};
 
 fn default_model() -> PathBuf {
-    repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf")
+    repo_root().join("models/tinystories-base/tinystories-base-q8_0.gguf")
 }
 
 /// Asserts that `out` failed with exactly one line on stderr, containing every one of `needles`.

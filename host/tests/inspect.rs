@@ -111,6 +111,45 @@ fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
 }
 
 #[test]
+fn boards_table_shows_every_bundled_model_on_every_board_as_board_does() {
+    // Without a model, every bundled model; each row as `--board` plans it. The small model is
+    // the one for 512 KiB of flash (mps3-an547's ITCM, the STM32F411); the default needs more.
+    let r = mote_json(&["inspect", "--boards", "--json"]);
+    let boards = mote_boards::Boards::load(&repo_root().join("boards.toml")).unwrap();
+    let models = r["models"].as_array().unwrap();
+    let names: Vec<&str> = models.iter().map(|m| m["model"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tinystories-base", "tinystories-small"]);
+    for m in models {
+        let rows = m["boards"].as_array().unwrap();
+        assert_eq!(rows.len(), boards.boards.len());
+        for row in rows {
+            let board = row["board"].as_str().unwrap();
+            let one = mote(&["inspect", m["model"].as_str().unwrap(), "--board", board, "--json"]);
+            let one: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+            for key in ["fits", "flash_margin", "ram_margin"] {
+                assert_eq!(row[key], one["board"][key], "{} on {board}: {key}", m["model"]);
+            }
+        }
+    }
+    let fits = |model: usize, board: &str| {
+        let rows = models[model]["boards"].as_array().unwrap();
+        rows.iter().find(|b| b["board"] == board).unwrap()["fits"] == true
+    };
+    assert_eq!(boards.get("mps3-an547").unwrap().flash.size, 512 * 1024);
+    assert!(!fits(0, "mps3-an547") && fits(1, "mps3-an547"));
+    assert_eq!(boards.get("blackpill-f411").unwrap().flash.size, 512 * 1024);
+    assert!(!fits(0, "blackpill-f411") && fits(1, "blackpill-f411"));
+    assert!(fits(0, "netduinoplus2") && fits(1, "netduinoplus2"));
+
+    // One model by name, as text.
+    let o = mote(&["inspect", "tinystories-small", "--boards"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("tinystories-small: flash "), "{text}");
+    assert!(text.lines().any(|l| l.split_whitespace().take(2).eq(["mps3-an547", "yes"])), "{text}");
+}
+
+#[test]
 fn unknown_board_lists_the_known_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let model = converted_fake_gpt2(tmp.path());
@@ -173,7 +212,7 @@ fn generate_eval_and_bench_refuse_types_mote_cannot_run_with_the_same_advice() {
 fn board_plan_with_beams_says_how_many_fit() {
     // The bundled model on the nRF52840 (256 KiB of RAM): three beams fit, four do not.
     let model = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../models/tinystories-675k/tinystories-675k-q8_0.gguf");
+        .join("../models/tinystories-base/tinystories-base-q8_0.gguf");
     let m = model.to_str().unwrap();
     let board =
         |beams: &str| mote(&["inspect", m, "--board", "nrf52840-dk", "--beams", beams, "--json"]);

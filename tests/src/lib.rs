@@ -356,7 +356,7 @@ pub fn exercise_tokenizer(tok: &Tokenizer<'_>, data: &[u8]) -> usize {
 }
 
 /// The vocabularies the `tokenizer` fuzz target runs on, loaded once: the default model's
-/// (`models/tinystories-675k`, 2048 tokens) and GPT-2's (50257 tokens, with the converter's index).
+/// (`models/tinystories-base`, 2048 tokens) and GPT-2's (50257 tokens, with the converter's index).
 pub fn fuzz_tokenizers() -> &'static [Tokenizer<'static>] {
     use std::sync::OnceLock;
     static BLOBS: OnceLock<[Vec<u8>; 2]> = OnceLock::new();
@@ -364,7 +364,7 @@ pub fn fuzz_tokenizers() -> &'static [Tokenizer<'static>] {
     static TOKS: OnceLock<Vec<Tokenizer<'static>>> = OnceLock::new();
     TOKS.get_or_init(|| {
         let blobs = BLOBS.get_or_init(|| {
-            let default = repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+            let default = repo_root().join("models/tinystories-base/tinystories-base-q8_0.gguf");
             let default =
                 std::fs::read(&default).unwrap_or_else(|e| panic!("{}: {e}", default.display()));
             [default, gpt2_gguf(true, &[])]
@@ -430,7 +430,7 @@ pub fn exercise_chat(data: &[u8]) -> usize {
     use std::sync::OnceLock;
     static BLOB: OnceLock<Vec<u8>> = OnceLock::new();
     let blob = BLOB.get_or_init(|| {
-        let path = repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+        let path = repo_root().join("models/tinystories-base/tinystories-base-q8_0.gguf");
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     });
     let gguf = Gguf::parse(blob).expect("the default model parses");

@@ -1,7 +1,7 @@
 //! mote-core's beam search against transformers' `generate(num_beams=...)`.
 //!
 //! The fixtures in `tests/fixtures/beam/cases.json` come from `tools/py/beam_reference.py`: for two
-//! trained models (the bundled tinystories-675k and the test model `tiny-stories`), every
+//! trained models (the bundled tinystories-base and the test model `tiny-stories`), every
 //! combination of 2, 3 and 5 beams, length penalties 0.5, 1 and 2, `early_stopping` true, false and
 //! "never", no-repeat n-grams off and 2, an end-of-text token reached or not, and a few cases with
 //! the repetition penalty, `min_new_tokens` and fewer returned sequences.
@@ -70,7 +70,7 @@ fn want(c: &Value) -> Vec<(Vec<u32>, f32)> {
 fn model_files(name: &str, hf_dir: &str) -> (Vec<u8>, Vec<u8>) {
     let root = mote_tests::repo_root();
     match name {
-        "tinystories-675k" => {
+        "tinystories-base" => {
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("f32.gguf");
             let args = mote::convert::Args {
@@ -82,7 +82,7 @@ fn model_files(name: &str, hf_dir: &str) -> (Vec<u8>, Vec<u8>) {
                 json: false,
             };
             mote::convert::convert(&args).unwrap();
-            let q8 = root.join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+            let q8 = root.join("models/tinystories-base/tinystories-base-q8_0.gguf");
             (std::fs::read(out).unwrap(), std::fs::read(q8).unwrap())
         }
         _ => {

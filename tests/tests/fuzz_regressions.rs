@@ -53,7 +53,7 @@ fn converter_reading_survives_every_saved_fuzz_input() {
 /// mutated model is exercised as far as the forward pass and the samplers.
 #[test]
 fn model_target_generates_from_a_valid_model() {
-    let path = mote_tests::repo_root().join("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+    let path = mote_tests::repo_root().join("models/tinystories-base/tinystories-base-q8_0.gguf");
     let blob = fs::read(path).unwrap();
     // Three runs (F32, F16 and Q8_0 caches) of up to 4 tokens each.
     let n = mote_tests::exercise_model(&blob);

@@ -7,7 +7,7 @@ every returned hypothesis (its new token ids and its `sequences_scores` value). 
 `tests/tests/beam.rs` runs the same searches on F32 GGUF files of the same models and requires the
 same ids and scores within 1e-4.
 
-Models: the bundled models/tinystories-675k (vocabulary 2048, width 128) and the trained test model
+Models: the bundled models/tinystories-base (vocabulary 2048, width 128) and the trained test model
 tests/fixtures/inference/tiny-stories (vocabulary 512, width 64), both float32, eager attention,
 one thread.
 
@@ -29,7 +29,7 @@ from transformers import AutoTokenizer, GPT2LMHeadModel
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests/fixtures/beam/cases.json"
 MODELS = [
-    ("tinystories-675k", "models/tinystories-675k"),
+    ("tinystories-base", "models/tinystories-base"),
     ("tiny-stories", "tests/fixtures/inference/tiny-stories"),
 ]
 PROMPTS = [

@@ -2,7 +2,7 @@
 """Beam search speed on the desktop, side by side in one run: transformers' `generate` and
 `mote generate` on the same model, one thread, the same beams and number of steps.
 
-The model is the bundled tinystories-675k: transformers runs its float32 checkpoint, mote an F32
+The model is the bundled tinystories-base: transformers runs its float32 checkpoint, mote an F32
 GGUF converted from it (`mote convert --type f32`) with an f32 KV cache, so both do float32
 arithmetic. The end of text is never produced within the budget (see beam_reference.py) and
 `early_stopping="never"` with a positive length penalty runs every step, so both search exactly
@@ -27,7 +27,7 @@ import torch
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models/tinystories-675k"
+MODEL = ROOT / "models/tinystories-base"
 PROMPT = "Once upon a time, there was a little girl named Lily. She"
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference top-1 predictions of the default model (models/tinystories-675k) from transformers, for
+"""Reference top-1 predictions of the default model (models/tinystories-base) from transformers, for
 the test that mote's Q8_0 file with a Q8_0 KV cache agrees with the float model (issue 4: >= 99%).
 
 Tokenizes the first EVAL_CHARS characters of the held-out TinyStories validation file with the
@@ -18,7 +18,7 @@ import torch
 from transformers import GPT2LMHeadModel, GPT2TokenizerFast
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "models/tinystories-675k"
+MODEL = ROOT / "models/tinystories-base"
 OUT = ROOT / "tests/fixtures/default-model"
 EVAL_CHARS = 16384
 
@@ -53,7 +53,7 @@ def main() -> None:
     np.asarray(top1, dtype="<u4").tofile(OUT / "eval-top1.u32")
     index = {
         "generator": "tools/py/default_model_reference.py",
-        "model": "models/tinystories-675k",
+        "model": "models/tinystories-base",
         "text": "tinystories/tinystories_validation_head.txt",
         "n_chars": EVAL_CHARS,
         "n_ctx": n_ctx,

@@ -22,8 +22,8 @@ the separator ff ff ff ff. The Rust tests compute the same.
 The same hard-string and corpus files for one of the project's own tokenizers (its Hugging Face
 tokenizer.json, as train.py saved it beside the checkpoint), named by --name:
 
-       python3 tools/py/tokenizer_reference.py --tokenizer-json models/tinystories-675k/tokenizer.json \
-           --name tinystories675k      (writes tinystories675k_hard.json and tinystories675k_corpus.json)
+       python3 tools/py/tokenizer_reference.py --tokenizer-json models/tinystories-base/tokenizer.json \
+           --name tinystories_base      (writes tinystories_base_hard.json and tinystories_base_corpus.json)
 
 Usage: python3 tools/py/tokenizer_reference.py [--data ../shared/data] [--out tests/fixtures/tokenizer]
        python3 tools/py/tokenizer_reference.py --show "some text"   (prints ids and tokens)

@@ -41,7 +41,7 @@ const MAX_TOKENS: usize = 64;
 struct Aligned<T: ?Sized>(T);
 
 static MODEL: &Aligned<[u8]> =
-    &Aligned(*include_bytes!("../../../models/tinystories-675k/tinystories-675k-q8_0.gguf"));
+    &Aligned(*include_bytes!("../../../models/tinystories-base/tinystories-base-q8_0.gguf"));
 
 #[cortex_m_rt::entry]
 fn main() -> ! {

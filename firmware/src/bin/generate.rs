@@ -4,7 +4,7 @@
 //! (`--num-beams N`), a beam search whose hypotheses are printed when it ends.
 //!
 //! Build-time inputs (`cargo xtask firmware --bin generate --prompt ... --model ...`, or the
-//! `MOTE_*` variables that the build script in `build/` reads): the model (default: tinystories-675k), the prompt
+//! `MOTE_*` variables that the build script in `build/` reads): the model (default: tinystories-base), the prompt
 //! (default "Once upon a time"), the token limit, the KV type, the sampler and beam settings. A
 //! model or run state the board cannot hold, or a prompt of no tokens or too many, fails the build.
 //!

@@ -216,7 +216,7 @@ struct Shape {
 }
 
 /// The bundled model's name in the table.
-const BUNDLED: &str = "tinystories-675k (bundled)";
+const BUNDLED: &str = "tinystories-base (bundled)";
 
 const SHAPES: [Shape; 2] = [
     Shape {
@@ -232,7 +232,7 @@ const SHAPES: [Shape; 2] = [
             "--n-positions",
             "128",
             "--tokenizer",
-            "models/tinystories-675k",
+            "models/tinystories-base",
         ],
         threads: &[1],
     },

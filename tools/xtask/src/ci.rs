@@ -187,6 +187,18 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
         }
     }
 
+    // The bundled model for 512 KiB of flash builds for such a board, which refuses the default.
+    steps.run("generate tinystories-small on blackpill-f411".to_string(), || {
+        let bin = Some(device::BIN.to_string());
+        let model = Some("tinystories-small".into());
+        firmware::build(
+            root,
+            boards.get("blackpill-f411")?,
+            &Options { bin, model, ..release.clone() },
+        )
+        .map(|_| ())
+    });
+
     // docs/boards.md's example crates: mote-core without mote's build script.
     for (name, target) in example::EXAMPLES {
         steps.run(format!("example {name}"), || example::build(root, name, target));

@@ -30,8 +30,12 @@ pub const PARITY_BOARDS: [&str; 4] = ["mps2-an386", "mps2-an500", "mps2-an505", 
 /// prompt, the device's KV type), made as its build script makes it, and how it fits: a build
 /// that does not fit is refused.
 pub fn default_plan(root: &Path, board: &Board, budgets: Budgets) -> Result<(Plan, Fit)> {
-    let path = root.join(DEFAULT_MODEL);
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    model_plan(&root.join(DEFAULT_MODEL), board, budgets)
+}
+
+/// [`default_plan`] for the model at `path`.
+pub fn model_plan(path: &Path, board: &Board, budgets: Budgets) -> Result<(Plan, Fit)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display();
     let gguf = Gguf::parse(&bytes).map_err(|e| anyhow!("{name}: {e}"))?;
     let hp = HParams::from_gguf(&gguf).map_err(|e| anyhow!("{name}: {e}"))?;

@@ -12,6 +12,20 @@ use crate::shell;
 use crate::toolchain::{Job, Toolchain};
 use crate::FirmwareArgs;
 
+/// `--model`: a bundled model's name (`tinystories-small`) or a GGUF file, as an absolute path.
+pub fn model_path(root: &Path, model: &Path) -> Result<PathBuf> {
+    if let Some(path) = model.to_str().and_then(mote_boards::bundled_model) {
+        return Ok(root.join(path));
+    }
+    model.canonicalize().map_err(|e| {
+        anyhow::anyhow!(
+            "model {}: {e}; give a GGUF file or a bundled model: {}",
+            model.display(),
+            mote_boards::bundled_model_names()
+        )
+    })
+}
+
 /// How to build.
 #[derive(Clone, Default)]
 pub struct Options {
@@ -225,8 +239,7 @@ pub fn build_command(
         cmd.env("MOTE_PROMPT", prompt);
     }
     if let Some(model) = &options.model {
-        let model = model.canonicalize().with_context(|| format!("model {}", model.display()))?;
-        cmd.env("MOTE_MODEL", model);
+        cmd.env("MOTE_MODEL", model_path(root, model)?);
     }
     if let Some(n) = options.max_tokens {
         cmd.env("MOTE_MAX_TOKENS", n.to_string());

@@ -74,7 +74,7 @@ pub fn run(root: &Path, args: &FuzzArgs) -> Result<()> {
             let mut cmd = Command::new(mote_pyenv::python(root)?);
             cmd.current_dir(root).arg("tools/py/make_fuzz_seeds.py").arg(target).arg(&corpus);
             if target == "gguf_parse" {
-                cmd.arg("models/tinystories-675k/tinystories-675k-q8_0.gguf");
+                cmd.arg("models/tinystories-base/tinystories-base-q8_0.gguf");
             }
             shell::run(&mut cmd)?;
         }

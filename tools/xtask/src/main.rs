@@ -106,7 +106,8 @@ pub struct FirmwareArgs {
     /// The firmware's prompt (sets MOTE_PROMPT for the build).
     #[arg(long)]
     prompt: Option<String>,
-    /// GGUF model to embed in flash (sets MOTE_MODEL for the build).
+    /// Model to embed in flash: a GGUF file or a bundled model's name, such as tinystories-small
+    /// (sets MOTE_MODEL for the build).
     #[arg(long)]
     model: Option<PathBuf>,
     /// Limit on generated tokens (sets MOTE_MAX_TOKENS for the build).

@@ -13,8 +13,8 @@ use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
 
 use crate::boards::{Board, Boards};
 use crate::console;
-use crate::device::{default_plan, host_mote, parse_summary, run_device, PARITY_BOARDS};
-use crate::firmware::{Options, Settings};
+use crate::device::{host_mote, model_plan, parse_summary, run_device, PARITY_BOARDS};
+use crate::firmware::{model_path, Options, Settings};
 use crate::qemu::{self, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 
@@ -31,6 +31,10 @@ pub struct ParityArgs {
     /// Only greedy decoding (default: greedy, then every sampling control with a seed).
     #[arg(long)]
     greedy_only: bool,
+    /// The model: a GGUF file or a bundled model's name, such as tinystories-small (default: the
+    /// default model).
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// The board beam search is compared on (one board keeps the check short: the search is the
@@ -109,13 +113,17 @@ fn chat_lines(options: &Options) -> Vec<String> {
 }
 
 /// `chat` on `board`: every case typed in one boot; each reply's summary against the desktop's.
-fn chat_parity(root: &Path, board: &Board, mote: &Path) -> Result<()> {
-    let cases = chat_cases(board.name == BEAM_BOARD);
+fn chat_parity(root: &Path, board: &Board, mote: &Path, model: &Path) -> Result<()> {
+    let cases: Vec<Options> = chat_cases(board.name == BEAM_BOARD)
+        .into_iter()
+        .map(|case| Options { model: Some(model.to_path_buf()), ..case })
+        .collect();
     let input: Vec<String> = cases.iter().flat_map(chat_lines).collect();
     // The build holds as many beams as the cases use (`/beams` refuses more).
     let beams = cases.iter().filter_map(|c| c.settings.num_beams).max().filter(|&n| n > 1);
     let settings = Settings { num_beams: beams, ..Settings::default() };
-    let options = Options { release: true, settings, ..Options::default() };
+    let options =
+        Options { release: true, settings, model: Some(model.to_path_buf()), ..Options::default() };
     let session = qemu::build_and_converse(
         root,
         board,
@@ -197,18 +205,22 @@ fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
 /// `cargo xtask parity`: on each board and for each case, the device's prompt ids, generated ids,
 /// stop reason and logits checksum equal the desktop's.
 pub fn run(root: &Path, boards: &Boards, args: &ParityArgs) -> Result<()> {
+    let model = match &args.model {
+        Some(model) => model_path(root, model)?,
+        None => root.join(DEFAULT_MODEL),
+    };
     let names: Vec<String> = if args.board.is_empty() {
         let mut names = Vec::new();
         for name in PARITY_BOARDS {
             let board = boards.get(name)?;
-            let (plan, fit) = default_plan(root, board, boards.budgets)?;
+            let (plan, fit) = model_plan(&model, board, boards.budgets)?;
             if fit.fits() {
                 names.push(name.to_string());
             } else {
                 // Its build is refused, which `cargo xtask ci` checks.
                 println!(
-                    "parity {name}: not run, the default model's plan does not fit: flash {} of \
-                     {} bytes, RAM {} of {} bytes (`mote inspect --board {name}`)",
+                    "parity {name}: not run, the model's plan does not fit: flash {} of {} bytes, \
+                     RAM {} of {} bytes (`mote inspect --board {name}`)",
                     plan.flash, board.flash.size, plan.ram, board.ram.size
                 );
             }
@@ -220,7 +232,11 @@ pub fn run(root: &Path, boards: &Boards, args: &ParityArgs) -> Result<()> {
     let mote = host_mote(root)?;
     let mut failures = Vec::new();
     for settings in parity_cases(args.greedy_only) {
-        let options = Options { settings: settings.clone(), ..Options::default() };
+        let options = Options {
+            settings: settings.clone(),
+            model: Some(model.clone()),
+            ..Options::default()
+        };
         let want = desktop(&mote, &options)?;
         for name in &names {
             if settings.num_beams.is_some_and(|n| n > 1) && name != BEAM_BOARD {
@@ -235,7 +251,7 @@ pub fn run(root: &Path, boards: &Boards, args: &ParityArgs) -> Result<()> {
     }
     for name in names.iter().filter(|n| CHAT_PARITY_BOARDS.contains(&n.as_str())) {
         let board = boards.get(name)?;
-        if let Err(e) = chat_parity(root, board, &mote) {
+        if let Err(e) = chat_parity(root, board, &mote, &model) {
             failures.push(format!("{} (chat): {e:#}", board.name));
         }
     }
