@@ -16,6 +16,8 @@
 //! - [`quant`]: Q8_0 blocks, rows of them ([`quant::Q8Rows`]), and the quantize/dequantize helpers
 //!   shared by the converter, the forward pass and the KV cache.
 //! - [`model`]: hyper-parameters (plain data) and weights (views into the GGUF blob).
+//! - [`fixed`]: fixed-point helpers (rounding shifts, saturation, exp, tanh, rsqrt, softmax) for
+//!   the integer-only path.
 //! - [`ops`]: the kernels, free functions on slices: matrix-vector products, layer norm, GELU, softmax.
 //! - [`kv_cache`]: the keys and values of every position so far, in q8_0, f16 or f32.
 //! - `attention`: causal self-attention of one position over the KV cache.
@@ -52,6 +54,7 @@ mod activations;
 mod arena;
 mod attention;
 pub mod beam;
+pub mod fixed;
 pub mod forward;
 pub mod gguf;
 pub mod kv_cache;
