@@ -23,6 +23,7 @@
 //! - `attention`: causal self-attention of one position over the KV cache.
 //! - [`state`]: the run state (KV cache, activations, logits) in caller-provided storage of a size
 //!   known before running; `arena` carves it, `activations` are the buffers of one pass.
+//! - [`integer`]: the same forward pass in integers only ([`Math::Integer`]), for cores with no FPU.
 //! - [`forward`]: the GPT-2 block over one or more positions, reading like the math.
 //! - [`prefill`]: the prompt's positions as one batch, matrix-matrix work (desktop only: the
 //!   batch buffers are a separate, optional storage).
@@ -57,6 +58,7 @@ pub mod beam;
 pub mod fixed;
 pub mod forward;
 pub mod gguf;
+pub mod integer;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
@@ -67,6 +69,8 @@ pub mod session;
 pub mod split;
 pub mod state;
 pub mod tokenizer;
+
+pub use integer::Math;
 
 /// The version of this crate, as the firmware and the CLI report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
