@@ -200,9 +200,8 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
     /// Feeds `tokens` whose predictions nobody reads: in batches when there is a prefill
     /// scratch, else one position at a time.
     fn feed_all(&mut self, tokens: &[u32]) -> Result<(), ForwardError> {
-        // Batches are the float path's (the integer path runs one position at a time).
         #[cfg(any(test, feature = "std"))]
-        if let Some(scratch) = self.prefill.as_mut().filter(|_| self.state.math() == Math::Float) {
+        if let Some(scratch) = self.prefill.as_mut() {
             let pos = self.pos;
             prefill(self.model, &mut self.state, scratch, tokens, pos, self.split, None)?;
             for (i, &t) in tokens.iter().enumerate() {

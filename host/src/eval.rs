@@ -127,8 +127,8 @@ pub fn evaluate(
     evaluate_math(model, kv, Math::Float, tokens, speed)
 }
 
-/// [`evaluate`] with the forward pass in `math` (the integer path runs one position at a time:
-/// `speed.batch` is the float path's).
+/// [`evaluate`] with the forward pass in `math` (the integer path runs one position at a time,
+/// whatever `speed.batch`).
 pub fn evaluate_math(
     model: &Model<'_>,
     kv: KvType,
@@ -137,10 +137,6 @@ pub fn evaluate_math(
     speed: SpeedArgs,
 ) -> anyhow::Result<Perplexity> {
     check_math(math, kv)?;
-    let speed = match math {
-        Math::Float => speed,
-        Math::Integer => SpeedArgs { batch: 0, ..speed },
-    };
     let n_ctx = model.hparams.n_ctx;
     let split = row_split(speed.threads)?;
     let mut storage = state_storage(model, kv);

@@ -139,3 +139,21 @@ fn kernels_and_attention_name_no_float_type() {
         }
     }
 }
+
+#[test]
+fn prefill_and_session_batches_give_the_integer_path_of_one_position_at_a_time() {
+    use crate::prefill::{prefill, Prefill};
+    let blob = Spec::gpt2(8).build();
+    let m = load(&blob);
+    let want = integer_logits(&blob, &TOKENS);
+    let need = RunState::bytes_needed_math(&m.hparams, KvType::Q8_0, Math::Integer);
+    let mut buf = vec![0u8; need];
+    let mut s = RunState::new_math(&m.hparams, KvType::Q8_0, Math::Integer, &mut buf).unwrap();
+    let mut pbuf = vec![0u8; Prefill::bytes_needed(&m.hparams, 4)];
+    let mut p = Prefill::new(&m.hparams, 4, &mut pbuf).unwrap();
+    let mut got = Vec::new();
+    let mut on_logits = |_: usize, l: &[f32]| got.push(l.to_vec());
+    prefill(&m, &mut s, &mut p, &TOKENS, 0, &Serial, Some(&mut on_logits)).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(s.logits(), want.last().unwrap().as_slice());
+}
