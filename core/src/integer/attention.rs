@@ -10,8 +10,12 @@ use crate::kv_cache::{KvCache, KvRows};
 use crate::ops::dot_i8;
 use crate::quant::{BlockQ8_0, QK8_0};
 
-/// Extra fraction bits of a score's `i64` sum over its blocks.
-const SUM_EXTRA: i32 = 16;
+/// Extra fraction bits of the `i32` sums of scores and of weighted values (Q18).
+const SUM_EXTRA: i32 = 2;
+
+/// Low bits dropped (rounded) from the product of two 8-bit scale mantissas, so that it times a
+/// block's dot product fits in an `i32`: 12 bits kept, within `2^-11` of exact.
+const SCALE_PRODUCT_DROP: i32 = 4;
 
 /// Stores the keys `k(C)` and values `v(C)` (Q16) of `pos` in `layer` as int8 blocks. A cache
 /// that is not Q8_0 is left alone (the run state refuses it for the integer path).
@@ -27,9 +31,9 @@ pub(crate) fn store(cache: &mut KvCache<'_>, layer: usize, pos: usize, k: &[i32]
 }
 
 /// `sum_{j in off..off+HS} a(j) * b(j)` in Q16 for two rows of int8 blocks: whole blocks by
-/// [`dot_i8`], a head's part of a block value by value.
+/// [`dot_i8`], a head's part of a block value by value; 32-bit arithmetic, as the matrix products'.
 fn head_dot(a: &[BlockQ8_0], b: &[BlockQ8_0], off: usize, hs: usize) -> i32 {
-    let mut sum = 0i64;
+    let mut sum = 0i32;
     let mut j = off;
     while j < off + hs {
         let (blk, lo) = (j / QK8_0, j % QK8_0);
@@ -43,11 +47,12 @@ fn head_dot(a: &[BlockQ8_0], b: &[BlockQ8_0], off: usize, hs: usize) -> i32 {
         };
         // Q16 times Q16: m_a m_b 2^(e_a + e_b) units of Q32, so 2^(e_a + e_b - 16) of Q16.
         let ((ma, ea), (mb, eb)) = (block_scale(x), block_scale(y));
-        let s = ea + eb - ACT as i32 + SUM_EXTRA;
-        sum = sum.saturating_add(shift_round(i64::from(isum) * i64::from(ma * mb), s));
+        let mm = rounding_shr(ma * mb, SCALE_PRODUCT_DROP as u32);
+        let s = ea + eb - ACT as i32 + SCALE_PRODUCT_DROP + SUM_EXTRA;
+        sum = sum.saturating_add(shift_round(isum.saturating_mul(mm), s));
         j += hi - lo;
     }
-    saturate(rounding_shr(sum, SUM_EXTRA as u32))
+    rounding_shr(sum, SUM_EXTRA as u32)
 }
 
 /// `out_h = sum_t att(t) * v_h(t)` with `att(t) = softmax_t(q_h . k_h(t) / sqrt(HS))` for each
@@ -84,25 +89,27 @@ pub(crate) fn attention(
             }
         });
         softmax(att);
-        // Values, block by block of the head: weights (Q30) times values (Q16) summed in Q46.
+        // Values, block by block of the head: weights rounded to Q16 times values (Q16 units),
+        // each term within an `i32` (2^16 * 255 * 127 < 2^31), summed in Q18.
         let mut j = off;
         while j < off + hs {
             let (blk, lo) = (j / QK8_0, j % QK8_0);
             let hi = QK8_0.min(lo + off + hs - j);
-            let mut acc = [0i64; QK8_0];
+            let mut acc = [0i32; QK8_0];
             cache.for_each_segment(layer, pos, |s| {
                 for (t, &p) in att.iter().skip(s.pos).take(s.len).enumerate() {
                     let Some(vb) = v.get((s.row + t) * nb + blk) else { return };
                     let (mv, ev) = block_scale(vb);
-                    let pk = shift_round(i64::from(p) * i64::from(mv), ev);
+                    let pk = rounding_shr(p, 30 - ACT) * mv;
+                    let s = ev - ACT as i32 + SUM_EXTRA;
                     for (a, &q) in acc.iter_mut().zip(&vb.qs).take(hi).skip(lo) {
-                        *a = a.saturating_add(pk * i64::from(q));
+                        *a = a.saturating_add(shift_round(pk * i32::from(q), s));
                     }
                 }
             });
             let dst = out.get_mut(blk * QK8_0 + lo..blk * QK8_0 + hi).unwrap_or(&mut []);
             for (o, &a) in dst.iter_mut().zip(acc.iter().skip(lo)) {
-                *o = saturate(rounding_shr(a, 30));
+                *o = rounding_shr(a, SUM_EXTRA as u32);
             }
             j += hi - lo;
         }

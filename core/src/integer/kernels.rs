@@ -18,9 +18,14 @@ use crate::quant::{BlockQ8_0, Q8Rows, QK8_0};
 /// GPT-2's residual stream and finer than the int8 blocks the values become.
 pub const ACT: u32 = 16;
 
-/// Extra fraction bits of a matrix product's `i64` sum over its blocks, so that blocks whose
-/// products are below one unit of Q16 still count.
-const SUM_EXTRA: i32 = 16;
+/// Extra fraction bits of a matrix product's `i32` sum over its blocks (Q18): a block's rounding
+/// costs a quarter of a unit of Q16, and the sum still spans `+-8192`.
+const SUM_EXTRA: i32 = 2;
+
+/// Low bits dropped (rounded) from the product of a weight scale's 11-bit mantissa and an
+/// activation scale's 8-bit one, so that it times a block's dot product fits in an `i32`: the
+/// product keeps 12 bits, within `2^-11` of exact, finer than the activations' own 8 bits.
+const SCALE_PRODUCT_DROP: i32 = 7;
 
 /// The scale of an activation block as `(m, e)`: `x(j) ~= qs(j) * m * 2^e` in Q16 units, `m` in
 /// `128..=255` (0 for an all-zero block). The block's two scale bytes hold `m` and `e` (as `i8`):
@@ -88,20 +93,23 @@ pub fn dequantize_row(out: &mut [i32], xq: &[BlockQ8_0]) {
     }
 }
 
-/// `sum_b (sum_j w(b, j) * x(b, j)) * d_w(b) * d_x(b)` in Q16 for one row of Q8_0 weights: each
-/// block's product is an exact `i32`; times the weight scale's 11-bit mantissa it is still exact
-/// (`|.| < 2^31`), times the activation's 8-bit mantissa an exact `i64`, then shifted by both
-/// exponents into an `i64` sum, rounded once at the end.
+/// `sum_b (sum_j w(b, j) * x(b, j)) * d_w(b) * d_x(b)` in Q16 for one row of Q8_0 weights, in
+/// 32-bit arithmetic only (no 64-bit multiply, which Cortex-M0+ and RV32IMC do in software): per
+/// block, the weight scale's 11-bit mantissa times the activation's 8-bit one rounded to 12 bits
+/// ([`SCALE_PRODUCT_DROP`]), times the block's exact dot product (`|.| <= 520192 * 4078 < 2^31`),
+/// shifted by both exponents into an `i32` sum in Q18, rounded to Q16 at the end. Saturates
+/// rather than wraps.
 pub fn dot_row(w_row: &[BlockQ8_0], xq: &[BlockQ8_0]) -> i32 {
-    let mut sum = 0i64;
+    let mut sum = 0i32;
     for (wb, xb) in w_row.iter().zip(xq) {
         let (m, e) = f16_parts(u16::from_le_bytes(wb.d));
         let (mx, ex) = block_scale(xb);
-        let p = i64::from(dot_i8(&wb.qs, &xb.qs) * m) * i64::from(mx);
+        let mm = rounding_shr(m * mx, SCALE_PRODUCT_DROP as u32);
+        let p = dot_i8(&wb.qs, &xb.qs).saturating_mul(mm);
         // Activations are already in Q16 units: no further shift for the format.
-        sum = sum.saturating_add(shift_round(p, e + ex + SUM_EXTRA));
+        sum = sum.saturating_add(shift_round(p, e + ex + SCALE_PRODUCT_DROP + SUM_EXTRA));
     }
-    saturate(rounding_shr(sum, SUM_EXTRA as u32))
+    rounding_shr(sum, SUM_EXTRA as u32)
 }
 
 /// `out(d) = W(d, n) . xq(n)` in Q16 over the rows of `w` (Q8_0), each read for `xq.len()` blocks.
