@@ -10,7 +10,7 @@
 //! input becomes int8 blocks of 32 with a scale of an 8-bit mantissa times a power of two, so each
 //! weight block meets it in the exact int8 dot product the float path uses too
 //! ([`crate::ops::dot_i8`]), then one multiply by the product of the two scales' mantissas and a
-//! shift into an `i32` sum per row: no 64-bit multiply and no division per block, which cores
+//! shift into an `i32` sum per row: no 64-bit multiply and no division per weight block, which cores
 //! without them (Cortex-M0+, RV32IMC) would run in software. Layer norm, GELU and softmax are
 //! [`crate::fixed`]'s, with their 64-bit steps per row, not per value. The KV cache holds the same
 //! int8 blocks in the Q8_0 cache's layout, so the integer path needs a Q8_0 KV cache.
