@@ -5,7 +5,7 @@
 //! the whole row of `C`, so a head narrower than a block reads part of one.
 
 use super::kernels::{block_scale, quantize_row, ACT};
-use crate::fixed::{rounding_shr, rsqrt, saturate, shift_round, softmax};
+use crate::fixed::{rounding_shr, rsqrt, saturate, shift_round, shl_saturating, softmax};
 use crate::kv_cache::{KvCache, KvRows};
 use crate::ops::dot_i8;
 use crate::quant::{BlockQ8_0, QK8_0};
@@ -102,8 +102,22 @@ pub(crate) fn attention(
                     let (mv, ev) = block_scale(vb);
                     let pk = rounding_shr(p, 30 - ACT) * mv;
                     let s = ev - ACT as i32 + SUM_EXTRA;
-                    for (a, &q) in acc.iter_mut().zip(&vb.qs).take(hi).skip(lo) {
-                        *a = a.saturating_add(shift_round(pk * i32::from(q), s));
+                    let terms = acc.iter_mut().zip(&vb.qs).take(hi).skip(lo);
+                    // rounding_shr and shl_saturating with the direction and amount fixed for
+                    // the block, so the loop over its values has no branch.
+                    match s {
+                        0.. => terms.for_each(|(a, &q)| {
+                            *a = a.saturating_add(shl_saturating(pk * i32::from(q), s as u32));
+                        }),
+                        -31..=-1 => {
+                            let n = s.unsigned_abs();
+                            terms.for_each(|(a, &q)| {
+                                let x = pk * i32::from(q);
+                                *a = a.saturating_add((x >> n) + ((x >> (n - 1)) & 1));
+                            })
+                        }
+                        // Terms below half a unit of Q18 round to 0.
+                        _ => {}
                     }
                 }
             });
