@@ -13,6 +13,8 @@ use core::fmt;
 
 use crate::activations::Activations;
 use crate::attention::attention;
+use crate::gguf::GgmlType;
+use crate::integer::{self, Math};
 use crate::kv_cache::KvCache;
 use crate::model::{Model, Norm};
 use crate::ops::{add, gelu, layer_norm, matmul};
@@ -39,6 +41,11 @@ pub enum ForwardError {
     },
     /// The run state was sized for other hyper-parameters than the model's.
     StateMismatch,
+    /// The integer path ([`Math::Integer`]) met a weight matrix that is not Q8_0.
+    IntegerNeedsQ8_0 {
+        /// The matrix's type.
+        ty: GgmlType,
+    },
 }
 
 impl fmt::Display for ForwardError {
@@ -51,6 +58,10 @@ impl fmt::Display for ForwardError {
                 write!(f, "position {pos} is past the context length {n_ctx}")
             }
             Self::StateMismatch => write!(f, "the run state was sized for another model"),
+            Self::IntegerNeedsQ8_0 { ty } => write!(
+                f,
+                "the integer path reads Q8_0 weight matrices only, this model has {ty:?} ones"
+            ),
         }
     }
 }
@@ -62,7 +73,8 @@ impl core::error::Error for ForwardError {}
 /// previous step's: for the prompt positions whose prediction nobody reads, where the `(V, C)` head
 /// would cost as much as several blocks). Positions `0..pos` must already be in the cache. The rows
 /// of large matrices are handed out by `split` (to several threads, on the desktop; [`Serial`] on
-/// the device), with the same bits whatever the split.
+/// the device), with the same bits whatever the split. The run state's [`Math`] chooses the f32
+/// pass or the integer one ([`crate::integer`]).
 ///
 /// [`Serial`]: crate::split::Serial
 pub fn forward(
@@ -74,8 +86,17 @@ pub fn forward(
     logits: bool,
 ) -> Result<(), ForwardError> {
     check_step(model, s, token, pos)?;
+    let math = s.math();
     let (acts, cache, att) = s.parts();
-    pass(model, acts, cache, att, &[token], pos, split, logits);
+    match math {
+        Math::Float => pass(model, acts, cache, att, &[token], pos, split, logits),
+        Math::Integer => {
+            if let Some(ty) = integer::unsupported_weights(model) {
+                return Err(ForwardError::IntegerNeedsQ8_0 { ty });
+            }
+            integer::pass(model, acts, cache, att, token, pos, split, logits);
+        }
+    }
     Ok(())
 }
 

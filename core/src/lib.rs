@@ -16,11 +16,14 @@
 //! - [`quant`]: Q8_0 blocks, rows of them ([`quant::Q8Rows`]), and the quantize/dequantize helpers
 //!   shared by the converter, the forward pass and the KV cache.
 //! - [`model`]: hyper-parameters (plain data) and weights (views into the GGUF blob).
+//! - [`fixed`]: fixed-point helpers (rounding shifts, saturation, exp, tanh, rsqrt, softmax) for
+//!   the integer-only path.
 //! - [`ops`]: the kernels, free functions on slices: matrix-vector products, layer norm, GELU, softmax.
 //! - [`kv_cache`]: the keys and values of every position so far, in q8_0, f16 or f32.
 //! - `attention`: causal self-attention of one position over the KV cache.
 //! - [`state`]: the run state (KV cache, activations, logits) in caller-provided storage of a size
 //!   known before running; `arena` carves it, `activations` are the buffers of one pass.
+//! - [`integer`]: the same forward pass in integers only ([`Math::Integer`]), for cores with no FPU.
 //! - [`forward`]: the GPT-2 block over one or more positions, reading like the math.
 //! - [`prefill`]: the prompt's positions as one batch, matrix-matrix work (desktop only: the
 //!   batch buffers are a separate, optional storage).
@@ -52,8 +55,10 @@ mod activations;
 mod arena;
 mod attention;
 pub mod beam;
+pub mod fixed;
 pub mod forward;
 pub mod gguf;
+pub mod integer;
 pub mod kv_cache;
 pub mod model;
 pub mod ops;
@@ -64,6 +69,8 @@ pub mod session;
 pub mod split;
 pub mod state;
 pub mod tokenizer;
+
+pub use integer::Math;
 
 /// The version of this crate, as the firmware and the CLI report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

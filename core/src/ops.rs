@@ -69,17 +69,25 @@ pub fn dot_f16(w_row: &[u8], x: &[f32]) -> f32 {
     dot_lanes(x, w_row.chunks_exact(2).map(|b| f16_bits_to_f32(u16::from_le_bytes([b[0], b[1]]))))
 }
 
+/// `sum_j a(j) * b(j)` over one block of 32 int8 values, exact in `i32`: the integer core that
+/// the float path's [`dot_q8_0`] and the integer path ([`crate::integer`]) share.
+#[inline]
+pub fn dot_i8(a: &[i8; QK8_0], b: &[i8; QK8_0]) -> i32 {
+    // A fixed trip count of 32 lets the compiler vectorize the integer dot product.
+    let mut isum = 0i32;
+    for j in 0..QK8_0 {
+        isum += i32::from(a[j]) * i32::from(b[j]);
+    }
+    isum
+}
+
 /// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 blocks against a
-/// Q8_0 activation: each block's dot product is an exact `i32`, scaled and added in block order.
+/// Q8_0 activation: each block's dot product is an exact `i32` ([`dot_i8`]), scaled and added in
+/// block order.
 pub fn dot_q8_0(w_row: &[BlockQ8_0], xq: &[BlockQ8_0]) -> f32 {
     let mut sum = 0.0f32;
     for (wb, xb) in w_row.iter().zip(xq) {
-        // A fixed trip count of 32 lets the compiler vectorize the integer dot product.
-        let mut isum = 0i32;
-        for j in 0..QK8_0 {
-            isum += i32::from(wb.qs[j]) * i32::from(xb.qs[j]);
-        }
-        sum += isum as f32 * (wb.scale() * xb.scale());
+        sum += dot_i8(&wb.qs, &xb.qs) as f32 * (wb.scale() * xb.scale());
     }
     sum
 }

@@ -19,7 +19,8 @@ use core::fmt;
 
 use crate::activations::{ActivationLens, Activations};
 use crate::arena::{Arena, ALIGN_SLACK};
-use crate::forward::{check_step, pass, ForwardError};
+use crate::forward::{check_step, forward, pass, ForwardError};
+use crate::integer::Math;
 use crate::model::{HParams, Model};
 use crate::split::RowSplit;
 use crate::state::RunState;
@@ -102,7 +103,8 @@ pub type OnLogits<'f> = dyn FnMut(usize, &[f32]) + 'f;
 /// positions per pass, extending the KV cache: what [`forward`] does for each in turn, with the
 /// same bits in the cache. With `on_logits`, also computes every position's logits `(V)` and hands
 /// them to `on_logits(i, logits)` for `tokens[i]`, in order; the run state's logits are then the
-/// last position's, as after [`forward`]. Without, no logits are computed.
+/// last position's, as after [`forward`]. Without, no logits are computed. A run state of
+/// [`Math::Integer`] runs its positions one at a time through [`forward`] (the scratch unused).
 ///
 /// [`forward`]: crate::forward::forward
 pub fn prefill(
@@ -120,6 +122,16 @@ pub fn prefill(
     // Every position is checked before the cache changes.
     for (i, &t) in tokens.iter().enumerate() {
         check_step(model, s, t, pos.saturating_add(i))?;
+    }
+    // Batches are the float path's: the integer path runs one position at a time, as `forward`.
+    if s.math() == Math::Integer {
+        for (i, &t) in tokens.iter().enumerate() {
+            forward(model, s, t, pos + i, split, on_logits.is_some())?;
+            if let Some(f) = on_logits.as_mut() {
+                f(i, s.logits());
+            }
+        }
+        return Ok(());
     }
     let batch = p.batch.max(1);
     let v = model.hparams.n_vocab;

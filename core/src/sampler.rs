@@ -140,6 +140,12 @@ impl Sampler {
         Self { config, rng: Pcg32::seed_from_u64(config.seed) }
     }
 
+    /// Whether this is greedy decoding with no penalties: the choice is the argmax of the logits.
+    pub fn is_plain_greedy(&self) -> bool {
+        let c = self.config;
+        !c.is_sampling() && c.repetition_penalty == 1.0 && c.no_repeat_ngram_size == 0
+    }
+
     /// The configuration.
     pub fn config(&self) -> &SamplerConfig {
         &self.config
@@ -151,7 +157,7 @@ impl Sampler {
     /// probabilities of the tokens still allowed (sampling).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
         let c = self.config;
-        if !c.is_sampling() && c.repetition_penalty == 1.0 && c.no_repeat_ngram_size == 0 {
+        if self.is_plain_greedy() {
             // Plain greedy: the NaN pass below and the argmax in one pass over the vocabulary.
             return argmax_nan_to_neg_inf(logits);
         }

@@ -17,6 +17,7 @@
 use core::fmt;
 
 use crate::forward::{forward, ForwardError};
+use crate::integer::{self, Math};
 use crate::model::Model;
 #[cfg(any(test, feature = "std"))]
 use crate::prefill::{prefill, Prefill};
@@ -225,9 +226,15 @@ impl<'m, 'b, 's> Session<'m, 'b, 's> {
         ban: Option<u32>,
     ) -> Result<u32, ForwardError> {
         self.step(token)?;
+        let math = self.state.math();
         let (logits, history) = self.state.logits_and_history(self.pos);
         if let Some(l) = ban.and_then(|t| logits.get_mut(t as usize)) {
             *l = f32::NEG_INFINITY;
+        }
+        // The integer path's greedy choice compares integers; the sampler's does the same with
+        // f32 comparisons, which a core with no FPU makes in software.
+        if math == Math::Integer && sampler.is_plain_greedy() {
+            return Ok(integer::argmax(logits));
         }
         Ok(sampler.sample(logits, history))
     }

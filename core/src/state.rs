@@ -12,6 +12,7 @@ use core::fmt;
 
 use crate::activations::{ActivationLens, Activations};
 use crate::arena::{bytes_of, Arena};
+use crate::integer::Math;
 use crate::kv_cache::KvCache;
 use crate::model::HParams;
 use crate::quant::QK8_0;
@@ -36,6 +37,11 @@ pub enum StateError {
         /// The width `C`.
         n_embd: usize,
     },
+    /// The integer path keeps its KV cache in int8 blocks: it needs [`KvType::Q8_0`].
+    IntegerNeedsQ8_0Kv {
+        /// The KV type asked for.
+        kv: KvType,
+    },
 }
 
 impl fmt::Display for StateError {
@@ -48,6 +54,11 @@ impl fmt::Display for StateError {
             Self::KvWidthNotBlocks { n_embd } => write!(
                 f,
                 "a q8_0 KV cache needs the width to be a multiple of {QK8_0}, the model's is {n_embd}"
+            ),
+            Self::IntegerNeedsQ8_0Kv { kv } => write!(
+                f,
+                "the integer path needs a q8_0 KV cache, not {}",
+                kv.name()
             ),
         }
     }
@@ -62,6 +73,8 @@ pub struct RunState<'s> {
     hparams: HParams,
     /// KV element type.
     kv: KvType,
+    /// The arithmetic of the forward pass.
+    math: Math,
     /// Attention scores of one head over the positions so far, `(T)`.
     att: &'s mut [f32],
     /// The token fed at each position so far, `(T)`: the history samplers look back over.
@@ -87,6 +100,30 @@ impl<'s> RunState<'s> {
             .saturating_add(bytes_of::<u32>(hp.n_ctx)) // tokens
             .saturating_add(KvCache::bytes_needed_beams(hp, kv, n_beams))
             .saturating_add(ActivationLens::new(hp, 1).bytes())
+    }
+
+    /// Exact bytes of storage a run state for `hp`, a `kv` cache and `math` needs: the integer path
+    /// keeps its `i32` values in the f32 buffers and its int8 blocks in the Q8_0 ones, so this is
+    /// [`RunState::bytes_needed`] for both.
+    pub const fn bytes_needed_math(hp: &HParams, kv: KvType, math: Math) -> usize {
+        match math {
+            Math::Float | Math::Integer => Self::bytes_needed(hp, kv),
+        }
+    }
+
+    /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache.
+    pub fn new_math(
+        hp: &HParams,
+        kv: KvType,
+        math: Math,
+        storage: &'s mut [u8],
+    ) -> Result<Self, StateError> {
+        if math == Math::Integer && kv != KvType::Q8_0 {
+            return Err(StateError::IntegerNeedsQ8_0Kv { kv });
+        }
+        let mut state = Self::new(hp, kv, storage)?;
+        state.math = math;
+        Ok(state)
     }
 
     /// Carves a run state for `hp` with a `kv` cache out of `storage`, which must hold at least
@@ -118,6 +155,7 @@ impl<'s> RunState<'s> {
         let mut state = Self {
             hparams: *hp,
             kv,
+            math: Math::Float,
             att: arena.take(hp.n_ctx).ok_or(too_small)?,
             tokens: arena.take(hp.n_ctx).ok_or(too_small)?,
             cache: KvCache::carve_beams(&mut arena, hp, kv, n_beams).ok_or(too_small)?,
@@ -146,6 +184,11 @@ impl<'s> RunState<'s> {
     /// The KV cache element type.
     pub fn kv_type(&self) -> KvType {
         self.kv
+    }
+
+    /// The arithmetic of the forward pass.
+    pub fn math(&self) -> Math {
+        self.math
     }
 
     /// The logits of the last forward step, `(V)`.

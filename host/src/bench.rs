@@ -18,8 +18,9 @@ use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::split::RowSplit;
 use mote_core::state::{KvType, RunState};
+use mote_core::Math;
 
-use crate::generate::{load_model, state_storage, KvArg};
+use crate::generate::{check_math, load_model, state_storage, KvArg, MathArg};
 use crate::model_file::ModelFile;
 use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 
@@ -42,6 +43,9 @@ pub struct Args {
     /// Element type of the KV cache (llama.cpp's default is f16).
     #[arg(long, value_enum, default_value_t = KvArg::F16)]
     pub kv: KvArg,
+    /// Arithmetic of the forward pass (`integer` needs `--kv q8_0`).
+    #[arg(long, value_enum, default_value_t = MathArg::Float)]
+    pub math: MathArg,
     /// Threads (also llama-bench's `-t`) and prefill batch; the prompt is also timed one
     /// position at a time.
     #[command(flatten)]
@@ -87,6 +91,8 @@ pub struct Report {
     pub batch: usize,
     /// KV cache type.
     pub kv: &'static str,
+    /// Arithmetic of the forward pass (`float` or `integer`).
+    pub math: &'static str,
     /// Prompt tokens per run.
     pub prompt_tokens: usize,
     /// Mean prompt tokens/s, batched (one position at a time with `--batch 0`).
@@ -110,14 +116,14 @@ fn prompt(n: usize, n_vocab: usize) -> Vec<u32> {
 /// (0: one at a time).
 fn time_prefill(
     model: &Model<'_>,
-    kv: KvType,
+    (kv, math): (KvType, Math),
     tokens: &[u32],
     split: &dyn RowSplit,
     batch: usize,
 ) -> anyhow::Result<f64> {
     let mut storage = state_storage(model, kv);
     let mut scratch = prefill_storage(&model.hparams, batch);
-    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let state = RunState::new_math(&model.hparams, kv, math, &mut storage)?;
     let mut session = Session::new(model, state).with_row_split(split);
     if let Some(p) = prefill_scratch(&model.hparams, batch, &mut scratch)? {
         session = session.with_prefill(p);
@@ -130,12 +136,12 @@ fn time_prefill(
 /// Seconds to decode `n` tokens from position 0, each the argmax of the previous step's logits.
 fn time_decode(
     model: &Model<'_>,
-    kv: KvType,
+    (kv, math): (KvType, Math),
     n: usize,
     split: &dyn RowSplit,
 ) -> anyhow::Result<f64> {
     let mut storage = state_storage(model, kv);
-    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let state = RunState::new_math(&model.hparams, kv, math, &mut storage)?;
     let mut session = Session::new(model, state).with_row_split(split);
     let mut next = 0u32;
     let start = Instant::now();
@@ -238,6 +244,9 @@ pub fn bench(
 ) -> anyhow::Result<Report> {
     let hp = model.hparams;
     let kv = KvType::from(args.kv);
+    let math = Math::from(args.math);
+    check_math(math, kv)?;
+    let km = (kv, math);
     if args.repeat == 0 {
         bail!("--repeat must be at least 1");
     }
@@ -250,13 +259,13 @@ pub fn bench(
     let split = &*split;
     let tokens = prompt(args.prompt_tokens, hp.n_vocab);
     let n = tokens.len();
-    let unbatched_tps = mean_rate(args.repeat, n, || time_prefill(model, kv, &tokens, split, 0))?;
+    let unbatched_tps = mean_rate(args.repeat, n, || time_prefill(model, km, &tokens, split, 0))?;
     let prompt_tps = match args.speed.batch {
         0 => unbatched_tps,
-        b => mean_rate(args.repeat, n, || time_prefill(model, kv, &tokens, split, b))?,
+        b => mean_rate(args.repeat, n, || time_prefill(model, km, &tokens, split, b))?,
     };
     let decode_tps =
-        mean_rate(args.repeat, args.tokens, || time_decode(model, kv, args.tokens, split))?;
+        mean_rate(args.repeat, args.tokens, || time_decode(model, km, args.tokens, split))?;
     let llama_cpp = match llama {
         Some((exe, file)) => {
             let (command, ts) =
@@ -278,6 +287,7 @@ pub fn bench(
         threads: args.speed.threads,
         batch: args.speed.batch,
         kv: kv.name(),
+        math: math.name(),
         prompt_tokens: n,
         prompt_tokens_per_second: prompt_tps,
         prompt_unbatched_tokens_per_second: unbatched_tps,
@@ -319,7 +329,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "model {} (n_embd {}, {} blocks, vocab {}); Q8_0 kernel {}, {} thread{}, kv {}",
+        "model {} (n_embd {}, {} blocks, vocab {}); Q8_0 kernel {}, {} thread{}, kv {}, math {}",
         r.model,
         r.n_embd,
         r.n_layer,
@@ -327,7 +337,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         r.kernel,
         r.threads,
         if r.threads == 1 { "" } else { "s" },
-        r.kv
+        r.kv,
+        r.math
     )?;
     if r.batch > 0 {
         writeln!(

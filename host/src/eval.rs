@@ -20,8 +20,11 @@ use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::Tokenizer;
+use mote_core::Math;
 
-use crate::generate::{load_model, prompt_tokens, state_storage, KvArg, ModelFile};
+use crate::generate::{
+    check_math, load_model, prompt_tokens, state_storage, KvArg, MathArg, ModelFile,
+};
 use crate::threads::{prefill_scratch, prefill_storage, row_split, SpeedArgs};
 use crate::tokenize::utf8_text;
 
@@ -42,6 +45,13 @@ pub struct Args {
     /// Element type of the KV cache.
     #[arg(long, value_enum, default_value_t = KvArg::F32)]
     pub kv: KvArg,
+    /// Arithmetic of the forward pass (`integer` needs `--kv q8_0`).
+    #[arg(long, value_enum, default_value_t = MathArg::Float)]
+    pub math: MathArg,
+    /// Also evaluate the float path (same KV type) and report the top-1 agreement of the two paths
+    /// and their perplexities' difference: how much `--math integer` costs.
+    #[arg(long)]
+    pub compare_float: bool,
     #[command(flatten)]
     pub speed: SpeedArgs,
     /// Print one JSON object.
@@ -69,6 +79,33 @@ pub struct Perplexity {
     /// The model's top token at each predicted position (for agreement checks).
     #[serde(skip)]
     pub top1: Vec<u32>,
+    /// With `--compare-float`: the float path on the same tokens, and how the two agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float: Option<Comparison>,
+}
+
+/// The float path beside another one (`mote eval --compare-float`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Comparison {
+    /// The float path's perplexity.
+    pub perplexity: f64,
+    /// `(perplexity / float perplexity - 1) * 100`.
+    pub perplexity_change_percent: f64,
+    /// Predicted positions whose top-1 token is the float path's.
+    pub top1_agree: usize,
+    /// `top1_agree / n_predicted * 100`.
+    pub top1_agreement_percent: f64,
+}
+
+/// How `r` compares with the float path's `float` on the same tokens.
+pub fn compare(r: &Perplexity, float: &Perplexity) -> Comparison {
+    let agree = r.top1.iter().zip(&float.top1).filter(|(a, b)| a == b).count();
+    Comparison {
+        perplexity: float.perplexity,
+        perplexity_change_percent: (r.perplexity / float.perplexity - 1.0) * 100.0,
+        top1_agree: agree,
+        top1_agreement_percent: agree as f64 / r.n_predicted.max(1) as f64 * 100.0,
+    }
 }
 
 /// `-log softmax(logits)[target]`, in f64.
@@ -88,12 +125,25 @@ pub fn evaluate(
     tokens: &[u32],
     speed: SpeedArgs,
 ) -> anyhow::Result<Perplexity> {
+    evaluate_math(model, kv, Math::Float, tokens, speed)
+}
+
+/// [`evaluate`] with the forward pass in `math` (the integer path runs one position at a time,
+/// whatever `speed.batch`).
+pub fn evaluate_math(
+    model: &Model<'_>,
+    kv: KvType,
+    math: Math,
+    tokens: &[u32],
+    speed: SpeedArgs,
+) -> anyhow::Result<Perplexity> {
+    check_math(math, kv)?;
     let n_ctx = model.hparams.n_ctx;
     let split = row_split(speed.threads)?;
     let mut storage = state_storage(model, kv);
     let mut scratch = prefill_storage(&model.hparams, speed.batch);
     let mut batch = prefill_scratch(&model.hparams, speed.batch, &mut scratch)?;
-    let mut state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let mut state = RunState::new_math(&model.hparams, kv, math, &mut storage)?;
     let (mut total, mut n_predicted, mut top1) = (0.0f64, 0usize, Vec::new());
     let progress = crate::progress::bar(tokens.len() as u64, "{bar:40} {pos}/{len} tokens {eta}");
     let mut score = |window: &[u32], i: usize, logits: &[f32]| {
@@ -135,6 +185,7 @@ pub fn evaluate(
         predicted_bytes: None,
         nats_per_byte: None,
         top1,
+        float: None,
     })
 }
 
@@ -177,7 +228,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give --text FILE or --token-ids FILE"),
     };
-    let mut r = evaluate(&model, args.kv.into(), &tokens, args.speed)?;
+    let (kv, math) = (KvType::from(args.kv), Math::from(args.math));
+    let mut r = evaluate_math(&model, kv, math, &tokens, args.speed)?;
+    if args.compare_float {
+        let float = evaluate_math(&model, kv, Math::Float, &tokens, args.speed)?;
+        r.float = Some(compare(&r, &float));
+    }
     if from_text {
         // The text was encoded with this tokenizer, so it loads and knows every id.
         let tok = Tokenizer::from_gguf(&gguf).context("cannot load the model's tokenizer")?;
@@ -193,6 +249,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "tokens {}  predicted {}  mean NLL {:.6}  perplexity {:.4}{per_byte}",
             r.n_tokens, r.n_predicted, r.mean_nll, r.perplexity
         );
+        if let Some(c) = &r.float {
+            println!(
+                "float path: perplexity {:.4}  change {:+.3}%  top-1 agreement {}/{} = {:.2}%",
+                c.perplexity,
+                c.perplexity_change_percent,
+                c.top1_agree,
+                r.n_predicted,
+                c.top1_agreement_percent
+            );
+        }
     }
     Ok(())
 }

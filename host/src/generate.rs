@@ -21,6 +21,7 @@ use mote_core::sampler::{Sampler, SamplerConfig};
 use mote_core::session::{logits_checksum, Generated, Session, StopReason, Stops};
 use mote_core::state::{KvType, RunState};
 use mote_core::tokenizer::{Special, Tokenizer};
+use mote_core::Math;
 
 /// Arguments of `mote generate`.
 #[derive(clap::Args)]
@@ -48,6 +49,10 @@ pub struct Args {
     /// Element type of the KV cache.
     #[arg(long, value_enum, default_value_t = KvArg::F32)]
     pub kv: KvArg,
+    /// Arithmetic of the forward pass: f32, or integers only (as on a core without an FPU; needs
+    /// `--kv q8_0`).
+    #[arg(long, value_enum, default_value_t = MathArg::Float)]
+    pub math: MathArg,
     /// Print one JSON object (prompt ids, generated ids, text, tokens/s) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -181,6 +186,35 @@ impl From<KvArg> for KvType {
     }
 }
 
+/// `--math` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MathArg {
+    /// f32 arithmetic.
+    Float,
+    /// Integers only (mote-core's integer path).
+    Integer,
+}
+
+impl From<MathArg> for Math {
+    fn from(m: MathArg) -> Self {
+        match m {
+            MathArg::Float => Math::Float,
+            MathArg::Integer => Math::Integer,
+        }
+    }
+}
+
+/// Refuses `--math integer` with a KV type other than q8_0, in the words of the command line.
+pub fn check_math(math: Math, kv: KvType) -> anyhow::Result<()> {
+    if math == Math::Integer && kv != KvType::Q8_0 {
+        bail!(
+            "--math integer keeps its KV cache in int8 blocks: give --kv q8_0 (not {})",
+            kv.name()
+        );
+    }
+    Ok(())
+}
+
 /// Loads the model from a parsed file, its per-layer views in `layers` ([`MAX_LAYERS`] of them
 /// take any GPT-2), with a message that says what to do.
 pub fn load_model<'g: 'a, 'a>(
@@ -265,6 +299,8 @@ pub struct Output {
     pub sequences: Vec<Sequence>,
     /// KV cache type.
     pub kv: &'static str,
+    /// Arithmetic of the forward pass (`float` or `integer`).
+    pub math: &'static str,
     /// [`logits_checksum`] of the last logits computed, as `0x` and 8 hex digits: the firmware's
     /// summary line prints the same number for the same model, prompt, settings and KV type.
     pub logits_checksum: String,
@@ -331,6 +367,8 @@ pub struct Settings {
     pub max_tokens: usize,
     /// Element type of the KV cache.
     pub kv: KvType,
+    /// Arithmetic of the forward pass.
+    pub math: Math,
     /// Greedy, or the sampling controls and their seed.
     pub sampler: SamplerConfig,
     /// Threads and prefill batch (they change no bit of the result).
@@ -355,13 +393,14 @@ pub fn generate(
     if settings.beams.num_beams > 1 {
         return generate_beams(model, detok, prompt, &settings);
     }
-    let Settings { max_tokens, kv, sampler, speed, stops, memory_limit, .. } = settings;
+    let Settings { max_tokens, kv, math, sampler, speed, stops, memory_limit, .. } = settings;
+    check_math(math, kv)?;
     let mut sampler = Sampler::new(sampler, model.hparams.n_ctx)?;
     let split = row_split(speed.threads)?;
     check_memory(RunState::bytes_needed(&model.hparams, kv) as u64, memory_limit, "the run state")?;
     let mut storage = state_storage(model, kv);
     let mut scratch = prefill_storage(&model.hparams, speed.batch);
-    let state = RunState::new(&model.hparams, kv, &mut storage)?;
+    let state = RunState::new_math(&model.hparams, kv, math, &mut storage)?;
     let mut session = Session::new(model, state).with_row_split(&*split);
     if let Some(p) = prefill_scratch(&model.hparams, speed.batch, &mut scratch)? {
         session = session.with_prefill(p);
@@ -401,6 +440,7 @@ pub fn generate(
         stop: if stop == StopReason::Caller { "stop string".into() } else { stop.to_string() },
         stop_string,
         kv: kv.name(),
+        math: math.name(),
         logits_checksum: format!("{:#010x}", logits_checksum(session.logits())),
         prefill_seconds,
         tokens_per_second,
@@ -484,6 +524,7 @@ fn generate_beams(
         stop_string,
         sequences,
         kv: kv.name(),
+        math: Math::Float.name(),
         logits_checksum: format!("{:#010x}", logits_checksum(search.logits())),
         prefill_seconds,
         tokens_per_second,
@@ -549,9 +590,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--stop \"\" would stop before the first token; give a non-empty string");
     }
     let beams = beam_config(&args, n_ctx)?;
+    if args.math == MathArg::Integer && beams.num_beams > 1 {
+        bail!("beam search runs on the float path; drop --num-beams or --math integer");
+    }
     let settings = Settings {
         max_tokens: args.max_tokens,
         kv: KvType::from(args.kv),
+        math: args.math.into(),
         sampler: SamplerConfig::from(&args.sampling),
         speed: args.speed,
         beams,

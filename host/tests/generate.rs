@@ -389,3 +389,48 @@ fn rejects_bad_beam_settings_with_one_line() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn math_integer_runs_q8_0_files_and_refuses_what_it_cannot_run_in_one_line() {
+    let idx = index();
+    let m = &idx["models"][0];
+    let q8 = fixtures().join(m["gguf"]["q8_0"].as_str().unwrap());
+    let f32 = fixtures().join(m["gguf"]["f32"].as_str().unwrap());
+    let prompt = ids(&m["prompts"][0]["prompt"]);
+    let run = |math: &str| {
+        let args = ["--json", "--max-tokens", "16", "--kv", "q8_0", "--math", math];
+        let out = generate(&q8, &prompt, &args);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let (a, b, float) = (run("integer"), run("integer"), run("float"));
+    assert_eq!(a["math"], "integer");
+    assert_eq!(float["math"], "float");
+    assert_eq!(
+        (&a["generated_ids"], &a["logits_checksum"]),
+        (&b["generated_ids"], &b["logits_checksum"])
+    );
+    assert!(!ids(&a["generated_ids"]).is_empty());
+    assert_ne!(a["logits_checksum"], float["logits_checksum"], "another arithmetic, other bits");
+    for (model, extra, want) in [
+        (
+            &q8,
+            &["--math", "integer"][..],
+            "--math integer keeps its KV cache in int8 blocks: give --kv q8_0 (not f32)",
+        ),
+        (
+            &f32,
+            &["--math", "integer", "--kv", "q8_0"][..],
+            "the integer path reads Q8_0 weight matrices only, this model has F32 ones",
+        ),
+        (
+            &q8,
+            &["--math", "integer", "--kv", "q8_0", "--num-beams", "2"][..],
+            "beam search runs on the float path; drop --num-beams or --math integer",
+        ),
+    ] {
+        let out = try_generate(model, &prompt, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{extra:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+}
