@@ -191,6 +191,7 @@ mod tests {
     fn repository_boards_include_the_required_ones() {
         let boards = Boards::load(&repo_root().join("boards.toml")).unwrap();
         for name in [
+            "mps2-an385",
             "mps2-an386",
             "mps2-an500",
             "mps2-an505",

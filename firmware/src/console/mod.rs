@@ -4,6 +4,7 @@
 //! board without a driver has no `Console`, and the `chat` binary is not built for it.
 
 #[cfg(any(
+    feature = "board-mps2-an385",
     feature = "board-mps2-an386",
     feature = "board-mps2-an500",
     feature = "board-mps2-an505",
@@ -19,6 +20,7 @@ mod stm32f4;
 mod stm32h7;
 
 #[cfg(any(
+    feature = "board-mps2-an385",
     feature = "board-mps2-an386",
     feature = "board-mps2-an500",
     feature = "board-mps2-an505",
