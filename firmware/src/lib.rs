@@ -25,7 +25,7 @@ pub mod random;
 pub mod stack;
 pub mod systick;
 
-pub use board::{Board, Region, Transport, BOARD};
+pub use board::{Board, Math, Region, Transport, BOARD};
 pub use exit::{exit, ExitCode};
 
 // The defmt global logger: exactly one transport is linked in.

@@ -165,6 +165,8 @@ fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
     cmd.args(["--prompt", options.prompt.as_deref().unwrap_or(DEFAULT_PROMPT)]);
     cmd.args(["--max-tokens", &options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).to_string()]);
     cmd.args(options.settings.cli_args());
+    // Issue 19: once `mote generate` takes `--math`, the board's `math` (boards.toml) is passed
+    // here, so that an integer board is compared with the desktop's integer path.
     let json = shell::json(&mut cmd)?;
     let ids = |key: &str| -> String {
         let list: Vec<String> = json[key]
