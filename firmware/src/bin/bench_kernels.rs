@@ -6,8 +6,9 @@
 //! there, ticks / (rows x columns) is cycles per multiply-accumulate, and the figure printed as
 //! instructions means nothing.
 //!
-//! The kernels: `portable` (`ops::dot_q8_0` row by row, what `ops::matvec` runs on a core without
-//! the DSP extension), `dsp` (`ops::cortex_m`) and, on boards with Helium, `helium`
+//! The kernels: `portable` (`ops::dot_q8_0` row by row), `dsp` (`ops::cortex_m`) on cores with
+//! the DSP extension, `armv6m` (`ops::armv6m`) on Cortex-M0/M0+ code (and `armv6m-int8`, its
+//! blocks' int8 dot products without the f32 scales) and, on boards with Helium, `helium`
 //! (`ops::helium`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
 //! common to all of them, is not counted. `cargo xtask bench-kernels` runs this on every QEMU board
 //! and tabulates the lines that start with `kernel`.
@@ -90,6 +91,32 @@ fn bench() {
             let start = fw::systick::now();
             cortex_m::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
             report("dsp", d, n, fw::systick::now() - start);
+        }
+
+        #[cfg(all(target_feature = "mclass", not(target_feature = "thumb2")))]
+        {
+            let start = fw::systick::now();
+            ops::armv6m::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
+            report("armv6m", d, n, fw::systick::now() - start);
+
+            // The int8 dot products alone, each block's exact i32 sum, without the f32 scales
+            // (soft-float on this core): what an integer forward pass asks of the kernel.
+            let start = fw::systick::now();
+            let mut sums = [0i32; 4];
+            let rows = Q8Rows::from_bytes(w, nb);
+            let mut rows = rows.rows();
+            while let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            {
+                for ((((b0, b1), b2), b3), xb) in r0.iter().zip(r1).zip(r2).zip(r3).zip(&*xq) {
+                    let dots = ops::armv6m::block_dots4([&b0.qs, &b1.qs, &b2.qs, &b3.qs], &xb.qs);
+                    for (s, dot) in sums.iter_mut().zip(dots) {
+                        *s = s.wrapping_add(dot);
+                    }
+                }
+            }
+            report("armv6m-int8", d, n, fw::systick::now() - start);
+            defmt::debug!("{=[?]}", sums);
         }
 
         #[cfg(feature = "helium")]
@@ -195,7 +222,12 @@ fn phases() {
 fn fast_matvec(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     #[cfg(target_feature = "dsp")]
     cortex_m::matvec_q8_0(out, w, xq);
-    #[cfg(not(target_feature = "dsp"))]
+    #[cfg(all(target_feature = "mclass", not(target_feature = "thumb2")))]
+    ops::armv6m::matvec_q8_0(out, w, xq);
+    #[cfg(not(any(
+        target_feature = "dsp",
+        all(target_feature = "mclass", not(target_feature = "thumb2"))
+    )))]
     for (o, row) in out.iter_mut().zip(w.rows()) {
         *o = ops::dot_q8_0(row, xq);
     }

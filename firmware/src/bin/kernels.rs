@@ -1,5 +1,6 @@
 //! The fast Q8_0 kernels against the portable one, bit for bit, on this core: the DSP kernel
-//! (`ops::cortex_m`) everywhere, and the Helium kernel (`ops::helium`) where the board has it.
+//! (`ops::cortex_m`) on cores with the DSP extension, the Helium kernel (`ops::helium`) where the
+//! board has it, and the ARMv6-M kernel (`ops::armv6m`) on Cortex-M0/M0+ code.
 //!
 //! For each shape (row counts that leave 0 to 3 rows after the groups of four, 32 to 1056 columns:
 //! up to three passes of the DSP kernel over the activation) and each fill (uniform values under
@@ -71,6 +72,8 @@ type Kernel = fn(&mut [f32], Q8Rows<'_>, &[BlockQ8_0]);
 const KERNELS: &[(&str, Kernel)] = &[
     #[cfg(target_feature = "dsp")]
     ("DSP", cortex_m::matvec_q8_0),
+    #[cfg(all(target_feature = "mclass", not(target_feature = "thumb2")))]
+    ("ARMv6-M", mote_core::ops::armv6m::matvec_q8_0),
     #[cfg(feature = "helium")]
     ("Helium", mote_core::ops::helium::matvec_q8_0),
 ];
