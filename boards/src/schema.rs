@@ -220,6 +220,7 @@ mod tests {
             "mps2-an386",
             "mps2-an500",
             "mps2-an505",
+            "netduino2",
             "netduinoplus2",
             "nrf52840-dk",
             "nucleo-h743zi",
