@@ -182,7 +182,6 @@ fn run(
         );
     }
     defmt::info!("weight multiply-accumulates per token: {=usize}", weight_macs(&hp));
-    defmt::info!("math: float (boards.toml asks for {=str})", BOARD.math.name());
     if build::BEAMS.num_beams > 1 {
         return beam_search(model, tokenizer, prompt, &mut storage.0);
     }
