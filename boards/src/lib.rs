@@ -10,7 +10,7 @@ mod plan;
 mod schema;
 
 pub use plan::{device_kv, kv_fits, Fit, Plan};
-pub use schema::{Board, Boards, Budgets, Error, Qemu, Region, Transport};
+pub use schema::{Board, Boards, Budgets, Error, Math, Qemu, Region, Transport};
 
 /// `boards.toml` as it was when this crate was built, for tools run away from the repository.
 pub const BOARDS_TOML: &str = include_str!("../../boards.toml");

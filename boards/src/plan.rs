@@ -118,7 +118,7 @@ impl Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Region, Transport};
+    use crate::schema::{Math, Region, Transport};
     use crate::Boards;
 
     /// A small GPT-2: width 128 (whole Q8_0 blocks), context 128.
@@ -163,6 +163,7 @@ mod tests {
             qemu: None,
             probe_rs_chip: Some("STM32F405RGTx".into()),
             rustflags: Vec::new(),
+            math: Math::Float,
         }
     }
 

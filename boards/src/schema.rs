@@ -61,6 +61,31 @@ pub struct Board {
     /// Extra rustc flags for this board.
     #[serde(default)]
     pub rustflags: Vec<String>,
+    /// The arithmetic of the forward pass on this board: float where the core has an FPU,
+    /// integer where f32 would be soft-float.
+    #[serde(default)]
+    pub math: Math,
+}
+
+/// Which arithmetic a board's firmware runs the forward pass in (boards.toml's `math`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Math {
+    /// f32 outside the int8 dot products: the path every board runs today.
+    #[default]
+    Float,
+    /// Fixed-point integers throughout: for cores without an FPU.
+    Integer,
+}
+
+impl Math {
+    /// The word boards.toml and `--math` use: `float` or `integer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Math::Float => "float",
+            Math::Integer => "integer",
+        }
+    }
 }
 
 /// A range of the address space.
@@ -191,9 +216,11 @@ mod tests {
     fn repository_boards_include_the_required_ones() {
         let boards = Boards::load(&repo_root().join("boards.toml")).unwrap();
         for name in [
+            "mps2-an385",
             "mps2-an386",
             "mps2-an500",
             "mps2-an505",
+            "netduino2",
             "netduinoplus2",
             "nrf52840-dk",
             "nucleo-h743zi",
@@ -203,6 +230,27 @@ mod tests {
         assert_eq!(boards.default, "mps2-an386");
         assert_eq!(boards.get("nrf52840-dk").unwrap().flash.size, 1 << 20);
         assert_eq!(boards.budgets, Budgets { code_flash: 88 * 1024, ram_reserve: 12 * 1024 });
+    }
+
+    #[test]
+    fn math_defaults_to_float_and_fpu_less_boards_say_integer() {
+        let boards = Boards::builtin().unwrap();
+        assert_eq!(boards.get("mps2-an386").unwrap().math, Math::Float);
+        assert_eq!(boards.get("mps2-an385").unwrap().math, Math::Integer);
+        let text = |math: &str| {
+            format!(
+                "default = \"x\"\nplan = {{ code_flash = 1, ram_reserve = 1 }}\n[[board]]\n\
+                 name = \"x\"\ndescription = \"d\"\ntarget = \"t\"\ncpu = \"c\"\n\
+                 clock_hz = 1\nclock_source = \"c\"\nflash = {{ origin = 0, size = 1 }}\n\
+                 ram = {{ origin = 0, size = 1 }}\ntransport = \"qemu-semihosting\"\n\
+                 qemu = {{ machine = \"m\", cpu = \"c\" }}\n{math}"
+            )
+        };
+        assert_eq!(Boards::parse(&text("")).unwrap().boards[0].math, Math::Float);
+        let integer = Boards::parse(&text("math = \"integer\"")).unwrap();
+        assert_eq!(integer.boards[0].math, Math::Integer);
+        let err = Boards::parse(&text("math = \"fixed\"")).expect_err("rejected").to_string();
+        assert!(err.contains("unknown variant `fixed`"), "{err}");
     }
 
     #[test]

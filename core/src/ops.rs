@@ -6,9 +6,12 @@
 //! multiply-add: Rust never contracts `a * b + c` on its own), and every transcendental function is
 //! `libm`'s or written out here ([`tanh`], [`exp`]), so the results are bit-identical on every
 //! target. These are the portable reference kernels; faster target-specific ones must reproduce
-//! them exactly: `cortex_m` (Cortex-M DSP extension) and `helium` (Cortex-M55 vector extension),
+//! them exactly: `cortex_m` (Cortex-M DSP extension), `helium` (Cortex-M55 vector extension) and
+//! `armv6m` (Cortex-M0/M0+, no DSP),
 //! chosen at compile time by [`matvec`] (and `cortex_m` by [`weighted_rows_q8_0`]).
 
+#[cfg(all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")))]
+pub mod armv6m;
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 pub mod cortex_m;
 #[cfg(all(target_arch = "arm", feature = "helium"))]
@@ -102,6 +105,8 @@ pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0])
     return helium::matvec_q8_0(out, w, xq);
     #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
     return cortex_m::matvec_q8_0(out, w, xq);
+    #[cfg(all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")))]
+    return armv6m::matvec_q8_0(out, w, xq);
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if let Some(fast) = x86_64::matvec_q8_0_kernel() {
         return fast(out, w, xq);
@@ -112,7 +117,10 @@ pub(crate) fn matvec_q8_0_rows(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0])
 
 /// The reference for [`matvec_q8_0_rows`]: row by row with [`dot_q8_0`].
 #[cfg_attr(
-    all(target_arch = "arm", any(target_feature = "dsp", feature = "helium")),
+    all(
+        target_arch = "arm",
+        any(target_feature = "dsp", feature = "helium", not(target_feature = "thumb2"))
+    ),
     allow(dead_code)
 )]
 fn matvec_q8_0_portable(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
@@ -196,13 +204,15 @@ pub(crate) fn f16_row_to_f32(out: &mut [f32], src: &[u16]) {
     }
 }
 
-/// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"`, `"dsp"`, `"helium"`
-/// or `"portable"`.
+/// The name of the Q8_0 row kernel [`matvec`] uses on this machine: `"avx2"`, `"dsp"`, `"helium"`,
+/// `"armv6m"` or `"portable"`.
 pub fn q8_0_kernel_name() -> &'static str {
     #[cfg(all(target_arch = "arm", feature = "helium"))]
     return "helium";
     #[cfg(all(target_arch = "arm", target_feature = "dsp", not(feature = "helium")))]
     return "dsp";
+    #[cfg(all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")))]
+    return "armv6m";
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if x86_64::matvec_q8_0_kernel().is_some() {
         return "avx2";

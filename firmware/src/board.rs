@@ -18,6 +18,25 @@ pub enum Transport {
     Rtt,
 }
 
+/// The arithmetic of the forward pass that `boards.toml` asks of the board (its `math`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum Math {
+    /// f32 outside the int8 dot products.
+    Float,
+    /// Fixed-point integers throughout: the choice for cores without an FPU.
+    Integer,
+}
+
+impl Math {
+    /// The word boards.toml uses: `float` or `integer`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Math::Float => "float",
+            Math::Integer => "integer",
+        }
+    }
+}
+
 /// A board: what `boards.toml` says about it.
 #[derive(Clone, Copy, Debug)]
 pub struct Board {
@@ -37,6 +56,8 @@ pub struct Board {
     pub ram: Region,
     /// Where the logs go.
     pub transport: Transport,
+    /// The forward pass's arithmetic.
+    pub math: Math,
 }
 
 /// The board this binary was built for (its `board-<name>` feature).

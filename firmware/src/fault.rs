@@ -1,9 +1,15 @@
 //! The two ways a run dies, each reported with its cause before exiting non-zero: a Rust panic
 //! ([`ExitCode::Panic`]) and a HardFault ([`ExitCode::HardFault`]).
+//!
+//! The cause of a HardFault is in the fault status registers of ARMv7-M and ARMv8-M Mainline
+//! (CFSR, HFSR, MMFAR, BFAR). ARMv6-M (Cortex-M0/M0+, `thumbv6m`) has none of them: every fault is
+//! a HardFault and nothing records why, so there the report is where it happened and the usual
+//! suspects (an unaligned word access, a bad address, an undefined instruction).
 
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(target_feature = "thumb2")]
 use cortex_m::peripheral::SCB;
 use cortex_m_rt::{exception, ExceptionFrame};
 
@@ -14,7 +20,10 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
-    if !PANICKING.swap(true, Ordering::Relaxed) {
+    // A load then a store, not a swap: ARMv6-M has no atomic read-modify-write, and a panic that
+    // comes between the two (from an interrupt handler) only prints its message too.
+    if !PANICKING.load(Ordering::Relaxed) {
+        PANICKING.store(true, Ordering::Relaxed);
         match info.location() {
             Some(at) => defmt::error!(
                 "panicked at {=str}:{=u32}: {}",
@@ -29,6 +38,7 @@ fn panic(info: &PanicInfo) -> ! {
 }
 
 /// Configurable Fault Status Register bits (ARMv7-M/ARMv8-M), the first set one named.
+#[cfg(target_feature = "thumb2")]
 const CFSR_CAUSES: [(u32, &str); 15] = [
     (1 << 0, "instruction access violation (MemManage IACCVIOL)"),
     (1 << 1, "data access violation (MemManage DACCVIOL)"),
@@ -48,6 +58,7 @@ const CFSR_CAUSES: [(u32, &str); 15] = [
 ];
 
 /// The first cause that `cfsr` and `hfsr` record, in words.
+#[cfg(target_feature = "thumb2")]
 fn cause(cfsr: u32, hfsr: u32) -> &'static str {
     if let Some((_, what)) = CFSR_CAUSES.iter().find(|(bit, _)| cfsr & bit != 0) {
         return what;
@@ -61,6 +72,7 @@ fn cause(cfsr: u32, hfsr: u32) -> &'static str {
     "unknown (CFSR and HFSR record nothing)"
 }
 
+#[cfg(target_feature = "thumb2")]
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     // SAFETY: the fault status registers are read-only here, and nothing else runs.
@@ -76,6 +88,18 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
         hfsr,
         mmfar,
         bfar
+    );
+    exit(ExitCode::HardFault)
+}
+
+#[cfg(not(target_feature = "thumb2"))]
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    defmt::error!(
+        "HardFault at pc {=u32:#010x} (lr {=u32:#010x}, xPSR {=u32:#010x}); ARMv6-M records no cause: an unaligned word or halfword access, a bad address or an undefined instruction",
+        frame.pc(),
+        frame.lr(),
+        frame.xpsr()
     );
     exit(ExitCode::HardFault)
 }

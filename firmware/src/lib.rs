@@ -25,8 +25,15 @@ pub mod random;
 pub mod stack;
 pub mod systick;
 
-pub use board::{Board, Region, Transport, BOARD};
+pub use board::{Board, Math, Region, Transport, BOARD};
 pub use exit::{exit, ExitCode};
+
+/// The RP2040's second-stage bootloader, in the first 256 bytes of flash (memory.x's BOOT2), where
+/// the boot ROM looks for it.
+#[cfg(feature = "board-rp-pico")]
+#[link_section = ".boot2"]
+#[used]
+static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 
 // The defmt global logger: exactly one transport is linked in.
 #[cfg(feature = "defmt-rtt")]

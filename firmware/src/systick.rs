@@ -58,5 +58,7 @@ pub fn now() -> u64 {
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // A load then a store, not `fetch_add` (ARMv6-M has no atomic read-modify-write): this
+    // handler is the only writer once `start` has enabled it, and it does not preempt itself.
+    WRAPS.store(WRAPS.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
 }

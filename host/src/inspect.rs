@@ -71,6 +71,7 @@ pub fn run(args: Args) -> Result<()> {
         let fit = Fit::new(&plan, board);
         report["board"] = json!({
             "name": board.name,
+            "math": board.math.name(),
             "beams": plan.beams,
             "run_state_bytes": plan.run_state,
             "ram_needed": plan.ram,
@@ -407,8 +408,9 @@ fn text(r: &Json) -> String {
             _ => String::new(),
         };
         println!(
-            "\nboard {}{beams}: {verdict}; flash {} bytes, margin {}; RAM {} bytes, margin {}",
+            "\nboard {} ({} math){beams}: {verdict}; flash {} bytes, margin {}; RAM {} bytes, margin {}",
             b["name"].as_str().unwrap_or(""),
+            b["math"].as_str().unwrap_or(""),
             b["flash_bytes"],
             b["flash_margin"],
             b["ram_bytes"],

@@ -100,6 +100,7 @@ fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
     let boards = mote_boards::Boards::load(&repo_root().join("boards.toml")).unwrap();
     let code = boards.budgets.code_flash as i64;
     assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - code);
+    assert_eq!(r["board"]["math"], "float", "boards.toml's default");
 
     let o =
         mote(&["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "mps3-an547".as_ref()]);
@@ -147,6 +148,19 @@ fn boards_table_shows_every_bundled_model_on_every_board_as_board_does() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.starts_with("tinystories-small: flash "), "{text}");
     assert!(text.lines().any(|l| l.split_whitespace().take(2).eq(["mps3-an547", "yes"])), "{text}");
+}
+
+#[test]
+fn board_plan_shows_the_boards_arithmetic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = converted_fake_gpt2(tmp.path());
+    // mps2-an385 runs v6-M code with no FPU: boards.toml gives it integer math.
+    let args = ["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "mps2-an385".as_ref()];
+    let o = mote(&args);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("board mps2-an385 (integer math)"), "{text}");
+    let r = mote_json(&["inspect", model.to_str().unwrap(), "--json", "--board", "mps2-an385"]);
+    assert_eq!(r["board"]["math"], "integer");
 }
 
 #[test]

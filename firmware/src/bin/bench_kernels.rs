@@ -6,8 +6,9 @@
 //! there, ticks / (rows x columns) is cycles per multiply-accumulate, and the figure printed as
 //! instructions means nothing.
 //!
-//! The kernels: `portable` (`ops::dot_q8_0` row by row, what `ops::matvec` runs on a core without
-//! the DSP extension), `dsp` (`ops::cortex_m`) and, on boards with Helium, `helium`
+//! The kernels: `portable` (`ops::dot_q8_0` row by row), `dsp` (`ops::cortex_m`) on cores with
+//! the DSP extension, `armv6m` (`ops::armv6m`) on Cortex-M0/M0+ code (and `armv6m-int8`, its
+//! blocks' int8 dot products without the f32 scales) and, on boards with Helium, `helium`
 //! (`ops::helium`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
 //! common to all of them, is not counted. `cargo xtask bench-kernels` runs this on every QEMU board
 //! and tabulates the lines that start with `kernel`.
@@ -21,7 +22,9 @@
 #![no_main]
 
 use mote_core::model::F32s;
-use mote_core::ops::{self, cortex_m};
+use mote_core::ops;
+#[cfg(target_feature = "dsp")]
+use mote_core::ops::cortex_m;
 use mote_core::quant::{self, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode, BOARD};
@@ -83,9 +86,38 @@ fn bench() {
         }
         report("portable", d, n, fw::systick::now() - start);
 
-        let start = fw::systick::now();
-        cortex_m::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
-        report("dsp", d, n, fw::systick::now() - start);
+        #[cfg(target_feature = "dsp")]
+        {
+            let start = fw::systick::now();
+            cortex_m::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
+            report("dsp", d, n, fw::systick::now() - start);
+        }
+
+        #[cfg(all(target_feature = "mclass", not(target_feature = "thumb2")))]
+        {
+            let start = fw::systick::now();
+            ops::armv6m::matvec_q8_0(out, Q8Rows::from_bytes(w, nb), xq);
+            report("armv6m", d, n, fw::systick::now() - start);
+
+            // The int8 dot products alone, each block's exact i32 sum, without the f32 scales
+            // (soft-float on this core): what an integer forward pass asks of the kernel.
+            let start = fw::systick::now();
+            let mut sums = [0i32; 4];
+            let rows = Q8Rows::from_bytes(w, nb);
+            let mut rows = rows.rows();
+            while let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            {
+                for ((((b0, b1), b2), b3), xb) in r0.iter().zip(r1).zip(r2).zip(r3).zip(&*xq) {
+                    let dots = ops::armv6m::block_dots4([&b0.qs, &b1.qs, &b2.qs, &b3.qs], &xb.qs);
+                    for (s, dot) in sums.iter_mut().zip(dots) {
+                        *s = s.wrapping_add(dot);
+                    }
+                }
+            }
+            report("armv6m-int8", d, n, fw::systick::now() - start);
+            defmt::debug!("{=[?]}", sums);
+        }
 
         #[cfg(feature = "helium")]
         {
@@ -152,7 +184,7 @@ fn phases() {
     let t = time(|| ops::add(&mut y[..C], &x[..C]));
     total += phase("add", C, t, 2 * LAYERS + 1);
     defmt::info!("phase total (scalar, without attention): {=u64} instructions per token", total);
-    // The matrix products, DSP kernel: c_attn, attn c_proj, c_fc, mlp c_proj per layer; the head
+    // The matrix products, this core's fastest kernel: c_attn, attn c_proj, c_fc, mlp c_proj per layer; the head
     // (V = 2048 rows) as four passes of 512.
     let mut w = [0u8; F * C / QK8_0 * Q8_0_BLOCK_BYTES];
     gen.weights(&mut w, Values::Uniform);
@@ -164,7 +196,7 @@ fn phases() {
     {
         let (nb, rb) = (n / QK8_0, n / QK8_0 * Q8_0_BLOCK_BYTES);
         let rows = Q8Rows::from_bytes(&w[..d * rb], nb);
-        let t = time(|| cortex_m::matvec_q8_0(&mut out[..d], rows, &xq[..nb]));
+        let t = time(|| fast_matvec(&mut out[..d], rows, &xq[..nb]));
         products += phase(if n == C { "matvec_x128" } else { "matvec_x512" }, d, t, calls);
     }
     defmt::info!("phase total (matrix products): {=u64} instructions per token", products);
@@ -175,7 +207,7 @@ fn phases() {
     let mut attention = 0u64;
     let t = time(|| quant::quantize_row_q8_0(&mut xq[..1], &x[..QK8_0]));
     attention += phase("attention_query", QK8_0, t, HEADS * LAYERS);
-    let t = time(|| cortex_m::matvec_q8_0(&mut att, kv, &xq[..1]));
+    let t = time(|| fast_matvec(&mut att, kv, &xq[..1]));
     attention += phase("attention_scores", ATTENDED, t, HEADS * LAYERS);
     let t = time(|| ops::weighted_rows_q8_0(&mut out[..QK8_0], &att, kv));
     attention += phase("attention_values", ATTENDED, t, HEADS * LAYERS);
@@ -183,6 +215,22 @@ fn phases() {
         "phase total (attention, with softmax above): {=u64} instructions per token",
         attention
     );
+}
+
+/// `out(d) = W(d, n) . xq(n)` by the fastest Q8_0 kernel of this core: the one `ops::matvec`
+/// picks for a generating build.
+fn fast_matvec(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    #[cfg(target_feature = "dsp")]
+    cortex_m::matvec_q8_0(out, w, xq);
+    #[cfg(all(target_feature = "mclass", not(target_feature = "thumb2")))]
+    ops::armv6m::matvec_q8_0(out, w, xq);
+    #[cfg(not(any(
+        target_feature = "dsp",
+        all(target_feature = "mclass", not(target_feature = "thumb2"))
+    )))]
+    for (o, row) in out.iter_mut().zip(w.rows()) {
+        *o = ops::dot_q8_0(row, xq);
+    }
 }
 
 /// SysTick ticks taken by `f`.

@@ -1,5 +1,6 @@
 //! The fast Q8_0 kernels against the portable one, bit for bit, on this core: the DSP kernel
-//! (`ops::cortex_m`) everywhere, and the Helium kernel (`ops::helium`) where the board has it.
+//! (`ops::cortex_m`) on cores with the DSP extension, the Helium kernel (`ops::helium`) where the
+//! board has it, and the ARMv6-M kernel (`ops::armv6m`) on Cortex-M0/M0+ code.
 //!
 //! For each shape (row counts that leave 0 to 3 rows after the groups of four, 32 to 1056 columns:
 //! up to three passes of the DSP kernel over the activation) and each fill (uniform values under
@@ -15,7 +16,9 @@
 
 use mote_core::gguf::GgmlType;
 use mote_core::model::Matrix;
-use mote_core::ops::{self, cortex_m};
+use mote_core::ops;
+#[cfg(target_feature = "dsp")]
+use mote_core::ops::cortex_m;
 use mote_core::quant::{self, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode};
@@ -67,7 +70,10 @@ type Kernel = fn(&mut [f32], Q8Rows<'_>, &[BlockQ8_0]);
 
 /// The kernels checked, by name.
 const KERNELS: &[(&str, Kernel)] = &[
+    #[cfg(target_feature = "dsp")]
     ("DSP", cortex_m::matvec_q8_0),
+    #[cfg(all(target_feature = "mclass", not(target_feature = "thumb2")))]
+    ("ARMv6-M", mote_core::ops::armv6m::matvec_q8_0),
     #[cfg(feature = "helium")]
     ("Helium", mote_core::ops::helium::matvec_q8_0),
 ];
@@ -87,11 +93,16 @@ fn main() -> ! {
         defmt::info!("kernel {=str} against the portable one", name);
     }
 
-    let differ = (0..=u16::MAX)
-        .filter(|&b| cortex_m::f16_bits_to_f32(b).to_bits() != quant::f16_bits_to_f32(b).to_bits())
-        .count();
-    defmt::info!("f16 to f32 with VCVTB: 65536 values, {=usize} differ", differ);
-    failures += differ as u32;
+    #[cfg(target_feature = "dsp")]
+    {
+        let differ = (0..=u16::MAX)
+            .filter(|&b| {
+                cortex_m::f16_bits_to_f32(b).to_bits() != quant::f16_bits_to_f32(b).to_bits()
+            })
+            .count();
+        defmt::info!("f16 to f32 with VCVTB: 65536 values, {=usize} differ", differ);
+        failures += differ as u32;
+    }
 
     let mut w = [0u8; MAX_WEIGHT_BYTES];
     let mut xq = [BlockQ8_0::ZERO; MAX_BLOCKS];

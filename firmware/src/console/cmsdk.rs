@@ -17,7 +17,11 @@ use crate::BOARD;
 
 /// UART0's base address on this board's FPGA image. AN505 and AN547 run this firmware in the
 /// secure state, so the secure alias (address bit 28 set) of the peripheral is used.
-#[cfg(any(feature = "board-mps2-an386", feature = "board-mps2-an500"))]
+#[cfg(any(
+    feature = "board-mps2-an385",
+    feature = "board-mps2-an386",
+    feature = "board-mps2-an500"
+))]
 const BASE: usize = 0x4000_4000;
 #[cfg(feature = "board-mps2-an505")]
 const BASE: usize = 0x5020_0000;

@@ -4,6 +4,7 @@
 //! board without a driver has no `Console`, and the `chat` binary is not built for it.
 
 #[cfg(any(
+    feature = "board-mps2-an385",
     feature = "board-mps2-an386",
     feature = "board-mps2-an500",
     feature = "board-mps2-an505",
@@ -13,12 +14,13 @@ pub mod cmsdk;
 mod error;
 #[cfg(feature = "board-nrf52840-dk")]
 mod nrf52840;
-#[cfg(feature = "board-netduinoplus2")]
+#[cfg(any(feature = "board-netduino2", feature = "board-netduinoplus2"))]
 mod stm32f4;
 #[cfg(feature = "board-nucleo-h743zi")]
 mod stm32h7;
 
 #[cfg(any(
+    feature = "board-mps2-an385",
     feature = "board-mps2-an386",
     feature = "board-mps2-an500",
     feature = "board-mps2-an505",
@@ -28,7 +30,7 @@ pub use cmsdk::Uart as Console;
 pub use error::Error;
 #[cfg(feature = "board-nrf52840-dk")]
 pub use nrf52840::Uart as Console;
-#[cfg(feature = "board-netduinoplus2")]
+#[cfg(any(feature = "board-netduino2", feature = "board-netduinoplus2"))]
 pub use stm32f4::Uart as Console;
 #[cfg(feature = "board-nucleo-h743zi")]
 pub use stm32h7::Uart as Console;

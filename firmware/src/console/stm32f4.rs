@@ -1,6 +1,7 @@
-//! STM32F4 USART1 (PA9 TX, PA10 RX, alternate function 7): the USART that QEMU's STM32F405
-//! (`netduinoplus2`) wires to its first serial port, and the usual console pins of STM32F405/407
-//! boards.
+//! STM32F4 and STM32F2 USART1 (PA9 TX, PA10 RX, alternate function 7): the USART that QEMU's
+//! STM32F405 (`netduinoplus2`) and STM32F205 (`netduino2`) wire to their first serial port, and
+//! the usual console pins of STM32F2/F4 boards. The two families share USART1, GPIOA and the RCC
+//! bits used here, register for register; each board's PAC is named `pac` below.
 //!
 //! The clocks are the reset ones: the 16 MHz HSI drives the core and APB2, so the baud rate divider
 //! is 16 MHz / 115200. QEMU models neither RCC nor the GPIO ports (their writes are ignored) and
@@ -8,7 +9,12 @@
 //! are set, and holds the next one back until DR is read, so nothing is lost there.
 
 use embedded_io::{ErrorType, Read, ReadReady, Write};
-use stm32f4::stm32f405::{GPIOA, RCC, USART1};
+#[cfg(feature = "board-netduino2")]
+use stm32f2::stm32f215 as pac;
+#[cfg(feature = "board-netduinoplus2")]
+use stm32f4::stm32f405 as pac;
+
+use pac::{GPIOA, RCC, USART1};
 
 use super::Error;
 

@@ -15,8 +15,9 @@ pub fn load(root: &Path) -> Result<Boards> {
 /// A table of the boards, for `cargo xtask boards`.
 pub fn listing(boards: &Boards) -> String {
     let mut out = String::new();
-    let header = ["board", "cpu", "target", "flash", "RAM", "clock", "runs on", "description"];
-    let mut rows: Vec<[String; 8]> = vec![header.map(str::to_string)];
+    let header =
+        ["board", "cpu", "target", "math", "flash", "RAM", "clock", "runs on", "description"];
+    let mut rows: Vec<[String; 9]> = vec![header.map(str::to_string)];
     for b in &boards.boards {
         let runs_on = match (&b.qemu, &b.probe_rs_chip) {
             (Some(q), _) => format!("qemu-system-arm -machine {}", q.machine),
@@ -28,6 +29,7 @@ pub fn listing(boards: &Boards) -> String {
             format!("{}{mark}", b.name),
             b.cpu.clone(),
             b.target.clone(),
+            b.math.name().to_string(),
             region(b.flash),
             region(b.ram),
             format!("{} MHz", b.clock_hz as f64 / 1e6),

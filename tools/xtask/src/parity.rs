@@ -19,13 +19,13 @@ use crate::qemu::{self, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 
 /// The QEMU boards whose `chat` console parity runs on.
-pub const CHAT_PARITY_BOARDS: [&str; 2] = ["mps2-an386", "netduinoplus2"];
+pub const CHAT_PARITY_BOARDS: [&str; 3] = ["mps2-an386", "netduinoplus2", "mps2-an385"];
 
 /// Options of `cargo xtask parity`.
 #[derive(Args, Default)]
 pub struct ParityArgs {
-    /// Boards to run on (default: mps2-an386, mps2-an500, mps2-an505 and netduinoplus2, each if
-    /// the default model's plan fits it).
+    /// Boards to run on (default: mps2-an386, mps2-an500, mps2-an505, netduinoplus2, mps2-an385
+    /// and netduino2, each if the default model's plan fits it).
     #[arg(long)]
     board: Vec<String>,
     /// Only greedy decoding (default: greedy, then every sampling control with a seed).
@@ -184,6 +184,8 @@ fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
     cmd.args(["--prompt", options.prompt.as_deref().unwrap_or(DEFAULT_PROMPT)]);
     cmd.args(["--max-tokens", &options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).to_string()]);
     cmd.args(options.settings.cli_args());
+    // Issue 19: once `mote generate` takes `--math`, the board's `math` (boards.toml) is passed
+    // here, so that an integer board is compared with the desktop's integer path.
     let json = shell::json(&mut cmd)?;
     let ids = |key: &str| -> String {
         let list: Vec<String> = json[key]
