@@ -19,12 +19,14 @@ use crate::toolchain;
 
 /// The generating binary.
 pub const BIN: &str = "generate";
-/// The QEMU boards the decode benchmarks run on: one per Cortex-M core mote targets with DSP.
-pub const BENCH_BOARDS: [&str; 3] = ["mps2-an386", "mps2-an500", "mps2-an505"];
+/// The QEMU boards the decode benchmarks run on: one per Cortex-M core mote targets with DSP
+/// (the Cortex-M55 with its Helium kernels).
+pub const BENCH_BOARDS: [&str; 4] = ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"];
 /// The boards parity runs on: the benchmark boards, and netduinoplus2, a vendor chip's memory map
 /// (STM32F405) with the real chip's 128 KiB of RAM. A board whose plan for the default model does
 /// not fit is left out, and `cargo xtask ci` checks that its build is refused instead.
-pub const PARITY_BOARDS: [&str; 4] = ["mps2-an386", "mps2-an500", "mps2-an505", "netduinoplus2"];
+pub const PARITY_BOARDS: [&str; 5] =
+    ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547", "netduinoplus2"];
 
 /// The memory plan of the generating firmware's default build on `board` (the default model and
 /// prompt, the device's KV type), made as its build script makes it, and how it fits: a build
