@@ -112,10 +112,7 @@ impl Fit {
                     .min(model.size as i64 - plan.model_flash as i64)
             }
         };
-        Self {
-            flash_margin,
-            ram_margin: board.ram.size as i64 - plan.ram as i64,
-        }
+        Self { flash_margin, ram_margin: board.ram.size as i64 - plan.ram as i64 }
     }
 
     /// Whether both margins are non-negative.

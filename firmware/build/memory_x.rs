@@ -16,7 +16,9 @@ pub fn install(manifest_dir: &Path, out_dir: &Path, board: &Board) {
     let memory_x = fs::read_to_string(&path)
         .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", path.display())));
     let model = board.model.map(|m| ("MODEL", m));
-    for (region_name, expected) in [("FLASH", board.flash), ("RAM", board.ram)].into_iter().chain(model) {
+    for (region_name, expected) in
+        [("FLASH", board.flash), ("RAM", board.ram)].into_iter().chain(model)
+    {
         let found = region(&memory_x, region_name).unwrap_or_else(|| {
             fail(format!(
                 "{}: no `{region_name} : ORIGIN = ..., LENGTH = ...` line",
