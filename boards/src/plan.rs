@@ -94,7 +94,8 @@ impl Plan {
 /// How a plan fits a board: bytes left (negative: missing) in flash and RAM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fit {
-    /// Flash left over.
+    /// Flash left over: in the code memory, or, on a board with a model region, in whichever of
+    /// the two has less room.
     pub flash_margin: i64,
     /// RAM left over.
     pub ram_margin: i64,
@@ -103,10 +104,15 @@ pub struct Fit {
 impl Fit {
     /// Checks `plan` against `board`.
     pub fn new(plan: &Plan, board: &Board) -> Self {
-        Self {
-            flash_margin: board.flash.size as i64 - plan.flash as i64,
-            ram_margin: board.ram.size as i64 - plan.ram as i64,
-        }
+        let flash_margin = match board.model {
+            None => board.flash.size as i64 - plan.flash as i64,
+            Some(model) => {
+                let code = plan.flash - plan.model_flash;
+                (board.flash.size as i64 - code as i64)
+                    .min(model.size as i64 - plan.model_flash as i64)
+            }
+        };
+        Self { flash_margin, ram_margin: board.ram.size as i64 - plan.ram as i64 }
     }
 
     /// Whether both margins are non-negative.
@@ -159,6 +165,7 @@ mod tests {
             clock_source: "16 MHz internal RC oscillator (HSI), the reset default".into(),
             flash: Region { origin: 0x0800_0000, size: 1 << 20 },
             ram: Region { origin: 0x2000_0000, size: 128 << 10 },
+            model: None,
             transport: Transport::Rtt,
             qemu: None,
             probe_rs_chip: Some("STM32F405RGTx".into()),
@@ -185,6 +192,24 @@ mod tests {
             fit.ram_margin
         );
         assert!(fit.fits(), "{plan:?} does not fit: {fit:?}");
+    }
+
+    #[test]
+    fn a_model_region_holds_the_model_and_the_code_memory_the_code() {
+        let boards = Boards::builtin().unwrap();
+        let b = boards.budgets;
+        let an547 = boards.get("mps3-an547").unwrap();
+        let model = an547.model.expect("mps3-an547 keeps its model in QSPI flash");
+        let p = Plan::new(884_000, &HP, device_kv(&HP), 0, b);
+        assert!(p.flash > an547.flash.size, "the test needs a model too big for the ITCM");
+        let fit = Fit::new(&p, an547);
+        assert_eq!(
+            fit.flash_margin,
+            (an547.flash.size as i64 - b.code_flash as i64).min(model.size as i64 - 884_000)
+        );
+        assert!(fit.fits());
+        let huge = Plan::new(model.size + 1, &HP, device_kv(&HP), 0, b);
+        assert_eq!(Fit::new(&huge, an547).flash_margin, -1);
     }
 
     #[test]

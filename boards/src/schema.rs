@@ -48,10 +48,14 @@ pub struct Board {
     pub clock_hz: u64,
     /// What drives that clock, one phrase (the firmware prints it).
     pub clock_source: String,
-    /// Code and read-only data, the model included.
+    /// Code and read-only data, the model included unless `model` names a region of its own.
     pub flash: Region,
     /// Statics and the stack.
     pub ram: Region,
+    /// Read-only memory that holds the model file alone (a board whose code memory is too small
+    /// for a model, beside a larger flash elsewhere in its map); `None`: the model is in `flash`.
+    #[serde(default)]
+    pub model: Option<Region>,
     /// How defmt frames leave the chip.
     pub transport: Transport,
     /// QEMU's machine and cpu (transport = qemu-semihosting).

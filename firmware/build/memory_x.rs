@@ -15,7 +15,10 @@ pub fn install(manifest_dir: &Path, out_dir: &Path, board: &Board) {
     println!("cargo:rerun-if-changed={}", path.display());
     let memory_x = fs::read_to_string(&path)
         .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", path.display())));
-    for (region_name, expected) in [("FLASH", board.flash), ("RAM", board.ram)] {
+    let model = board.model.map(|m| ("MODEL", m));
+    for (region_name, expected) in
+        [("FLASH", board.flash), ("RAM", board.ram)].into_iter().chain(model)
+    {
         let found = region(&memory_x, region_name).unwrap_or_else(|| {
             fail(format!(
                 "{}: no `{region_name} : ORIGIN = ..., LENGTH = ...` line",
@@ -33,6 +36,19 @@ pub fn install(manifest_dir: &Path, out_dir: &Path, board: &Board) {
                 expected.size
             ));
         }
+    }
+    // A board with a model region: its memory.x places the `.model` section there, and the
+    // binaries put the model in that section.
+    println!("cargo::rustc-check-cfg=cfg(mote_model_region)");
+    if board.model.is_some() {
+        if !memory_x.contains(".model") {
+            fail(format!(
+                "{}: boards.toml gives {} a model region, but no `.model` output section goes there",
+                path.display(),
+                board.name
+            ));
+        }
+        println!("cargo:rustc-cfg=mote_model_region");
     }
     fs::write(out_dir.join("memory.x"), memory_x).unwrap();
     println!("cargo:rustc-link-search={}", out_dir.display());

@@ -76,6 +76,7 @@ pub fn run(args: Args) -> Result<()> {
             "run_state_bytes": plan.run_state,
             "ram_needed": plan.ram,
             "flash_bytes": board.flash.size,
+            "model_region_bytes": board.model.map(|m| m.size),
             "ram_bytes": board.ram.size,
             "flash_margin": fit.flash_margin,
             "ram_margin": fit.ram_margin,
@@ -407,11 +408,15 @@ fn text(r: &Json) -> String {
             }
             _ => String::new(),
         };
+        // A board with a model region: code in its flash, the model in the region.
+        let flash = match b["model_region_bytes"].as_u64() {
+            Some(m) => format!("{} bytes for code and {m} for the model", b["flash_bytes"]),
+            None => format!("{} bytes", b["flash_bytes"]),
+        };
         println!(
-            "\nboard {} ({} math){beams}: {verdict}; flash {} bytes, margin {}; RAM {} bytes, margin {}",
+            "\nboard {} ({} math){beams}: {verdict}; flash {flash}, margin {}; RAM {} bytes, margin {}",
             b["name"].as_str().unwrap_or(""),
             b["math"].as_str().unwrap_or(""),
-            b["flash_bytes"],
             b["flash_margin"],
             b["ram_bytes"],
             b["ram_margin"]

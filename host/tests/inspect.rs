@@ -92,8 +92,8 @@ fn ram_plan_is_the_run_state_the_core_sizes_for_each_kv_type() {
 fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
     let tmp = tempfile::tempdir().unwrap();
     let model = converted_fake_gpt2(tmp.path());
-    // 50,257 tokens of vocabulary and index: far more than the ITCM of mps3-an547 (512 KB) holds,
-    // well within the 4 MB of mps2-an386.
+    // 50,257 tokens of vocabulary and index, and as many logits: far more than netduinoplus2's
+    // 128 KiB of RAM holds, well within the 4 MB of mps2-an386.
     let r = mote_json(&["inspect", model.to_str().unwrap(), "--json", "--board", "mps2-an386"]);
     let size = std::fs::metadata(&model).unwrap().len() as i64;
     assert_eq!(r["board"]["fits"], true);
@@ -102,13 +102,22 @@ fn board_check_reports_margins_and_fails_when_the_model_does_not_fit() {
     assert_eq!(r["board"]["flash_margin"], (4 << 20) - size - code);
     assert_eq!(r["board"]["math"], "float", "boards.toml's default");
 
-    let o =
-        mote(&["inspect".as_ref(), model.as_os_str(), "--board".as_ref(), "mps3-an547".as_ref()]);
+    let o = mote(&[
+        "inspect".as_ref(),
+        model.as_os_str(),
+        "--board".as_ref(),
+        "netduinoplus2".as_ref(),
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("does not fit board mps3-an547"), "{err}");
+    assert!(err.contains("does not fit board netduinoplus2"), "{err}");
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("does NOT fit"), "{text}");
+
+    // mps3-an547 keeps the model in its QSPI flash: the code alone goes in its 512 KB ITCM.
+    let r = mote_json(&["inspect", model.to_str().unwrap(), "--json", "--board", "mps3-an547"]);
+    assert_eq!(r["board"]["model_region_bytes"], 8 << 20);
+    assert_eq!(r["board"]["flash_margin"], ((512 << 10) - code).min((8 << 20) - size));
 }
 
 #[test]

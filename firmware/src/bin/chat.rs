@@ -32,6 +32,7 @@ mod build {
 
 /// The model, in flash, aligned as the GGUF reader needs. `cargo xtask size` finds it by name.
 #[no_mangle]
+#[cfg_attr(mote_model_region, link_section = ".model")]
 static MOTE_MODEL: Aligned<[u8; build::MODEL_BYTES]> =
     Aligned { bytes: *include_bytes!(env!("MOTE_MODEL")) };
 

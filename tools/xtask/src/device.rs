@@ -19,14 +19,22 @@ use crate::toolchain;
 
 /// The generating binary.
 pub const BIN: &str = "generate";
-/// The QEMU boards the decode benchmarks run on: one per Cortex-M core mote targets with DSP.
-pub const BENCH_BOARDS: [&str; 3] = ["mps2-an386", "mps2-an500", "mps2-an505"];
+/// The QEMU boards the decode benchmarks run on: one per Cortex-M core mote targets with DSP
+/// (the Cortex-M55 with its Helium kernels).
+pub const BENCH_BOARDS: [&str; 4] = ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"];
 /// The boards parity runs on: the benchmark boards, netduinoplus2, a vendor chip's memory map
 /// (STM32F405) with the real chip's 128 KiB of RAM, and the cores without an FPU: mps2-an385 (the
 /// v6-M instruction set) and netduino2 (STM32F205, Cortex-M3). A board whose plan for the default
 /// model does not fit is left out, and `cargo xtask ci` checks that its build is refused instead.
-pub const PARITY_BOARDS: [&str; 6] =
-    ["mps2-an386", "mps2-an500", "mps2-an505", "netduinoplus2", "mps2-an385", "netduino2"];
+pub const PARITY_BOARDS: [&str; 7] = [
+    "mps2-an386",
+    "mps2-an500",
+    "mps2-an505",
+    "mps3-an547",
+    "netduinoplus2",
+    "mps2-an385",
+    "netduino2",
+];
 
 /// The memory plan of the generating firmware's default build on `board` (the default model and
 /// prompt, the device's KV type), made as its build script makes it, and how it fits: a build

@@ -53,6 +53,11 @@ pub struct Footprint {
     pub prompt_ids: u64,
 }
 
+/// Whether `addr` is in `board`'s flash or in its model region (read-only memory both).
+fn in_flash(board: &Board, addr: u64) -> bool {
+    board.flash.contains(addr) || board.model.is_some_and(|m| m.contains(addr))
+}
+
 /// Reads `elf`'s footprint on `board`.
 pub fn footprint(elf: &Path, board: &Board) -> Result<Footprint> {
     let data = fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
@@ -65,7 +70,7 @@ pub fn footprint(elf: &Path, board: &Board) -> Result<Footprint> {
             continue;
         }
         let (paddr, vaddr) = (u64::from(ph.p_paddr(endian)), u64::from(ph.p_vaddr(endian)));
-        if board.flash.contains(paddr) {
+        if in_flash(board, paddr) {
             flash += u64::from(ph.p_filesz(endian));
         }
         if board.ram.contains(vaddr) {
@@ -162,7 +167,7 @@ pub fn run(root: &Path, board: &Board, bless: bool) -> Result<()> {
         let data = fs::read(&elf).with_context(|| format!("cannot read {}", elf.display()))?;
         let file = object::File::parse(&*data)
             .with_context(|| format!("{} is not an ELF", elf.display()))?;
-        size_table(&file, |a| board.flash.contains(a), |a| board.ram.contains(a))
+        size_table(&file, |a| in_flash(board, a), |a| board.ram.contains(a))
     };
     println!("\n{BIN} on {} (release), flash by crate and module:\n", board.name);
     print!("{}", table.markdown());
