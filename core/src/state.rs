@@ -36,6 +36,11 @@ pub enum StateError {
         /// The width `C`.
         n_embd: usize,
     },
+    /// This build's KV cache cannot hold that type ([`KvType::is_built`]).
+    KvTypeNotBuilt {
+        /// The type asked for.
+        kv: KvType,
+    },
 }
 
 impl fmt::Display for StateError {
@@ -48,6 +53,11 @@ impl fmt::Display for StateError {
             Self::KvWidthNotBlocks { n_embd } => write!(
                 f,
                 "a q8_0 KV cache needs the width to be a multiple of {QK8_0}, the model's is {n_embd}"
+            ),
+            Self::KvTypeNotBuilt { kv } => write!(
+                f,
+                "this build holds a q8_0 KV cache only (mote-core's kv-q8_0-only feature), not {}",
+                kv.name()
             ),
         }
     }
@@ -103,6 +113,9 @@ impl<'s> RunState<'s> {
         n_beams: usize,
         storage: &'s mut [u8],
     ) -> Result<Self, StateError> {
+        if !kv.is_built() {
+            return Err(StateError::KvTypeNotBuilt { kv });
+        }
         if kv == KvType::Q8_0 && hp.n_embd % QK8_0 != 0 {
             return Err(StateError::KvWidthNotBlocks { n_embd: hp.n_embd });
         }

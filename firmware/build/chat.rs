@@ -38,6 +38,7 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
     let ids = hp.n_ctx + 1;
     let line_bytes = (hp.n_ctx * LINE_BYTES_PER_TOKEN).clamp(LINE_BYTES_MIN, LINE_BYTES_MAX);
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
+    crate::inputs::check_kv_built(kv)?;
     let beams = inputs.beams.num_beams;
     if beams == 0 || beams > MAX_BEAMS {
         return Err(format!(

@@ -74,6 +74,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
 
     // Memory: the plan of `mote inspect --board`, for this prompt and KV type.
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
+    crate::inputs::check_kv_built(kv)?;
     let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, n_prompt, beams.num_beams, budgets);
     let fit = Fit::new(&plan, board);
     if fit.flash_margin < 0 {

@@ -119,3 +119,17 @@ fn parse<T: std::str::FromStr>(var: &str, what: &str) -> Result<Option<T>, Strin
         Err(_) => Ok(None),
     }
 }
+
+/// Refuses a KV type that this build's mote-core leaves out: with the `kv-q8_0-only` feature
+/// (which `cargo xtask firmware` turns on when the KV type is Q8_0), the device's cache holds Q8_0
+/// only.
+pub fn check_kv_built(kv: KvType) -> Result<(), String> {
+    if kv != KvType::Q8_0 && env::var_os("CARGO_FEATURE_KV_Q8_0_ONLY").is_some() {
+        return Err(format!(
+            "the KV type is {}, but this build has the feature kv-q8_0-only (a Q8_0 cache only): \
+             build without it",
+            kv.name()
+        ));
+    }
+    Ok(())
+}

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use mote_boards::{device_kv, DEFAULT_MODEL};
+use mote_core::gguf::Gguf;
+use mote_core::model::HParams;
+use mote_core::state::KvType;
 
 use crate::boards::Board;
 use crate::shell;
@@ -221,6 +225,10 @@ pub fn build_command(
     if options.settings.num_beams.is_some_and(|n| n > 1) {
         cmd.args(["--features", "chat-beams"]);
     }
+    // A Q8_0 KV cache: the F16 and F32 caches' code stays out of the firmware.
+    if q8_0_kv(root, options) {
+        cmd.args(["--features", "kv-q8_0-only"]);
+    }
     if let Some(prompt) = &options.prompt {
         cmd.env("MOTE_PROMPT", prompt);
     }
@@ -235,6 +243,21 @@ pub fn build_command(
         cmd.env(var, value);
     }
     Ok((cmd, bins, toolchain))
+}
+
+/// Whether the generating binaries' KV type is Q8_0: `--kv`, or the device's rule for the model
+/// (as the build script decides). A model that cannot be read answers no: the build script then
+/// says what is wrong with it.
+fn q8_0_kv(root: &Path, options: &Options) -> bool {
+    match options.settings.kv.as_deref() {
+        Some(kv) => kv == "q8_0",
+        None => {
+            let path = options.model.clone().unwrap_or_else(|| root.join(DEFAULT_MODEL));
+            let Ok(bytes) = fs::read(path) else { return false };
+            let Ok(gguf) = Gguf::parse(&bytes) else { return false };
+            HParams::from_gguf(&gguf).is_ok_and(|hp| device_kv(&hp) == KvType::Q8_0)
+        }
+    }
 }
 
 /// Builds the firmware expecting the build to be refused (a model the board cannot hold, a
