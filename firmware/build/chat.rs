@@ -32,6 +32,7 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
     let name = path.display();
     let gguf = Gguf::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
     let hp = HParams::from_gguf(&gguf).map_err(|e| format!("{name}: {e}"))?;
+    crate::inputs::check_weights_built(&gguf, &name.to_string())?;
     Tokenizer::from_gguf(&gguf)
         .map_err(|e| format!("{name}: no usable tokenizer to encode prompts with: {e}"))?;
 

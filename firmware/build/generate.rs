@@ -37,6 +37,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
     let name = path.display();
     let gguf = Gguf::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
     let hp = HParams::from_gguf(&gguf).map_err(|e| format!("{name}: {e}"))?;
+    crate::inputs::check_weights_built(&gguf, &name.to_string())?;
     let tokenizer = Tokenizer::from_gguf(&gguf)
         .map_err(|e| format!("{name}: no usable tokenizer for the prompt: {e}"))?;
     Sampler::new(inputs.sampler, hp.n_ctx).map_err(|e| format!("sampler settings: {e}"))?;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use mote_boards::{DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
 use mote_core::beam::{BeamConfig, EarlyStopping};
+use mote_core::gguf::Gguf;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::SamplerConfig;
 use mote_core::state::KvType;
 
@@ -129,6 +131,23 @@ pub fn check_kv_built(kv: KvType) -> Result<(), String> {
             "the KV type is {}, but this build has the feature kv-q8_0-only (a Q8_0 cache only): \
              build without it",
             kv.name()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a model that multiplies a matrix other than Q8_0 when this build has the
+/// `weights-q8_0-only` feature (which `cargo xtask firmware` turns on when every product is Q8_0).
+pub fn check_weights_built(gguf: &Gguf<'_>, name: &str) -> Result<(), String> {
+    if env::var_os("CARGO_FEATURE_WEIGHTS_Q8_0_ONLY").is_none() {
+        return Ok(());
+    }
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(gguf, &mut layers).map_err(|e| format!("{name}: {e}"))?;
+    if !model.multiplies_q8_0_only() {
+        return Err(format!(
+            "{name} multiplies matrices that are not Q8_0, but this build has the feature \
+             weights-q8_0-only (Q8_0 products only): build without it"
         ));
     }
     Ok(())
