@@ -790,6 +790,19 @@ mod tests {
     }
 
     #[test]
+    fn multiplies_q8_0_only_when_every_product_is_q8_0() {
+        let blob = Spec::gpt2(GgmlType::Q8_0.to_u32()).build();
+        assert!(load(&blob).unwrap().multiplies_q8_0_only());
+        for ty in [GgmlType::F32, GgmlType::F16] {
+            let blob = Spec::gpt2(ty.to_u32()).build();
+            assert!(!load(&blob).unwrap().multiplies_q8_0_only(), "{ty:?}");
+        }
+        let e = ModelError::ProductNotBuilt { name: name_of("output.weight"), ty: GgmlType::F16 };
+        let text = e.to_string();
+        assert!(text.contains("\"output.weight\" has type F16") && text.contains("Q8_0"), "{text}");
+    }
+
+    #[test]
     fn rejects_unsupported_tensor_type() {
         let mut spec = Spec::gpt2(0);
         let t = spec.tensor("blk.0.ffn_up.weight");
