@@ -6,8 +6,11 @@
 
 use crate::arena::Arena;
 use crate::model::HParams;
+#[cfg(not(feature = "kv-q8_0-only"))]
 use crate::ops::{dot_lanes, f16_row_to_f32};
-use crate::quant::{f32_to_f16_bits, quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
+#[cfg(not(feature = "kv-q8_0-only"))]
+use crate::quant::f32_to_f16_bits;
+use crate::quant::{quantize_row_q8_0, BlockQ8_0, Q8_0_BLOCK_BYTES, QK8_0};
 
 /// Element type of the KV cache, chosen per session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +34,12 @@ impl KvType {
         }
     }
 
+    /// Whether this build's cache can hold this type: every type, except Q8_0 alone with
+    /// mote-core's `kv-q8_0-only` feature (a firmware whose KV type, chosen at build time, is Q8_0).
+    pub const fn is_built(self) -> bool {
+        !cfg!(feature = "kv-q8_0-only") || matches!(self, Self::Q8_0)
+    }
+
     /// The name used on the command line (`q8_0`, `f16`, `f32`).
     pub const fn name(self) -> &'static str {
         match self {
@@ -43,6 +52,7 @@ impl KvType {
 
 /// Values of an f16 or f32 cache row taken at a time by [`KvRows::dot`] (and widened at a time
 /// by [`KvRows::axpy`]); a head is usually 32 to 128 values.
+#[cfg(not(feature = "kv-q8_0-only"))]
 pub(crate) const F16_CHUNK: usize = 64;
 
 /// Calls `f(i, q, d)` for each stretch of a row of Q8_0 blocks that covers values `off..off + n`,
@@ -71,8 +81,10 @@ pub(crate) enum KvRows<'s> {
     /// `C / 32` blocks a row.
     Q8_0(&'s mut [BlockQ8_0]),
     /// f16 bits, `C` a row.
+    #[cfg(not(feature = "kv-q8_0-only"))]
     F16(&'s mut [u16]),
     /// `C` a row.
+    #[cfg(not(feature = "kv-q8_0-only"))]
     F32(&'s mut [f32]),
 }
 
@@ -82,8 +94,12 @@ impl<'s> KvRows<'s> {
         let values = rows.saturating_mul(c);
         Some(match kv {
             KvType::Q8_0 => Self::Q8_0(arena.take(values / QK8_0)?),
+            #[cfg(not(feature = "kv-q8_0-only"))]
             KvType::F16 => Self::F16(arena.take(values)?),
+            #[cfg(not(feature = "kv-q8_0-only"))]
             KvType::F32 => Self::F32(arena.take(values)?),
+            #[cfg(feature = "kv-q8_0-only")]
+            KvType::F16 | KvType::F32 => return None,
         })
     }
 
@@ -91,7 +107,9 @@ impl<'s> KvRows<'s> {
     fn clear(&mut self) {
         match self {
             Self::Q8_0(b) => b.fill(BlockQ8_0::ZERO),
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F16(h) => h.fill(0),
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F32(f) => f.fill(0.0),
         }
     }
@@ -105,6 +123,7 @@ impl<'s> KvRows<'s> {
                     quantize_row_q8_0(dst, x);
                 }
             }
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F16(h) => {
                 if let Some(dst) = h.get_mut(row * c..(row + 1) * c) {
                     for (d, &v) in dst.iter_mut().zip(x) {
@@ -112,6 +131,7 @@ impl<'s> KvRows<'s> {
                     }
                 }
             }
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F32(f) => {
                 if let Some(dst) = f.get_mut(row * c..(row + 1) * c) {
                     for (d, &v) in dst.iter_mut().zip(x) {
@@ -141,6 +161,7 @@ impl<'s> KvRows<'s> {
                     s += p * d;
                 });
             }
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F16(h) => {
                 if let Some(src) = h.get(row * c + off..) {
                     // Widened a chunk at a time (exactly), each chunk summed in the lanes of
@@ -152,6 +173,7 @@ impl<'s> KvRows<'s> {
                     }
                 }
             }
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F32(f) => {
                 if let Some(src) = f.get(row * c + off..) {
                     for (qc, kc) in q.chunks(F16_CHUNK).zip(src.chunks(F16_CHUNK)) {
@@ -178,6 +200,7 @@ impl<'s> KvRows<'s> {
                     }
                 });
             }
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F16(h) => {
                 if let Some(src) = h.get(row * c + off..) {
                     let mut wide = [0.0f32; F16_CHUNK];
@@ -189,6 +212,7 @@ impl<'s> KvRows<'s> {
                     }
                 }
             }
+            #[cfg(not(feature = "kv-q8_0-only"))]
             Self::F32(f) => {
                 if let Some(src) = f.get(row * c + off..) {
                     for (o, &v) in out.iter_mut().zip(src) {

@@ -122,6 +122,14 @@ pub enum ModelError {
         /// Its type.
         ty: GgmlType,
     },
+    /// A matrix that the forward pass multiplies is not Q8_0, and this build multiplies Q8_0
+    /// matrices only (mote-core's `weights-q8_0-only` feature).
+    ProductNotBuilt {
+        /// The tensor.
+        name: Name,
+        /// Its type.
+        ty: GgmlType,
+    },
 }
 
 impl From<GgufError> for ModelError {
@@ -161,6 +169,12 @@ impl fmt::Display for ModelError {
             Self::VectorNotF32 { name, ty } => {
                 write!(f, "tensor \"{name}\" has type {}, vectors must be F32", ty.name())
             }
+            Self::ProductNotBuilt { name, ty } => write!(
+                f,
+                "tensor \"{name}\" has type {}, but this build multiplies Q8_0 matrices only \
+                 (mote-core's weights-q8_0-only feature)",
+                ty.name()
+            ),
         }
     }
 }
@@ -490,10 +504,21 @@ fn linear<'a>(
     n_in: usize,
     n_out: usize,
 ) -> Result<Linear<'a>, ModelError> {
+    let name = tensor_name(Some(layer), part, "weight");
     Ok(Linear {
-        weight: matrix(g, &tensor_name(Some(layer), part, "weight"), n_in, n_out)?,
+        weight: multiplied(matrix(g, &name, n_in, n_out)?, &name)?,
         bias: vector(g, &tensor_name(Some(layer), part, "bias"), n_out)?,
     })
+}
+
+/// `m`, a matrix the forward pass multiplies: with mote-core's `weights-q8_0-only` feature (a
+/// firmware whose model multiplies Q8_0 matrices only), any other type is refused, since the F32
+/// and F16 products are left out of the build.
+fn multiplied<'a>(m: Matrix<'a>, name: &str) -> Result<Matrix<'a>, ModelError> {
+    if cfg!(feature = "weights-q8_0-only") && m.ty != GgmlType::Q8_0 {
+        return Err(ModelError::ProductNotBuilt { name: name_of(name), ty: m.ty });
+    }
+    Ok(m)
 }
 
 impl<'a> Model<'a> {
@@ -512,8 +537,8 @@ impl<'a> Model<'a> {
         let wpe = matrix(g, "position_embd.weight", c, t)?;
         let ln_f = norm(g, None, "output_norm", c)?;
         let lm_head = match g.tensor("output.weight") {
-            Some(out) => matrix_of(&out, c, v)?,
-            None => wte,
+            Some(out) => multiplied(matrix_of(&out, c, v)?, "output.weight")?,
+            None => multiplied(wte, "token_embd.weight")?,
         };
         let max = layers.len();
         let Some(layers) = layers.get_mut(..hp.n_layer) else {
@@ -540,6 +565,17 @@ impl<'a> Model<'a> {
     /// Every block's weights in order, `(L)`.
     pub fn layers(&self) -> &'a [Layer<'a>] {
         self.layers
+    }
+
+    /// Whether every matrix the forward pass multiplies (each block's four, the output
+    /// projection) is Q8_0: what a build with mote-core's `weights-q8_0-only` feature runs.
+    pub fn multiplies_q8_0_only(&self) -> bool {
+        let q8 = |l: &Linear<'_>| l.weight.ty == GgmlType::Q8_0;
+        self.lm_head.ty == GgmlType::Q8_0
+            && self
+                .layers
+                .iter()
+                .all(|l| q8(&l.c_attn) && q8(&l.attn_c_proj) && q8(&l.c_fc) && q8(&l.mlp_c_proj))
     }
 
     /// The parsed GGUF file the weights point into.
@@ -751,6 +787,19 @@ mod tests {
             load(&blob).unwrap_err(),
             ModelError::VectorNotF32 { name: name_of("output_norm.bias"), ty: GgmlType::F16 }
         );
+    }
+
+    #[test]
+    fn multiplies_q8_0_only_when_every_product_is_q8_0() {
+        let blob = Spec::gpt2(GgmlType::Q8_0.to_u32()).build();
+        assert!(load(&blob).unwrap().multiplies_q8_0_only());
+        for ty in [GgmlType::F32, GgmlType::F16] {
+            let blob = Spec::gpt2(ty.to_u32()).build();
+            assert!(!load(&blob).unwrap().multiplies_q8_0_only(), "{ty:?}");
+        }
+        let e = ModelError::ProductNotBuilt { name: name_of("output.weight"), ty: GgmlType::F16 };
+        let text = e.to_string();
+        assert!(text.contains("\"output.weight\" has type F16") && text.contains("Q8_0"), "{text}");
     }
 
     #[test]

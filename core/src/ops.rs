@@ -194,6 +194,7 @@ fn weighted_rows(out: &mut [f32], a: &[f32], w: Q8Rows<'_>, fast: bool) {
 /// `out(i) = src(i)` widened from f16 bits to f32, over the common length: exact, so F16C (on
 /// x86_64 with mote-core's `std` feature, detected at run time) and [`f16_bits_to_f32`] give the
 /// same bits.
+#[cfg(not(feature = "kv-q8_0-only"))]
 pub(crate) fn f16_row_to_f32(out: &mut [f32], src: &[u16]) {
     #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
     if let Some(fast) = x86_64::f16_to_f32_kernel() {
@@ -263,15 +264,23 @@ fn matvec_rows(
     }
     let rows = w.data.chunks_exact(rb);
     match w.ty {
+        #[cfg(not(feature = "weights-q8_0-only"))]
         GgmlType::F32 => {
             for (o, row) in out.iter_mut().zip(rows) {
                 *o = dot_f32(row, x);
             }
         }
+        #[cfg(not(feature = "weights-q8_0-only"))]
         GgmlType::F16 => {
             for (o, row) in out.iter_mut().zip(rows) {
                 *o = dot_f16(row, x);
             }
+        }
+        // Left out of this build: `Model::load` refuses such a matrix (ModelError::ProductNotBuilt).
+        #[cfg(feature = "weights-q8_0-only")]
+        GgmlType::F32 | GgmlType::F16 => {
+            let _ = rows;
+            out.fill(0.0);
         }
         GgmlType::Q8_0 => {
             let nb = w.n_in / QK8_0;

@@ -42,6 +42,11 @@ pub enum StateError {
         /// The KV type asked for.
         kv: KvType,
     },
+    /// This build's KV cache cannot hold that type ([`KvType::is_built`]).
+    KvTypeNotBuilt {
+        /// The type asked for.
+        kv: KvType,
+    },
 }
 
 impl fmt::Display for StateError {
@@ -58,6 +63,11 @@ impl fmt::Display for StateError {
             Self::IntegerNeedsQ8_0Kv { kv } => write!(
                 f,
                 "the integer path needs a q8_0 KV cache, not {}",
+                kv.name()
+            ),
+            Self::KvTypeNotBuilt { kv } => write!(
+                f,
+                "this build holds a q8_0 KV cache only (mote-core's kv-q8_0-only feature), not {}",
                 kv.name()
             ),
         }
@@ -140,6 +150,9 @@ impl<'s> RunState<'s> {
         n_beams: usize,
         storage: &'s mut [u8],
     ) -> Result<Self, StateError> {
+        if !kv.is_built() {
+            return Err(StateError::KvTypeNotBuilt { kv });
+        }
         if kv == KvType::Q8_0 && hp.n_embd % QK8_0 != 0 {
             return Err(StateError::KvWidthNotBlocks { n_embd: hp.n_embd });
         }

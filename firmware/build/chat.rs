@@ -36,12 +36,14 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
     let name = path.display();
     let gguf = Gguf::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
     let hp = HParams::from_gguf(&gguf).map_err(|e| format!("{name}: {e}"))?;
+    crate::inputs::check_weights_built(&gguf, &name.to_string())?;
     Tokenizer::from_gguf(&gguf)
         .map_err(|e| format!("{name}: no usable tokenizer to encode prompts with: {e}"))?;
 
     let ids = hp.n_ctx + 1;
     let line_bytes = (hp.n_ctx * LINE_BYTES_PER_TOKEN).clamp(LINE_BYTES_MIN, LINE_BYTES_MAX);
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
+    crate::inputs::check_kv_built(kv)?;
     let beams = inputs.beams.num_beams;
     if beams == 0 || beams > MAX_BEAMS {
         return Err(format!(

@@ -41,6 +41,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
     let name = path.display();
     let gguf = Gguf::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
     let hp = HParams::from_gguf(&gguf).map_err(|e| format!("{name}: {e}"))?;
+    crate::inputs::check_weights_built(&gguf, &name.to_string())?;
     let tokenizer = Tokenizer::from_gguf(&gguf)
         .map_err(|e| format!("{name}: no usable tokenizer for the prompt: {e}"))?;
     Sampler::new(inputs.sampler, hp.n_ctx).map_err(|e| format!("sampler settings: {e}"))?;
@@ -78,6 +79,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
 
     // Memory: the plan of `mote inspect --board`, for this prompt and KV type.
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
+    crate::inputs::check_kv_built(kv)?;
     let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, n_prompt, beams.num_beams, budgets);
     let fit = Fit::new(&plan, board);
     if fit.flash_margin < 0 {

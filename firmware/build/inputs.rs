@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use mote_boards::{bundled_model, DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_PROMPT};
 use mote_core::beam::{BeamConfig, EarlyStopping};
+use mote_core::gguf::Gguf;
+use mote_core::model::{Layer, Model, MAX_LAYERS};
 use mote_core::sampler::SamplerConfig;
 use mote_core::state::KvType;
 
@@ -122,4 +124,35 @@ fn parse<T: std::str::FromStr>(var: &str, what: &str) -> Result<Option<T>, Strin
         Ok(v) => v.trim().parse().map(Some).map_err(|_| format!("{var}={v:?} is not {what}")),
         Err(_) => Ok(None),
     }
+}
+
+/// Refuses a KV type that this build's mote-core leaves out: with the `kv-q8_0-only` feature
+/// (which `cargo xtask firmware` turns on when the KV type is Q8_0), the device's cache holds Q8_0
+/// only.
+pub fn check_kv_built(kv: KvType) -> Result<(), String> {
+    if kv != KvType::Q8_0 && env::var_os("CARGO_FEATURE_KV_Q8_0_ONLY").is_some() {
+        return Err(format!(
+            "the KV type is {}, but this build has the feature kv-q8_0-only (a Q8_0 cache only): \
+             build without it",
+            kv.name()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a model that multiplies a matrix other than Q8_0 when this build has the
+/// `weights-q8_0-only` feature (which `cargo xtask firmware` turns on when every product is Q8_0).
+pub fn check_weights_built(gguf: &Gguf<'_>, name: &str) -> Result<(), String> {
+    if env::var_os("CARGO_FEATURE_WEIGHTS_Q8_0_ONLY").is_none() {
+        return Ok(());
+    }
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(gguf, &mut layers).map_err(|e| format!("{name}: {e}"))?;
+    if !model.multiplies_q8_0_only() {
+        return Err(format!(
+            "{name} multiplies matrices that are not Q8_0, but this build has the feature \
+             weights-q8_0-only (Q8_0 products only): build without it"
+        ));
+    }
+    Ok(())
 }

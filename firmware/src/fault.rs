@@ -18,20 +18,27 @@ use crate::exit::{exit, ExitCode};
 /// Set by the first panic: a panic while reporting one must not recurse into the logger.
 static PANICKING: AtomicBool = AtomicBool::new(false);
 
+/// Says where the panic happened and, when its message is a plain string, what it says. A message
+/// with arguments ("index out of bounds: the len is 3 but the index is 7") is not formatted: that
+/// would bring `core::fmt` into every binary (about 1.6 KB of flash); its source line tells.
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     // A load then a store, not a swap: ARMv6-M has no atomic read-modify-write, and a panic that
     // comes between the two (from an interrupt handler) only prints its message too.
     if !PANICKING.load(Ordering::Relaxed) {
         PANICKING.store(true, Ordering::Relaxed);
-        match info.location() {
-            Some(at) => defmt::error!(
-                "panicked at {=str}:{=u32}: {}",
+        let message = info.message().as_str();
+        match (info.location(), message) {
+            (Some(at), Some(text)) => {
+                defmt::error!("panicked at {=str}:{=u32}: {=str}", at.file(), at.line(), text)
+            }
+            (Some(at), None) => defmt::error!(
+                "panicked at {=str}:{=u32} (a formatted message, left out: see that line)",
                 at.file(),
-                at.line(),
-                defmt::Display2Format(&info.message())
+                at.line()
             ),
-            None => defmt::error!("panicked: {}", defmt::Display2Format(&info.message())),
+            (None, Some(text)) => defmt::error!("panicked: {=str}", text),
+            (None, None) => defmt::error!("panicked (no location, a formatted message)"),
         }
     }
     exit(ExitCode::Panic)

@@ -1,4 +1,4 @@
-//! Panics on purpose: its golden file pins that a panic prints its cause and exits with
+//! Panics on purpose: its golden file pins that a panic prints where it happened and exits with
 //! `ExitCode::Panic` (101).
 #![no_std]
 #![no_main]

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use mote_boards::{device_kv, DEFAULT_MODEL};
+use mote_core::gguf::Gguf;
+use mote_core::model::{HParams, Layer, Model};
+use mote_core::state::KvType;
 
 use crate::boards::Board;
 use crate::shell;
@@ -235,6 +239,14 @@ pub fn build_command(
     if options.settings.num_beams.is_some_and(|n| n > 1) {
         cmd.args(["--features", "chat-beams"]);
     }
+    // A Q8_0 KV cache, Q8_0 matrix products: the other types' code stays out of the firmware.
+    let (kv, products) = q8_0_only(root, options);
+    if kv {
+        cmd.args(["--features", "kv-q8_0-only"]);
+    }
+    if products {
+        cmd.args(["--features", "weights-q8_0-only"]);
+    }
     if let Some(prompt) = &options.prompt {
         cmd.env("MOTE_PROMPT", prompt);
     }
@@ -248,6 +260,23 @@ pub fn build_command(
         cmd.env(var, value);
     }
     Ok((cmd, bins, toolchain))
+}
+
+/// Whether the generating binaries' KV type is Q8_0 (`--kv`, or the device's rule for the model,
+/// as the build script decides), and whether every matrix the model multiplies is Q8_0. A model
+/// that cannot be read answers no to both: the build script then says what is wrong with it.
+fn q8_0_only(root: &Path, options: &Options) -> (bool, bool) {
+    let path = options.model.clone().unwrap_or_else(|| root.join(DEFAULT_MODEL));
+    let Ok(bytes) = fs::read(path) else { return (false, false) };
+    let Ok(gguf) = Gguf::parse(&bytes) else { return (false, false) };
+    let Ok(hp) = HParams::from_gguf(&gguf) else { return (false, false) };
+    let kv = match options.settings.kv.as_deref() {
+        Some(kv) => kv == "q8_0",
+        None => device_kv(&hp) == KvType::Q8_0,
+    };
+    let mut layers = vec![Layer::EMPTY; hp.n_layer];
+    let products = Model::load(&gguf, &mut layers).is_ok_and(|m| m.multiplies_q8_0_only());
+    (kv, products)
 }
 
 /// Builds the firmware expecting the build to be refused (a model the board cannot hold, a
