@@ -33,11 +33,13 @@ pub const DEBIAN_LINKER: &str = "ld.lld-19";
 /// package (1.63) also installs /usr/bin/rustc, and is too old.
 const DEBIAN_MIN_RUSTC: (u32, u32) = (1, 85);
 
-/// The bare-metal targets mote-core must build for.
-pub const CORE_TARGETS: [&str; 4] = [
+/// The bare-metal targets mote-core must build for: riscv32imc is the ESP32-C3's and `qemu-rv32`'s
+/// (no atomics, no FPU), riscv32imac the common RISC-V microcontroller's.
+pub const CORE_TARGETS: [&str; 5] = [
     "thumbv6m-none-eabi",
     "thumbv7em-none-eabihf",
     "thumbv8m.main-none-eabihf",
+    "riscv32imc-unknown-none-elf",
     "riscv32imac-unknown-none-elf",
 ];
 
