@@ -42,6 +42,8 @@ pub enum StateError {
         /// The KV type asked for.
         kv: KvType,
     },
+    /// This build of mote-core has no integer path (its `float-only` feature).
+    IntegerNotBuilt,
 }
 
 impl fmt::Display for StateError {
@@ -60,6 +62,9 @@ impl fmt::Display for StateError {
                 "the integer path needs a q8_0 KV cache, not {}",
                 kv.name()
             ),
+            Self::IntegerNotBuilt => {
+                write!(f, "the integer path is not in this build (mote-core's float-only feature)")
+            }
         }
     }
 }
@@ -111,13 +116,17 @@ impl<'s> RunState<'s> {
         }
     }
 
-    /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache.
+    /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache (and a
+    /// build without the `float-only` feature).
     pub fn new_math(
         hp: &HParams,
         kv: KvType,
         math: Math,
         storage: &'s mut [u8],
     ) -> Result<Self, StateError> {
+        if math == Math::Integer && cfg!(feature = "float-only") {
+            return Err(StateError::IntegerNotBuilt);
+        }
         if math == Math::Integer && kv != KvType::Q8_0 {
             return Err(StateError::IntegerNeedsQ8_0Kv { kv });
         }
