@@ -14,7 +14,7 @@ use core::fmt;
 use crate::activations::Activations;
 use crate::attention::attention;
 use crate::gguf::GgmlType;
-use crate::integer::{self, Math};
+use crate::integer::Math;
 use crate::kv_cache::KvCache;
 use crate::model::{Model, Norm};
 use crate::ops::{add, gelu, layer_norm, matmul};
@@ -46,6 +46,9 @@ pub enum ForwardError {
         /// The matrix's type.
         ty: GgmlType,
     },
+    /// The run state asks for the integer path, which this build leaves out (mote-core's
+    /// `float-only` feature; [`crate::state::RunState::new_math`] refuses such a state first).
+    IntegerNotBuilt,
 }
 
 impl fmt::Display for ForwardError {
@@ -62,6 +65,9 @@ impl fmt::Display for ForwardError {
                 f,
                 "the integer path reads Q8_0 weight matrices only, this model has {ty:?} ones"
             ),
+            Self::IntegerNotBuilt => {
+                write!(f, "the integer path is not in this build (mote-core's float-only feature)")
+            }
         }
     }
 }
@@ -90,11 +96,14 @@ pub fn forward(
     let (acts, cache, att) = s.parts();
     match math {
         Math::Float => pass(model, acts, cache, att, &[token], pos, split, logits),
+        #[cfg(feature = "float-only")]
+        Math::Integer => return Err(ForwardError::IntegerNotBuilt),
+        #[cfg(not(feature = "float-only"))]
         Math::Integer => {
-            if let Some(ty) = integer::unsupported_weights(model) {
+            if let Some(ty) = crate::integer::unsupported_weights(model) {
                 return Err(ForwardError::IntegerNeedsQ8_0 { ty });
             }
-            integer::pass(model, acts, cache, att, token, pos, split, logits);
+            crate::integer::pass(model, acts, cache, att, token, pos, split, logits);
         }
     }
     Ok(())

@@ -47,6 +47,8 @@ pub enum StateError {
         /// The type asked for.
         kv: KvType,
     },
+    /// This build of mote-core has no integer path (its `float-only` feature).
+    IntegerNotBuilt,
 }
 
 impl fmt::Display for StateError {
@@ -70,6 +72,9 @@ impl fmt::Display for StateError {
                 "this build holds a q8_0 KV cache only (mote-core's kv-q8_0-only feature), not {}",
                 kv.name()
             ),
+            Self::IntegerNotBuilt => {
+                write!(f, "the integer path is not in this build (mote-core's float-only feature)")
+            }
         }
     }
 }
@@ -121,13 +126,17 @@ impl<'s> RunState<'s> {
         }
     }
 
-    /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache.
+    /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache (and a
+    /// build without the `float-only` feature).
     pub fn new_math(
         hp: &HParams,
         kv: KvType,
         math: Math,
         storage: &'s mut [u8],
     ) -> Result<Self, StateError> {
+        if math == Math::Integer && cfg!(feature = "float-only") {
+            return Err(StateError::IntegerNotBuilt);
+        }
         if math == Math::Integer && kv != KvType::Q8_0 {
             return Err(StateError::IntegerNeedsQ8_0Kv { kv });
         }

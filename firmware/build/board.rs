@@ -62,6 +62,21 @@ pub fn check_transport(board: &Board) {
     }
 }
 
+/// Checks that the features leave the integer forward pass out of a float board's code
+/// (`float-only`) and in an integer board's.
+pub fn check_math(board: &Board) {
+    let float_only = env::var_os("CARGO_FEATURE_FLOAT_ONLY").is_some();
+    if float_only != (board.math == Math::Float) {
+        fail(format!(
+            "board {name} runs the {math} forward pass (boards.toml `math`), but the features say \
+             float-only={float_only}: feature board-{name} in Cargo.toml must enable `float-only` \
+             exactly when the board's math is float",
+            name = board.name,
+            math = board.math.name()
+        ));
+    }
+}
+
 /// `board.rs`: the board as a `mote_firmware::Board` expression.
 pub fn write(out_dir: &Path, board: &Board) {
     let transport = match board.transport {

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::fs;
 
-use mote_boards::{device_kv, Board, Budgets, Fit, Plan};
+use mote_boards::{device_kv, Board, Budgets, Fit, Math, Plan};
 use mote_core::beam::{BeamConfig, EarlyStopping};
 use mote_core::gguf::Gguf;
 use mote_core::model::HParams;
@@ -22,6 +22,7 @@ pub struct Build<'a> {
     model_name: String,
     hp: HParams,
     plan: Plan,
+    math: Math,
     prompt_tokens: usize,
 }
 
@@ -80,6 +81,9 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
     // Memory: the plan of `mote inspect --board`, for this prompt and KV type.
     let kv = inputs.kv.unwrap_or_else(|| device_kv(&hp));
     crate::inputs::check_kv_built(kv)?;
+    if board.math == Math::Integer {
+        integer_settings(board, kv, beams.num_beams)?;
+    }
     let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, n_prompt, beams.num_beams, budgets);
     let fit = Fit::new(&plan, board);
     if fit.flash_margin < 0 {
@@ -115,7 +119,30 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
         ));
     }
     let model_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(Build { inputs, model_name, hp, plan, prompt_tokens: n_prompt })
+    Ok(Build { inputs, model_name, hp, plan, math: board.math, prompt_tokens: n_prompt })
+}
+
+/// Refuses what the integer forward pass cannot run on `board` (boards.toml's `math =
+/// "integer"`): a beam search, or a KV cache other than Q8_0.
+pub fn integer_settings(board: &Board, kv: KvType, beams: usize) -> Result<(), String> {
+    if beams > 1 {
+        return Err(format!(
+            "board {} runs the integer forward pass (boards.toml: math = \"integer\"), which has \
+             no beam search: MOTE_NUM_BEAMS={beams} must be 1",
+            board.name
+        ));
+    }
+    if kv != KvType::Q8_0 {
+        return Err(format!(
+            "board {} runs the integer forward pass (boards.toml: math = \"integer\"), which \
+             needs a Q8_0 KV cache: MOTE_KV={} must be q8_0 (and the model's width whole Q8_0 \
+             blocks of {})",
+            board.name,
+            kv.name(),
+            mote_core::quant::QK8_0
+        ));
+    }
+    Ok(())
 }
 
 impl Build<'_> {
@@ -188,10 +215,19 @@ impl Build<'_> {
                 bits(length_penalty)
             ),
         );
+        let math = match self.math {
+            Math::Float => "Float",
+            Math::Integer => "Integer",
+        };
+        item(
+            "The forward pass's arithmetic (the board's `math` in boards.toml).",
+            "MATH: mote_core::Math",
+            format!("mote_core::Math::{math}"),
+        );
         let state = if num_beams > 1 {
             "mote_core::beam::BeamSearch::bytes_needed(&HPARAMS, KV, BEAMS.num_beams)"
         } else {
-            "mote_core::state::RunState::bytes_needed(&HPARAMS, KV)"
+            "mote_core::state::RunState::bytes_needed_math(&HPARAMS, KV, MATH)"
         };
         item(
             "Bytes of the static run state (of every beam, with beams).",

@@ -32,6 +32,7 @@ fn main() {
     let board = board::selected(&boards);
     board::check_target(board);
     board::check_transport(board);
+    board::check_math(board);
     memory_x::install(&manifest_dir, &out_dir, board);
     board::write(&out_dir, board);
 

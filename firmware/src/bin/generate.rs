@@ -187,11 +187,9 @@ fn run(
         return beam_search(model, tokenizer, prompt, &mut storage.0);
     }
 
-    let state = RunState::new(&hp, build::KV, &mut storage.0)
+    // The board's arithmetic (boards.toml's `math`), fixed at build time.
+    let state = RunState::new_math(&hp, build::KV, build::MATH, &mut storage.0)
         .map_err(|e| defmt::error!("run state: {}", e))?;
-    // Issue 19: the board's arithmetic (boards.toml's `math`, here `BOARD.math`) is handed to the
-    // session at this one place once mote-core has the integer forward pass; until then every
-    // board runs the float path, whatever its `math` says.
     let mut session = Session::new(model, state);
     let mut generated = [0u32; build::MAX_TOKENS];
     let mut n = 0usize;

@@ -3,6 +3,7 @@
 //! the settings changed between them (a beam search among them on [`BEAM_BOARD`]), each reply's
 //! summary against the desktop's.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,7 +151,8 @@ fn chat_parity(root: &Path, board: &Board, mote: &Path, model: &Path) -> Result<
     );
     let mut failures = Vec::new();
     for (case, device) in cases.iter().zip(&summaries) {
-        let want = desktop(mote, case)?;
+        // `chat` runs the float path on every board: its run state is not the board's math yet.
+        let want = desktop(mote, case, "float")?;
         let diffs: Vec<String> = want
             .iter()
             .filter(|(k, v)| device.get(*k) != Some(v))
@@ -177,15 +179,14 @@ fn chat_parity(root: &Path, board: &Board, mote: &Path, model: &Path) -> Result<
 
 /// The desktop's answer for the same model, prompt and settings: the summary's fields from
 /// `mote generate --json`.
-fn desktop(mote: &Path, options: &Options) -> Result<BTreeMap<String, String>> {
+fn desktop(mote: &Path, options: &Options, math: &str) -> Result<BTreeMap<String, String>> {
     let model = options.model.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
     let mut cmd = Command::new(mote);
     cmd.arg("generate").arg("--json").arg("--model").arg(&model);
     cmd.args(["--prompt", options.prompt.as_deref().unwrap_or(DEFAULT_PROMPT)]);
     cmd.args(["--max-tokens", &options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).to_string()]);
     cmd.args(options.settings.cli_args());
-    // Issue 19: once `mote generate` takes `--math`, the board's `math` (boards.toml) is passed
-    // here, so that an integer board is compared with the desktop's integer path.
+    cmd.args(["--math", math]);
     let json = shell::json(&mut cmd)?;
     let ids = |key: &str| -> String {
         let list: Vec<String> = json[key]
@@ -239,13 +240,18 @@ pub fn run(root: &Path, boards: &Boards, args: &ParityArgs) -> Result<()> {
             model: Some(model.clone()),
             ..Options::default()
         };
-        let want = desktop(&mote, &options)?;
+        // The desktop's answer in each arithmetic a board runs (boards.toml's `math`).
+        let mut wants: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
         for name in &names {
             if settings.num_beams.is_some_and(|n| n > 1) && name != BEAM_BOARD {
                 continue;
             }
             let board = boards.get(name)?;
-            match parity_one(root, board, &options, &want) {
+            let want = match wants.entry(board.math.name()) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(desktop(&mote, &options, board.math.name())?),
+            };
+            match parity_one(root, board, &options, want) {
                 Ok(()) => println!("parity {} ({}): identical", board.name, settings.describe()),
                 Err(e) => failures.push(format!("{} ({}): {e:#}", board.name, settings.describe())),
             }
