@@ -211,18 +211,7 @@ impl core::error::Error for BeamError {}
 impl BeamConfig {
     /// Checks the settings against each other and the model's context length.
     pub fn validate(&self, n_ctx: usize) -> Result<(), BeamError> {
-        if self.num_beams == 0 || self.num_beams > MAX_BEAMS {
-            return Err(BeamError::NumBeams(self.num_beams));
-        }
-        if self.num_return_sequences == 0 || self.num_return_sequences > self.num_beams {
-            return Err(BeamError::NumReturnSequences {
-                k: self.num_return_sequences,
-                num_beams: self.num_beams,
-            });
-        }
-        if !self.length_penalty.is_finite() {
-            return Err(BeamError::LengthPenalty(self.length_penalty));
-        }
+        self.validate_counts()?;
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
             return Err(BeamError::RepetitionPenalty(self.repetition_penalty));
         }
@@ -237,6 +226,22 @@ impl BeamConfig {
     /// range and a finite length penalty always; with more than one beam, no sampling (neither a
     /// temperature above 0 nor top-k or top-p) and the rest of [`BeamConfig::validate`].
     pub fn validate_with(&self, sampler: &SamplerConfig, n_ctx: usize) -> Result<(), BeamError> {
+        self.validate_counts()?;
+        if self.num_beams == 1 {
+            return Ok(());
+        }
+        if sampler.temperature > 0.0 {
+            return Err(BeamError::Sampling);
+        }
+        if sampler.top_k.is_some() || sampler.top_p != 1.0 {
+            return Err(BeamError::SamplingControls);
+        }
+        self.validate(n_ctx)
+    }
+
+    /// What every beam setting needs, one beam or many: `num_beams` and `num_return_sequences` in
+    /// range and a finite length penalty.
+    fn validate_counts(&self) -> Result<(), BeamError> {
         if self.num_beams == 0 || self.num_beams > MAX_BEAMS {
             return Err(BeamError::NumBeams(self.num_beams));
         }
@@ -249,16 +254,7 @@ impl BeamConfig {
         if !self.length_penalty.is_finite() {
             return Err(BeamError::LengthPenalty(self.length_penalty));
         }
-        if self.num_beams == 1 {
-            return Ok(());
-        }
-        if sampler.temperature > 0.0 {
-            return Err(BeamError::Sampling);
-        }
-        if sampler.top_k.is_some() || sampler.top_p != 1.0 {
-            return Err(BeamError::SamplingControls);
-        }
-        self.validate(n_ctx)
+        Ok(())
     }
 }
 
