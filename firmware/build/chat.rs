@@ -70,9 +70,8 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
         return Err(format!(
             "board {} cannot hold chat's buffers for {name} with a {} KV cache{with_beams}: it \
              needs {} bytes of RAM (run state {} + tokenizer {} + ids of a full context {} + line \
-             {} + stack and other statics {}), the board has {} (try MOTE_KV=q8_0, fewer beams, or \
-             a model with a shorter context; `mote inspect --board {} --beams N MODEL` shows the \
-             plan)",
+             {} + stack and other statics {}), the board has {} (try {}; `mote inspect --board {} \
+             --beams N MODEL` shows the plan)",
             board.name,
             kv.name(),
             plan.ram + line_bytes as u64,
@@ -82,6 +81,7 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
             line_bytes,
             budgets.ram_reserve,
             board.ram.size,
+            crate::inputs::ram_advice(kv, beams),
             board.name
         ));
     }

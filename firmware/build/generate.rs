@@ -105,8 +105,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
         return Err(format!(
             "board {} cannot hold the run state of {name} with a {} KV cache{beams}: it needs {} \
              bytes of RAM (run state {} + tokenizer {} + prompt {} + stack and other statics {}), \
-             the board has {} (try MOTE_KV=q8_0, fewer beams, or a model with a shorter context; \
-             `mote inspect --board {} --beams N MODEL` shows the plan)",
+             the board has {} (try {}; `mote inspect --board {} --beams N MODEL` shows the plan)",
             board.name,
             kv.name(),
             plan.ram,
@@ -115,6 +114,7 @@ pub fn check<'a>(inputs: &'a Inputs, board: &Board, budgets: Budgets) -> Result<
             plan.prompt,
             budgets.ram_reserve,
             board.ram.size,
+            crate::inputs::ram_advice(kv, plan.beams),
             board.name
         ));
     }

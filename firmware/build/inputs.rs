@@ -156,3 +156,17 @@ pub fn check_weights_built(gguf: &Gguf<'_>, name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What a refused build could try to need less RAM, for its message: a Q8_0 KV cache (when it has
+/// another), fewer beams (when it has more than one), a model with a shorter context.
+pub fn ram_advice(kv: KvType, beams: usize) -> String {
+    let mut tries = Vec::new();
+    if kv != KvType::Q8_0 {
+        tries.push("MOTE_KV=q8_0");
+    }
+    if beams > 1 {
+        tries.push("fewer beams");
+    }
+    tries.push("a model with a shorter context");
+    tries.join(", or ")
+}
