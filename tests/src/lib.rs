@@ -82,6 +82,22 @@ pub fn read_f32s(path: &Path) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
+/// A Hugging Face checkpoint directory converted to an F32 GGUF file by `mote convert`, as bytes.
+pub fn convert_f32(hf_dir: &Path) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out = dir.path().join("f32.gguf");
+    let args = mote::convert::Args {
+        hf_dir: hf_dir.to_path_buf(),
+        output: out.clone(),
+        out_type: mote::convert::OutType::F32,
+        tokenizer: None,
+        force: false,
+        json: false,
+    };
+    mote::convert::convert(&args).unwrap_or_else(|e| panic!("{}: {e}", hf_dir.display()));
+    std::fs::read(out).expect("the converted file")
+}
+
 /// Logits at every position of `tokens`, fed one by one from position 0.
 pub fn logits_at_every_position(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
     let mut buf = vec![0u8; RunState::bytes_needed(&model.hparams, kv)];

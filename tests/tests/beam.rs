@@ -71,19 +71,8 @@ fn model_files(name: &str, hf_dir: &str) -> (Vec<u8>, Vec<u8>) {
     let root = mote_tests::repo_root();
     match name {
         "tinystories-base" => {
-            let dir = tempfile::tempdir().unwrap();
-            let out = dir.path().join("f32.gguf");
-            let args = mote::convert::Args {
-                hf_dir: root.join(hf_dir),
-                output: out.clone(),
-                out_type: mote::convert::OutType::F32,
-                tokenizer: None,
-                force: false,
-                json: false,
-            };
-            mote::convert::convert(&args).unwrap();
             let q8 = root.join("models/tinystories-base/tinystories-base-q8_0.gguf");
-            (std::fs::read(out).unwrap(), std::fs::read(q8).unwrap())
+            (mote_tests::convert_f32(&root.join(hf_dir)), std::fs::read(q8).unwrap())
         }
         _ => {
             let dir = root.join(hf_dir);

@@ -10,14 +10,14 @@ use mote_core::sampler::argmax;
 use mote_core::session::Session;
 use mote_core::state::{KvType, RunState};
 
-fn read_words(name: &str) -> Vec<[u8; 4]> {
-    let path = mote_tests::repo_root().join("tests/fixtures/default-model").join(name);
-    let b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    b.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+fn fixture(name: &str) -> std::path::PathBuf {
+    mote_tests::repo_root().join("tests/fixtures/default-model").join(name)
 }
 
 fn read_u32(name: &str) -> Vec<u32> {
-    read_words(name).into_iter().map(u32::from_le_bytes).collect()
+    let path = fixture(name);
+    let b = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// The default model's Q8_0 file (the one the firmware embeds).
@@ -45,19 +45,9 @@ fn all_logits(model: &Model<'_>, kv: KvType, tokens: &[u32]) -> Vec<Vec<f32>> {
 
 /// Top-1 agreement of the model with a `kv` cache over non-overlapping context windows.
 fn agreement(model: &Model<'_>, kv: KvType, tokens: &[u32], want: &[u32]) -> (usize, usize) {
-    let mut storage = vec![0u8; RunState::bytes_needed(&model.hparams, kv)];
-    let mut session = Session::new(model, RunState::new(&model.hparams, kv, &mut storage).unwrap());
-    let (mut agree, mut total) = (0, 0);
-    let mut want = want.iter();
-    for window in tokens.chunks(model.hparams.n_ctx).filter(|w| w.len() >= 2) {
-        session.reset();
-        for &t in &window[..window.len() - 1] {
-            let top1 = argmax(session.step(t).unwrap());
-            agree += usize::from(Some(&top1) == want.next());
-            total += 1;
-        }
-    }
-    (agree, total)
+    let logits = all_logits(model, kv, tokens);
+    let agree = logits.iter().zip(want).filter(|(l, &w)| argmax(l) == w).count();
+    (agree, logits.len())
 }
 
 #[test]
@@ -94,8 +84,8 @@ fn q8_0_file_tracks_float_logits_and_disagrees_only_on_near_ties() {
     let model = Model::load(&g, &mut layers).unwrap();
     let tokens = read_u32("eval-tokens.u32");
     let ids = read_u32("eval-topk-ids.u32");
-    let refs: Vec<f32> =
-        read_words("eval-topk-logits.f32").into_iter().map(f32::from_le_bytes).collect();
+    let refs = mote_tests::read_f32s(&fixture("eval-topk-logits.f32"));
+
     let logits = all_logits(&model, KvType::Q8_0, &tokens);
     let k = ids.len() / logits.len();
     assert_eq!((k * logits.len(), refs.len()), (ids.len(), ids.len()), "top-k per position");
@@ -130,18 +120,7 @@ fn q8_0_file_tracks_float_logits_and_disagrees_only_on_near_ties() {
 fn f32_file_agrees_with_float_top1_at_every_position() {
     // The default model converted to F32 here: what separates the Q8_0 file from the reference is
     // then the weights' rounding alone, not the forward pass (the KV cache is F32 too).
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("f32.gguf");
-    let args = mote::convert::Args {
-        hf_dir: mote_tests::repo_root().join("models/tinystories-base"),
-        output: out.clone(),
-        out_type: mote::convert::OutType::F32,
-        tokenizer: None,
-        force: false,
-        json: false,
-    };
-    mote::convert::convert(&args).unwrap();
-    let blob = std::fs::read(out).unwrap();
+    let blob = mote_tests::convert_f32(&mote_tests::repo_root().join("models/tinystories-base"));
     let g = Gguf::parse(&blob).unwrap();
     let mut layers = [Layer::EMPTY; MAX_LAYERS];
     let model = Model::load(&g, &mut layers).unwrap();
