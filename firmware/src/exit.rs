@@ -1,5 +1,8 @@
 //! Ending a run with a status the host sees, and without faulting when nobody is watching.
 //!
+//! On RISC-V (QEMU's `virt`, the only RISC-V board so far) the run ends through the machine's
+//! test device ([`TEST_DEVICE`]), whose writes end QEMU with an exit status. On Cortex-M:
+//!
 //! Under QEMU (transport `qemu-semihosting`) the run always ends through semihosting
 //! (SYS_EXIT_EXTENDED): QEMU exits with the code. On a real board (transport `rtt`) a semihosting
 //! call is a breakpoint instruction, which `probe-rs run` turns into its own exit status, and
@@ -7,7 +10,9 @@
 //! fault again). So there the call is made only when DHCSR.C_DEBUGEN says a debugger is attached;
 //! otherwise the core sleeps in a `wfi` loop, its last words already sent over RTT.
 
-use crate::board::{Transport, BOARD};
+#[cfg(target_arch = "arm")]
+use crate::board::BOARD;
+use crate::board::Transport;
 
 /// Why a run ended; the value is the host's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -19,13 +24,15 @@ pub enum ExitCode {
     Failure = 1,
     /// A Rust panic (101, as for a panicking Rust program on a desktop).
     Panic = 101,
-    /// A HardFault: the core trapped (bad address, undefined instruction, ...).
+    /// A HardFault (RISC-V: an exception trap): the core trapped (bad address, undefined
+    /// instruction, ...).
     HardFault = 102,
     /// The stack reached its guard band ([`crate::stack::GUARD`]): statics may be corrupt.
     StackOverflow = 103,
 }
 
 /// How a run with a given transport and debugger state ends.
+#[cfg_attr(target_arch = "riscv32", allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ending {
     /// Semihosting's exit call: the host's exit status.
@@ -35,6 +42,7 @@ enum Ending {
 }
 
 /// The one rule: semihosting under QEMU, or on a board a debugger is attached to.
+#[cfg_attr(target_arch = "riscv32", allow(dead_code))]
 const fn ending(transport: Transport, debugger_attached: bool) -> Ending {
     match transport {
         Transport::QemuSemihosting => Ending::Semihosting,
@@ -43,7 +51,31 @@ const fn ending(transport: Transport, debugger_attached: bool) -> Ending {
     }
 }
 
+/// QEMU virt's test device (SiFive's "test finisher"): writing [`FINISHER_PASS`] ends QEMU with
+/// status 0, `(status << 16) | FINISHER_FAIL` with that status.
+#[cfg(target_arch = "riscv32")]
+const TEST_DEVICE: *mut u32 = 0x0010_0000 as *mut u32;
+#[cfg(target_arch = "riscv32")]
+const FINISHER_PASS: u32 = 0x5555;
+#[cfg(target_arch = "riscv32")]
+const FINISHER_FAIL: u32 = 0x3333;
+
 /// Ends the run with `code`.
+#[cfg(target_arch = "riscv32")]
+pub fn exit(code: ExitCode) -> ! {
+    let word = match code {
+        ExitCode::Success => FINISHER_PASS,
+        other => ((other as u32) << 16) | FINISHER_FAIL,
+    };
+    // SAFETY: the test device's register; the write ends the run.
+    unsafe { core::ptr::write_volatile(TEST_DEVICE, word) };
+    loop {
+        riscv::asm::wfi();
+    }
+}
+
+/// Ends the run with `code`.
+#[cfg(target_arch = "arm")]
 pub fn exit(code: ExitCode) -> ! {
     // DHCSR is only read on a real board: QEMU's core has no debugger and reads C_DEBUGEN as 0.
     let attached =

@@ -1,5 +1,6 @@
 //! The two ways a run dies, each reported with its cause before exiting non-zero: a Rust panic
-//! ([`ExitCode::Panic`]) and a HardFault ([`ExitCode::HardFault`]).
+//! ([`ExitCode::Panic`]) and a HardFault ([`ExitCode::HardFault`]); on RISC-V, an exception trap
+//! in its place, reported by its `mcause`, `mepc` and `mtval`.
 //!
 //! The cause of a HardFault is in the fault status registers of ARMv7-M and ARMv8-M Mainline
 //! (CFSR, HFSR, MMFAR, BFAR). ARMv6-M (Cortex-M0/M0+, `thumbv6m`) has none of them: every fault is
@@ -11,6 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 #[cfg(target_feature = "thumb2")]
 use cortex_m::peripheral::SCB;
+#[cfg(target_arch = "arm")]
 use cortex_m_rt::{exception, ExceptionFrame};
 
 use crate::exit::{exit, ExitCode};
@@ -99,7 +101,7 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     exit(ExitCode::HardFault)
 }
 
-#[cfg(not(target_feature = "thumb2"))]
+#[cfg(all(target_arch = "arm", not(target_feature = "thumb2")))]
 #[exception]
 unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     defmt::error!(
@@ -107,6 +109,46 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
         frame.pc(),
         frame.lr(),
         frame.xpsr()
+    );
+    exit(ExitCode::HardFault)
+}
+
+/// The RISC-V exception causes (`mcause` with its interrupt bit clear), by code.
+#[cfg(target_arch = "riscv32")]
+const EXCEPTION_CAUSES: [&str; 16] = [
+    "instruction address misaligned",
+    "instruction access fault",
+    "illegal instruction",
+    "breakpoint",
+    "load address misaligned",
+    "load access fault",
+    "store/AMO address misaligned",
+    "store/AMO access fault",
+    "environment call from U-mode",
+    "environment call from S-mode",
+    "reserved",
+    "environment call from M-mode",
+    "instruction page fault",
+    "load page fault",
+    "reserved",
+    "store/AMO page fault",
+];
+
+/// riscv-rt's handler for every exception without one of its own: the trap's cause, where it
+/// happened (`mepc`) and its value (`mtval`: the bad address, or the instruction's bits).
+#[cfg(target_arch = "riscv32")]
+#[export_name = "ExceptionHandler"]
+fn exception_handler(frame: &riscv_rt::TrapFrame) -> ! {
+    use riscv::register::{mcause, mepc, mtval};
+    let cause = mcause::read().bits();
+    let what = EXCEPTION_CAUSES.get(cause).copied().unwrap_or("unknown cause");
+    defmt::error!(
+        "exception: {=str} (mcause {=u32:#x}) at pc {=u32:#010x} (ra {=u32:#010x}); mtval {=u32:#010x}",
+        what,
+        cause as u32,
+        mepc::read() as u32,
+        frame.ra as u32,
+        mtval::read() as u32
     );
     exit(ExitCode::HardFault)
 }

@@ -1,14 +1,17 @@
-//! # mote-firmware: what every mote binary shares on a Cortex-M board
+//! # mote-firmware: what every mote binary shares on a Cortex-M or RISC-V board
 //!
-//! A binary is short: it calls [`init`] first, logs through `defmt`, and ends with [`exit`]. This
-//! crate owns the rest, the same way on every board:
+//! A binary is short: its `main` carries [`entry`] (the architecture's runtime: cortex-m-rt or
+//! riscv-rt), calls [`init`] first, logs through `defmt`, and ends with [`exit`]. This crate owns
+//! the rest, the same way on every board:
 //! - the defmt transport: semihosting under QEMU, RTT on a real board (one `board-<name>` feature
 //!   picks the board, and the board picks the transport);
 //! - [`exit`] with an [`ExitCode`], through semihosting, which QEMU and `probe-rs run` both turn
 //!   into their own exit status; on a real board with no debugger attached, a `wfi` loop instead
 //!   of the semihosting call that would fault;
-//! - the panic and HardFault handlers ([`fault`]), which print the cause and exit non-zero;
-//! - the SysTick tick counter ([`systick`]) and the painted stack ([`stack`]), for measuring;
+//! - the panic and HardFault (RISC-V: exception trap) handlers ([`fault`]), which print the cause
+//!   and exit non-zero;
+//! - the tick counter ([`systick`]: SysTick on Cortex-M, `minstret` on RISC-V) and the painted
+//!   stack ([`stack`]), for measuring;
 //! - the serial console ([`console`]): the board's UART as `embedded_io::{Read, Write}`;
 //! - seeded pseudo-random Q8_0 data ([`random`]) for checking and timing kernels;
 //! - the serial console ([`console`]), one driver per board, through `embedded-io`;
@@ -23,7 +26,19 @@ pub mod exit;
 pub mod fault;
 pub mod random;
 pub mod stack;
+#[cfg(target_arch = "arm")]
 pub mod systick;
+/// On RISC-V the tick counter has the same interface, over the `minstret` counter.
+#[cfg(target_arch = "riscv32")]
+#[path = "minstret.rs"]
+pub mod systick;
+
+/// The attribute that makes a binary's `fn main() -> !` the program's entry point, from the
+/// architecture's runtime.
+#[cfg(target_arch = "arm")]
+pub use cortex_m_rt::entry;
+#[cfg(target_arch = "riscv32")]
+pub use riscv_rt::entry;
 
 pub use board::{Board, Math, Region, Transport, BOARD};
 pub use exit::{exit, ExitCode};
@@ -42,6 +57,22 @@ use defmt_rtt as _;
 use defmt_semihosting as _;
 #[cfg(not(any(feature = "defmt-rtt", feature = "defmt-semihosting")))]
 compile_error!("no defmt transport: build with one board-<name> feature (see boards.toml)");
+
+/// A `&'static mut` to a new static, for a binary's `main` to take once: what cortex-m-rt's entry
+/// does to a `static mut` declared in `main`, on every architecture. The static lives in `.bss`
+/// (or `.data`): RAM the linker counts, never the stack; `cargo xtask size` finds it by name.
+///
+/// `let state = take_static!(MOTE_RUN_STATE: [u8; 64] = [0; 64]);` Each use is its own static;
+/// use it only where the code runs once (in `main`, which never returns), or the second
+/// reference would alias the first.
+#[macro_export]
+macro_rules! take_static {
+    ($name:ident : $ty:ty = $init:expr) => {{
+        static mut $name: $ty = $init;
+        // SAFETY: the caller's code runs once (see above): this is the only reference.
+        unsafe { &mut *core::ptr::addr_of_mut!($name) }
+    }};
+}
 
 /// Prepares the board for a binary: paints the free stack (for [`stack::high_water_mark`]) and
 /// starts the SysTick counter (for [`systick::now`]). Call it first thing in `main`.

@@ -1,8 +1,9 @@
 //! The stack's high-water mark, by painting: at boot every free word of the stack gets a known
 //! pattern, and later the lowest word that no longer holds it tells how deep the stack has been.
 //!
-//! The stack is everything cortex-m-rt leaves in RAM above the statics: it grows down from
-//! `_stack_start` (the top of RAM) to `_stack_end` (the end of `.bss`/`.uninit`). Its lowest
+//! The stack is everything the runtime (cortex-m-rt, riscv-rt) leaves in RAM above the statics: it
+//! grows down from `_stack_start` (the top of RAM) to the end of `.bss`/`.uninit` (cortex-m-rt's
+//! `_stack_end`, riscv-rt's `__estack`). Its lowest
 //! [`GUARD`] bytes are a guard band: a run is sized so that it never reaches them, and
 //! [`crate::finish`] checks that they still hold the paint, reporting a stack overflow (and exiting
 //! with [`crate::ExitCode::StackOverflow`]) when they do not, because the statics just below may
@@ -18,9 +19,29 @@ const PAINT: u32 = 0xC0DE_C0DE;
 const PAINT_MARGIN: usize = 256;
 
 extern "C" {
-    // Both from cortex-m-rt's link.x.
+    // From the runtime's link.x: cortex-m-rt's or riscv-rt's.
     static _stack_start: u32;
+    #[cfg(target_arch = "arm")]
     static _stack_end: u32;
+    // riscv-rt's name for the stack's lowest address (the start of its `.stack` section).
+    #[cfg(target_arch = "riscv32")]
+    #[link_name = "__estack"]
+    static _stack_end: u32;
+}
+
+/// The stack pointer now.
+#[inline(always)]
+pub fn pointer() -> usize {
+    #[cfg(target_arch = "arm")]
+    let sp = cortex_m::register::msp::read() as usize;
+    #[cfg(target_arch = "riscv32")]
+    let sp = {
+        let sp: usize;
+        // SAFETY: reads a register, touches no memory.
+        unsafe { core::arch::asm!("mv {}, sp", out(reg) sp, options(nomem, nostack)) };
+        sp
+    };
+    sp
 }
 
 /// Bytes at the bottom of the stack that a correct run never touches.
@@ -47,7 +68,7 @@ pub fn size() -> usize {
 #[inline(never)]
 pub fn paint() {
     let (_, bottom) = bounds();
-    let sp = cortex_m::register::msp::read() as usize;
+    let sp = pointer();
     let mut word = bottom as *mut u32;
     while (word as usize) + PAINT_MARGIN < sp {
         // SAFETY: between the end of the statics and below the live stack: memory nobody uses.

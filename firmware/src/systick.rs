@@ -14,6 +14,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use cortex_m::peripheral::SYST;
 use cortex_m_rt::exception;
 
+/// The counter's name, for logs.
+pub const COUNTER: &str = "SysTick";
+
 /// SysTick's reload value: the counter is 24 bits wide.
 const RELOAD: u32 = 0x00FF_FFFF;
 

@@ -42,7 +42,7 @@ const MAX_ROWS: usize = 768;
 const RAM_NEEDED: usize =
     MAX_WEIGHT_BYTES + MAX_ROWS * 4 + MAX_BLOCKS * Q8_0_BLOCK_BYTES + 16 * 1024;
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     if fw::stack::size() < RAM_NEEDED {

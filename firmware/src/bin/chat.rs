@@ -41,23 +41,22 @@ static MOTE_MODEL: Aligned<[u8; build::MODEL_BYTES]> =
 #[repr(C, align(8))]
 struct StateStorage([u8; build::STATE_BYTES]);
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
-    // cortex-m-rt turns these into `&'static mut` references to statics (in .bss): RAM that the
-    // linker counts, never the stack. `cargo xtask size` finds them by name.
-    static mut MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]);
-    static mut MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new();
-    static mut MOTE_CHAT_IDS: [u32; build::IDS] = [0; build::IDS];
-    static mut MOTE_CHAT_LINE: [u8; build::LINE_BYTES] = [0; build::LINE_BYTES];
+    // `&'static mut` references to statics (in .bss): RAM that the linker counts, never the
+    // stack. `cargo xtask size` finds them by name.
+    let state = fw::take_static!(MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]));
+    let scratch = fw::take_static!(MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new());
+    let ids = fw::take_static!(MOTE_CHAT_IDS: [u32; build::IDS] = [0; build::IDS]);
+    let line = fw::take_static!(MOTE_CHAT_LINE: [u8; build::LINE_BYTES] = [0; build::LINE_BYTES]);
     // The model's per-layer views, one per block of this build's model: a static, as in
     // `generate`, so that they are never on the stack.
-    static mut MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
-        [Layer::EMPTY; build::HPARAMS.n_layer];
+    let layers = fw::take_static!(MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
+        [Layer::EMPTY; build::HPARAMS.n_layer]);
 
     fw::init();
     let mut console = Console::new();
-    let (state, scratch) = (MOTE_RUN_STATE, MOTE_BPE_SCRATCH);
-    match run(&mut console, MOTE_LAYERS, state, scratch, MOTE_CHAT_IDS, MOTE_CHAT_LINE) {
+    match run(&mut console, layers, state, scratch, ids, line) {
         Ok(()) => fw::finish(ExitCode::Success),
         Err(()) => fw::finish(ExitCode::Failure),
     }

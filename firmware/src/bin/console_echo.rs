@@ -13,7 +13,7 @@ const READY: &[u8] = b"ready\n";
 #[cfg(feature = "console")]
 const LINE: usize = 128;
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     fw::finish(echo())

@@ -46,26 +46,28 @@ struct StateStorage([u8; build::STATE_BYTES]);
 /// Bytes of text a token line shows before it is split over several lines.
 const TEXT_LINE: usize = 96;
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
-    // cortex-m-rt turns these into `&'static mut` references to statics (in .bss): RAM that the
-    // linker counts, never the stack. `cargo xtask size` finds them by name.
-    static mut MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]);
-    static mut MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new();
-    static mut MOTE_PROMPT_IDS: [u32; build::PROMPT_TOKENS] = [0; build::PROMPT_TOKENS];
+    // `&'static mut` references to statics (in .bss): RAM that the linker counts, never the
+    // stack. `cargo xtask size` finds them by name.
+    let state = fw::take_static!(MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]));
+    let scratch = fw::take_static!(MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new());
+    let prompt_ids =
+        fw::take_static!(MOTE_PROMPT_IDS: [u32; build::PROMPT_TOKENS] = [0; build::PROMPT_TOKENS]);
     // The model's per-layer views (one per block of this build's model) and the tokenizer (its
     // byte table is 1 KiB): statics, so that they are never on the stack while generating.
-    static mut MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
-        [Layer::EMPTY; build::HPARAMS.n_layer];
+    let layers = fw::take_static!(MOTE_LAYERS: [Layer<'static>; build::HPARAMS.n_layer] =
+        [Layer::EMPTY; build::HPARAMS.n_layer]);
     // (Uninitialized rather than an `Option`: `None` is not all zeros, which would put its 1.4 KB
     // of initial value in flash.)
-    static mut MOTE_TOKENIZER: MaybeUninit<Tokenizer<'static>> = MaybeUninit::uninit();
+    let tokenizer =
+        fw::take_static!(MOTE_TOKENIZER: MaybeUninit<Tokenizer<'static>> = MaybeUninit::uninit());
 
     fw::init();
-    let loaded = load(MOTE_LAYERS, MOTE_TOKENIZER);
-    match loaded.and_then(|(model, tokenizer)| {
-        run(&model, tokenizer, MOTE_RUN_STATE, MOTE_BPE_SCRATCH, MOTE_PROMPT_IDS)
-    }) {
+    let loaded = load(layers, tokenizer);
+    match loaded
+        .and_then(|(model, tokenizer)| run(&model, tokenizer, state, scratch, prompt_ids))
+    {
         Ok(()) => fw::finish(ExitCode::Success),
         Err(()) => fw::finish(ExitCode::Failure),
     }

@@ -5,10 +5,17 @@
 
 use mote_firmware as fw;
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     defmt::info!("executing an undefined instruction");
     // UsageFault (UNDEFINSTR), escalated to HardFault since UsageFault is not enabled.
-    cortex_m::asm::udf()
+    #[cfg(target_arch = "arm")]
+    cortex_m::asm::udf();
+    // An illegal instruction exception.
+    #[cfg(target_arch = "riscv32")]
+    // SAFETY: traps; the exception handler ends the run.
+    unsafe {
+        core::arch::asm!("unimp", options(noreturn))
+    }
 }

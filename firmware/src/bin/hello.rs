@@ -4,7 +4,7 @@
 
 use mote_firmware::{self as fw, BOARD};
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     defmt::info!("mote-core {=str}", mote_core::VERSION);
@@ -18,7 +18,12 @@ fn main() -> ! {
         BOARD.ram.size / 1024,
         BOARD.ram.origin
     );
-    defmt::info!("clock: SysTick at {=u32} Hz, from {=str}", BOARD.clock_hz, BOARD.clock_source);
+    defmt::info!(
+        "clock: {=str} at {=u32} Hz, from {=str}",
+        fw::systick::COUNTER,
+        BOARD.clock_hz,
+        BOARD.clock_source
+    );
     defmt::info!("ticks since init: {=u64}", fw::systick::now());
     fw::finish(fw::ExitCode::Success)
 }

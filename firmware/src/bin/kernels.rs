@@ -85,7 +85,7 @@ const SENTINEL: u32 = 0x7FC0_DEAD;
 /// Mismatches printed before the rest are only counted.
 const MAX_REPORTED: u32 = 8;
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     let mut failures = 0u32;

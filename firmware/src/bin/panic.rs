@@ -5,7 +5,7 @@
 
 use mote_firmware as fw;
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     let table = [1u32, 2, 3];

@@ -13,12 +13,12 @@ fn descend(depth: u32, guard_top: usize) -> u32 {
     let mut frame = [0u32; 32];
     frame[0] = depth;
     let frame = core::hint::black_box(&mut frame);
-    let sp = cortex_m::register::msp::read() as usize;
+    let sp = fw::stack::pointer();
     let below = if sp > guard_top { descend(depth + 1, guard_top) } else { depth };
     below.wrapping_add(frame[0] & 1)
 }
 
-#[cortex_m_rt::entry]
+#[mote_firmware::entry]
 fn main() -> ! {
     fw::init();
     defmt::info!("growing the stack into its guard band");

@@ -91,12 +91,12 @@ pub fn run(root: &Path, args: &BenchKernelsArgs) -> Result<()> {
 /// printed them; none when the board's RAM cannot hold the bench's matrices (128 KiB boards),
 /// which the firmware says and this prints.
 pub fn measure(root: &Path, board: &Board, timeout_secs: u64) -> Result<Vec<Count>> {
-    let Some(q) = &board.qemu else {
+    if board.qemu.is_none() {
         bail!("board {} does not run in QEMU", board.name);
-    };
+    }
     let options = Options { release: true, bin: Some(BIN.to_string()), ..Options::default() };
     let built = firmware::build(root, board, &options)?;
-    let run = qemu::run(&q.machine, &q.cpu, &built.elfs[0], Duration::from_secs(timeout_secs))?;
+    let run = qemu::run(board, &built.elfs[0], Duration::from_secs(timeout_secs))?;
     if run.code != 0 {
         if let Some(line) = run.log.lines().find(|l| l.contains("bench_kernels needs")) {
             println!(

@@ -20,7 +20,9 @@ pub fn listing(boards: &Boards) -> String {
     let mut rows: Vec<[String; 9]> = vec![header.map(str::to_string)];
     for b in &boards.boards {
         let runs_on = match (&b.qemu, &b.probe_rs_chip) {
-            (Some(q), _) => format!("qemu-system-arm -machine {}", q.machine),
+            (Some(q), _) => {
+                format!("{} -machine {}", crate::qemu::system(&b.target).program, q.machine)
+            }
             (None, Some(chip)) => format!("probe-rs run --chip {chip}"),
             (None, None) => String::new(),
         };

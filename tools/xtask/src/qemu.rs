@@ -65,17 +65,17 @@ pub fn build_and_run(
     golden_mode: Golden,
     timeout_secs: u64,
 ) -> Result<Run> {
-    let Some(qemu) = &board.qemu else {
+    if board.qemu.is_none() {
         bail!(
             "board {} does not run in QEMU; flash it with `probe-rs run --chip {} <elf>`",
             board.name,
             board.probe_rs_chip.as_deref().unwrap_or("<chip>")
         )
-    };
+    }
     let built =
         firmware::build(root, board, &Options { bin: Some(bin.to_string()), ..options.clone() })?;
     let elf = &built.elfs[0];
-    let run = run(&qemu.machine, &qemu.cpu, elf, Duration::from_secs(timeout_secs))?;
+    let run = run(board, elf, Duration::from_secs(timeout_secs))?;
     let transcript = format!("{}exit {}\n", run.log, run.code);
 
     let path = golden_path(root, bin, &board.name);
@@ -148,11 +148,38 @@ pub struct Run {
     pub code: i32,
 }
 
-/// Runs `elf` on QEMU's `machine`, decoding its output; prints the log as it comes.
-pub fn run(machine: &str, cpu: &str, elf: &Path, timeout: Duration) -> Result<Run> {
-    let qemu_bin = shell::which("qemu-system-arm").context(
-        "no qemu-system-arm: install the Debian package qemu-system-arm (`cargo xtask setup`)",
-    )?;
+/// QEMU's system emulator for a board's target: its program, its Debian package, and what every
+/// run of it adds to the board's machine and cpu.
+pub struct System {
+    /// The program: `qemu-system-arm` or `qemu-system-riscv32`.
+    pub program: &'static str,
+    /// The Debian package that installs it.
+    pub package: &'static str,
+    /// Arguments of every run: RISC-V's virt starts the image itself, without OpenSBI.
+    pub args: &'static [&'static str],
+}
+
+/// The emulator for `target`: qemu-system-riscv32 for a `riscv32` triple, else qemu-system-arm.
+pub fn system(target: &str) -> System {
+    if target.starts_with("riscv32") {
+        System { program: "qemu-system-riscv32", package: "qemu-system-misc", args: &["-bios", "none"] }
+    } else {
+        System { program: "qemu-system-arm", package: "qemu-system-arm", args: &[] }
+    }
+}
+
+/// Runs `elf` on `board`'s QEMU machine, decoding its output; prints the log as it comes.
+pub fn run(board: &Board, elf: &Path, timeout: Duration) -> Result<Run> {
+    let Some(mote_boards::Qemu { machine, cpu }) = &board.qemu else {
+        bail!("board {} does not run in QEMU", board.name)
+    };
+    let system = system(&board.target);
+    let qemu_bin = shell::which(system.program).with_context(|| {
+        format!(
+            "no {}: install the Debian package {} (`cargo xtask setup`)",
+            system.program, system.package
+        )
+    })?;
     let decoder_bin = shell::which("defmt-print").with_context(|| {
         format!(
             "no defmt-print: `cargo install defmt-print --locked --version {DEFMT_PRINT_VERSION}` \
@@ -161,6 +188,7 @@ pub fn run(machine: &str, cpu: &str, elf: &Path, timeout: Duration) -> Result<Ru
     })?;
     let mut qemu = Command::new(qemu_bin);
     qemu.args(["-machine", machine, "-cpu", cpu, "-nographic"])
+        .args(system.args)
         .args(["-semihosting-config", "enable=on,target=native"])
         .args(["-icount", "shift=0"])
         .arg("-kernel")
@@ -174,7 +202,7 @@ pub fn run(machine: &str, cpu: &str, elf: &Path, timeout: Duration) -> Result<Ru
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("cannot start qemu-system-arm")?;
+        .with_context(|| format!("cannot start {}", system.program))?;
     let frames = qemu.stdout.take().expect("piped");
     let mut decoder = decoder
         .stdin(Stdio::from(frames))
@@ -222,7 +250,8 @@ pub fn run(machine: &str, cpu: &str, elf: &Path, timeout: Duration) -> Result<Ru
     if !decoder_status.success() {
         bail!("defmt-print failed ({decoder_status}) on the output of {}", elf.display());
     }
-    let code = status.code().context("qemu-system-arm was killed by a signal")?;
+    let code =
+        status.code().with_context(|| format!("{} was killed by a signal", system.program))?;
     println!("{} exited with {code}", elf.file_name().unwrap_or_default().to_string_lossy());
     Ok(Run { log, code })
 }
