@@ -24,9 +24,10 @@ pub const BIN: &str = "generate";
 pub const BENCH_BOARDS: [&str; 4] = ["mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547"];
 /// The boards parity runs on: the benchmark boards, netduinoplus2, a vendor chip's memory map
 /// (STM32F405) with the real chip's 128 KiB of RAM, and the cores without an FPU: mps2-an385 (the
-/// v6-M instruction set) and netduino2 (STM32F205, Cortex-M3). A board whose plan for the default
-/// model does not fit is left out, and `cargo xtask ci` checks that its build is refused instead.
-pub const PARITY_BOARDS: [&str; 7] = [
+/// v6-M instruction set), netduino2 (STM32F205, Cortex-M3) and qemu-rv32 (RV32IMC). A board whose
+/// plan for the default model does not fit is left out, and `cargo xtask ci` checks that its build
+/// is refused instead.
+pub const PARITY_BOARDS: [&str; 8] = [
     "mps2-an386",
     "mps2-an500",
     "mps2-an505",
@@ -34,6 +35,7 @@ pub const PARITY_BOARDS: [&str; 7] = [
     "netduinoplus2",
     "mps2-an385",
     "netduino2",
+    "qemu-rv32",
 ];
 
 /// The memory plan of the generating firmware's default build on `board` (the default model and

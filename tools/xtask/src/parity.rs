@@ -26,7 +26,7 @@ pub const CHAT_PARITY_BOARDS: [&str; 3] = ["mps2-an386", "netduinoplus2", "mps2-
 #[derive(Args, Default)]
 pub struct ParityArgs {
     /// Boards to run on (default: mps2-an386, mps2-an500, mps2-an505, mps3-an547, netduinoplus2,
-    /// mps2-an385 and netduino2, each if the default model's plan fits it).
+    /// mps2-an385, netduino2 and qemu-rv32, each if the default model's plan fits it).
     #[arg(long)]
     board: Vec<String>,
     /// Only greedy decoding (default: greedy, then every sampling control with a seed).
