@@ -8,7 +8,8 @@
 //! target. These are the portable reference kernels; faster target-specific ones must reproduce
 //! them exactly: `cortex_m` (Cortex-M DSP extension), `helium` (Cortex-M55 vector extension) and
 //! `armv6m` (Cortex-M0/M0+, no DSP),
-//! chosen at compile time by [`matvec`] (and `cortex_m` by [`weighted_rows_q8_0`]).
+//! chosen at compile time by [`matvec`] (and `cortex_m` by [`weighted_rows_q8_0`]); and
+//! `riscv32` (RV32IMC), the block dot product [`dot_i8`] on RISC-V.
 
 #[cfg(all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")))]
 pub mod armv6m;
@@ -17,6 +18,9 @@ pub mod cortex_m;
 #[cfg(all(target_arch = "arm", feature = "helium"))]
 pub mod helium;
 
+// On the host for its tests, which execute its assembly's text.
+#[cfg(any(target_arch = "riscv32", test))]
+pub mod riscv32;
 #[cfg(all(target_arch = "x86_64", any(test, feature = "std")))]
 mod x86_64;
 
@@ -76,6 +80,15 @@ pub fn dot_f16(w_row: &[u8], x: &[f32]) -> f32 {
 /// the float path's [`dot_q8_0`] and the integer path ([`crate::integer`]) share.
 #[inline]
 pub fn dot_i8(a: &[i8; QK8_0], b: &[i8; QK8_0]) -> i32 {
+    #[cfg(target_arch = "riscv32")]
+    return riscv32::dot_i8(a, b);
+    #[allow(unreachable_code)]
+    dot_i8_portable(a, b)
+}
+
+/// The reference for [`dot_i8`]: the loop in Rust, which every target's kernel reproduces.
+#[inline]
+pub fn dot_i8_portable(a: &[i8; QK8_0], b: &[i8; QK8_0]) -> i32 {
     // A fixed trip count of 32 lets the compiler vectorize the integer dot product.
     let mut isum = 0i32;
     for j in 0..QK8_0 {

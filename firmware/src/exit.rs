@@ -10,9 +10,9 @@
 //! fault again). So there the call is made only when DHCSR.C_DEBUGEN says a debugger is attached;
 //! otherwise the core sleeps in a `wfi` loop, its last words already sent over RTT.
 
+use crate::board::Transport;
 #[cfg(target_arch = "arm")]
 use crate::board::BOARD;
-use crate::board::Transport;
 
 /// Why a run ended; the value is the host's exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]

@@ -45,7 +45,8 @@ struct StateStorage([u8; build::STATE_BYTES]);
 fn main() -> ! {
     // `&'static mut` references to statics (in .bss): RAM that the linker counts, never the
     // stack. `cargo xtask size` finds them by name.
-    let state = fw::take_static!(MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]));
+    let state =
+        fw::take_static!(MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]));
     let scratch = fw::take_static!(MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new());
     let ids = fw::take_static!(MOTE_CHAT_IDS: [u32; build::IDS] = [0; build::IDS]);
     let line = fw::take_static!(MOTE_CHAT_LINE: [u8; build::LINE_BYTES] = [0; build::LINE_BYTES]);

@@ -50,7 +50,8 @@ const TEXT_LINE: usize = 96;
 fn main() -> ! {
     // `&'static mut` references to statics (in .bss): RAM that the linker counts, never the
     // stack. `cargo xtask size` finds them by name.
-    let state = fw::take_static!(MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]));
+    let state =
+        fw::take_static!(MOTE_RUN_STATE: StateStorage = StateStorage([0; build::STATE_BYTES]));
     let scratch = fw::take_static!(MOTE_BPE_SCRATCH: BpeScratch = BpeScratch::new());
     let prompt_ids =
         fw::take_static!(MOTE_PROMPT_IDS: [u32; build::PROMPT_TOKENS] = [0; build::PROMPT_TOKENS]);
@@ -65,9 +66,7 @@ fn main() -> ! {
 
     fw::init();
     let loaded = load(layers, tokenizer);
-    match loaded
-        .and_then(|(model, tokenizer)| run(&model, tokenizer, state, scratch, prompt_ids))
-    {
+    match loaded.and_then(|(model, tokenizer)| run(&model, tokenizer, state, scratch, prompt_ids)) {
         Ok(()) => fw::finish(ExitCode::Success),
         Err(()) => fw::finish(ExitCode::Failure),
     }

@@ -1,6 +1,8 @@
 //! The fast Q8_0 kernels against the portable one, bit for bit, on this core: the DSP kernel
 //! (`ops::cortex_m`) on cores with the DSP extension, the Helium kernel (`ops::helium`) where the
-//! board has it, and the ARMv6-M kernel (`ops::armv6m`) on Cortex-M0/M0+ code.
+//! board has it, and the ARMv6-M kernel (`ops::armv6m`) on Cortex-M0/M0+ code; on RISC-V, the
+//! RV32IMC block dot product (`ops::riscv32::dot_i8`) against `ops::dot_i8_portable`, on every
+//! block pair of every shape and fill.
 //!
 //! For each shape (row counts that leave 0 to 3 rows after the groups of four, 32 to 1056 columns:
 //! up to three passes of the DSP kernel over the activation) and each fill (uniform values under
@@ -92,6 +94,8 @@ fn main() -> ! {
     for (name, _) in KERNELS {
         defmt::info!("kernel {=str} against the portable one", name);
     }
+    #[cfg(target_arch = "riscv32")]
+    defmt::info!("kernel RV32IMC (block dot product) against the portable one");
 
     #[cfg(target_feature = "dsp")]
     {
@@ -124,6 +128,10 @@ fn main() -> ! {
             gen.activation(xq, values);
             for (o, row) in portable.iter_mut().zip(Q8Rows::from_bytes(w, nb).rows()) {
                 *o = ops::dot_q8_0(row, xq);
+            }
+            #[cfg(target_arch = "riscv32")]
+            {
+                shape_failures += rv32_differences(d, n, values, seed, w, xq);
             }
             for &(name, kernel) in KERNELS {
                 // One entry more than there are rows: the kernel must leave it alone.
@@ -186,6 +194,36 @@ fn main() -> ! {
         defmt::error!("{=u32} differences", failures);
         fw::exit(ExitCode::Failure)
     }
+}
+
+/// Counts the blocks of `w`'s rows whose RV32IMC dot product with `xq`'s differs from the
+/// portable one, printing the first few.
+#[cfg(target_arch = "riscv32")]
+fn rv32_differences(
+    d: usize,
+    n: usize,
+    values: Values,
+    seed: u64,
+    w: &[u8],
+    xq: &[BlockQ8_0],
+) -> u32 {
+    let mut count = 0;
+    for (row, blocks) in Q8Rows::from_bytes(w, n / QK8_0).rows().enumerate() {
+        for (block, (wb, xb)) in blocks.iter().zip(xq).enumerate() {
+            let (want, got) =
+                (ops::dot_i8_portable(&wb.qs, &xb.qs), ops::riscv32::dot_i8(&wb.qs, &xb.qs));
+            if want != got {
+                if count < MAX_REPORTED {
+                    defmt::error!(
+                        "RV32IMC {=usize} x {=usize}, {} seed {=u64}, row {=usize} block {=usize}: portable {=i32}, fast {=i32}",
+                        d, n, values, seed, row, block, want, got
+                    );
+                }
+                count += 1;
+            }
+        }
+    }
+    count
 }
 
 /// Counts the outputs of `kernel` whose bits differ, printing the first few.

@@ -162,7 +162,11 @@ pub struct System {
 /// The emulator for `target`: qemu-system-riscv32 for a `riscv32` triple, else qemu-system-arm.
 pub fn system(target: &str) -> System {
     if target.starts_with("riscv32") {
-        System { program: "qemu-system-riscv32", package: "qemu-system-misc", args: &["-bios", "none"] }
+        System {
+            program: "qemu-system-riscv32",
+            package: "qemu-system-misc",
+            args: &["-bios", "none"],
+        }
     } else {
         System { program: "qemu-system-arm", package: "qemu-system-arm", args: &[] }
     }
