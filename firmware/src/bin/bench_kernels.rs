@@ -9,7 +9,10 @@
 //! The kernels: `portable` (`ops::dot_q8_0` row by row), `dsp` (`ops::cortex_m`) on cores with
 //! the DSP extension, `armv6m` (`ops::armv6m`) on Cortex-M0/M0+ code (and `armv6m-int8`, its
 //! blocks' int8 dot products without the f32 scales) and, on boards with Helium, `helium`
-//! (`ops::helium`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
+//! (`ops::helium`). On RISC-V, `portable`'s block dot products are already the RV32IMC kernel's
+//! (`ops::dot_i8` picks it there), so two more lines time the int8 block dot products alone, as an
+//! integer forward pass asks for them: `portable-int8` (`ops::dot_i8_portable`) and `rv32imc-int8`
+//! (`ops::riscv32::dot_i8`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
 //! common to all of them, is not counted. `cargo xtask bench-kernels` runs this on every QEMU board
 //! and tabulates the lines that start with `kernel`.
 //!
@@ -85,6 +88,9 @@ fn bench() {
             *o = ops::dot_q8_0(row, xq);
         }
         report("portable", d, n, fw::systick::now() - start);
+        // Outputs that nothing reads would be optimized away with the loop that computes them
+        // (no other kernel runs on them on RISC-V).
+        core::hint::black_box(&*out);
 
         #[cfg(target_feature = "dsp")]
         {
@@ -119,6 +125,12 @@ fn bench() {
             defmt::debug!("{=[?]}", sums);
         }
 
+        #[cfg(target_arch = "riscv32")]
+        {
+            time_int8("portable-int8", d, n, w, xq, ops::dot_i8_portable);
+            time_int8("rv32imc-int8", d, n, w, xq, ops::riscv32::dot_i8);
+        }
+
         #[cfg(feature = "helium")]
         {
             let start = fw::systick::now();
@@ -126,6 +138,29 @@ fn bench() {
             report("helium", d, n, fw::systick::now() - start);
         }
     }
+}
+
+/// Times the int8 dot products of every block of `w`'s rows with `xq`'s, by `dot` (inlined: a
+/// generic, not a function pointer), and reports them as `name`.
+#[cfg(target_arch = "riscv32")]
+#[inline(always)]
+fn time_int8(
+    name: &str,
+    d: usize,
+    n: usize,
+    w: &[u8],
+    xq: &[BlockQ8_0],
+    dot: impl Fn(&[i8; QK8_0], &[i8; QK8_0]) -> i32,
+) {
+    let start = fw::systick::now();
+    let mut sum = 0i32;
+    for row in Q8Rows::from_bytes(w, n / QK8_0).rows() {
+        for (wb, xb) in row.iter().zip(xq) {
+            sum = sum.wrapping_add(dot(&wb.qs, &xb.qs));
+        }
+    }
+    report(name, d, n, fw::systick::now() - start);
+    core::hint::black_box(sum);
 }
 
 /// Prints one kernel's count: `kernel <name> <d> x <n>: <ticks> ticks, <ipm> instructions per MAC`.

@@ -116,6 +116,10 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     steps.run("clippy firmware mps2-an385 (ARMv6-M)", || {
         firmware::clippy(root, boards.get("mps2-an385")?, &["--lib", "--bins"])
     });
+    // RISC-V has its own runtime, counter, exit and exception handler (riscv-rt, minstret).
+    steps.run("clippy firmware qemu-rv32 (RISC-V)", || {
+        firmware::clippy(root, boards.get("qemu-rv32")?, &["--lib", "--bins"])
+    });
     for name in ["netduinoplus2", "nucleo-h743zi"] {
         let board = boards.get(name)?;
         steps.run(format!("clippy firmware {name} (console driver)"), || {
