@@ -14,6 +14,8 @@ pub mod cmsdk;
 mod error;
 #[cfg(feature = "board-nrf52840-dk")]
 mod nrf52840;
+#[cfg(feature = "board-qemu-rv32")]
+mod ns16550;
 #[cfg(any(feature = "board-netduino2", feature = "board-netduinoplus2"))]
 mod stm32f4;
 #[cfg(feature = "board-nucleo-h743zi")]
@@ -30,6 +32,8 @@ pub use cmsdk::Uart as Console;
 pub use error::Error;
 #[cfg(feature = "board-nrf52840-dk")]
 pub use nrf52840::Uart as Console;
+#[cfg(feature = "board-qemu-rv32")]
+pub use ns16550::Uart as Console;
 #[cfg(any(feature = "board-netduino2", feature = "board-netduinoplus2"))]
 pub use stm32f4::Uart as Console;
 #[cfg(feature = "board-nucleo-h743zi")]

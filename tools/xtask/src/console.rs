@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::boards::Board;
 use crate::qemu::{DEFMT_PRINT_VERSION, LOG_FORMAT};
 use crate::shell;
 
@@ -48,19 +49,23 @@ pub fn markers(transcript: &str) -> usize {
     at_start + transcript.matches(&format!("\n{PROMPT_MARKER}")).count()
 }
 
-/// Runs `elf` on QEMU's `machine` with its console relayed; `echo` copies the console to standard
-/// output as it comes. `timeout` bounds the wait for the replies after the input ended.
+/// Runs `elf` on `board`'s QEMU machine with its console relayed; `echo` copies the console to
+/// standard output as it comes. `timeout` bounds the wait for the replies after the input ended.
 pub fn run(
-    machine: &str,
-    cpu: &str,
+    board: &Board,
     elf: &Path,
     input: Input,
     echo: bool,
     timeout: Duration,
 ) -> Result<Session> {
-    let qemu_bin = shell::which("qemu-system-arm").context(
-        "no qemu-system-arm: install the Debian package qemu-system-arm (`cargo xtask setup`)",
-    )?;
+    let Some(mote_boards::Qemu { machine, cpu }) = &board.qemu else {
+        bail!("board {} does not run in QEMU", board.name)
+    };
+    let system = crate::qemu::system(&board.target);
+    let program = system.program;
+    let qemu_bin = shell::which(program).with_context(|| {
+        format!("no {program}: install the Debian package {} (`cargo xtask setup`)", system.package)
+    })?;
     let decoder_bin = shell::which("defmt-print").with_context(|| {
         format!(
             "no defmt-print: `cargo install defmt-print --locked --version {DEFMT_PRINT_VERSION}`"
@@ -70,6 +75,7 @@ pub fn run(
     let socket = dir.path().join("console.sock");
     let mut qemu = Command::new(qemu_bin);
     qemu.args(["-machine", machine, "-cpu", cpu, "-nographic", "-monitor", "none"])
+        .args(system.args)
         .args(["-semihosting-config", "enable=on,target=native"])
         .arg("-chardev")
         .arg(format!("socket,id=console,path={},server=on,wait=on", socket.display()))
@@ -85,7 +91,7 @@ pub fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start qemu-system-arm")?;
+        .with_context(|| format!("cannot start {program}"))?;
     let frames = qemu.stdout.take().context("qemu's stdout")?;
     let mut decoder = decoder
         .stdin(Stdio::from(frames))
@@ -130,7 +136,7 @@ fn converse(
             }
             Err(_) => {
                 if let Some(status) = qemu.try_wait()? {
-                    bail!("qemu-system-arm ended before its console opened ({status})");
+                    bail!("QEMU ended before its console opened ({status})");
                 }
                 thread::sleep(Duration::from_millis(20));
             }
@@ -166,7 +172,7 @@ fn converse(
             break;
         }
         if let Some(status) = qemu.try_wait()? {
-            bail!("qemu-system-arm ended ({status}) before the console was ready:\n{text}");
+            bail!("QEMU ended ({status}) before the console was ready:\n{text}");
         }
         if booting.elapsed() > timeout {
             bail!(
@@ -208,9 +214,7 @@ fn converse(
             return Ok(text);
         }
         if let Some(status) = qemu.try_wait()? {
-            bail!(
-                "qemu-system-arm ended ({status}) before the console answered every line:\n{text}"
-            );
+            bail!("QEMU ended ({status}) before the console answered every line:\n{text}");
         }
         if waiting.elapsed() > timeout {
             bail!(

@@ -50,8 +50,11 @@ pub fn run(root: &Path, board: &Board) -> Result<()> {
     };
     let options = Options { release: true, bin: Some(BIN.to_string()), ..Options::default() };
     let elf = firmware::build(root, board, &options)?.elfs.remove(0);
-    let qemu_bin = shell::which("qemu-system-arm")
-        .context("no qemu-system-arm: install the Debian package (`cargo xtask setup`)")?;
+    let system = crate::qemu::system(&board.target);
+    let program = system.program;
+    let qemu_bin = shell::which(program).with_context(|| {
+        format!("no {program}: install the Debian package {} (`cargo xtask setup`)", system.package)
+    })?;
     let decoder_bin = shell::which("defmt-print").with_context(|| {
         format!(
             "no defmt-print: `cargo install defmt-print --locked --version {DEFMT_PRINT_VERSION}`"
@@ -64,6 +67,7 @@ pub fn run(root: &Path, board: &Board) -> Result<()> {
     let _ = std::fs::remove_file(&socket);
     let mut cmd = Command::new(qemu_bin);
     cmd.args(["-machine", &qemu.machine, "-cpu", &qemu.cpu, "-display", "none"])
+        .args(system.args)
         .args(["-monitor", "none", "-semihosting-config", "enable=on,target=native"])
         .args(["-icount", "shift=0", "-chardev"])
         .arg(format!("socket,id=console,path={},server=on,wait=on", socket.display()))
@@ -75,7 +79,7 @@ pub fn run(root: &Path, board: &Board) -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("cannot start qemu-system-arm")?;
+        .with_context(|| format!("cannot start {program}"))?;
     let mut stdout = child.stdout.take().expect("piped");
     let frames = thread::spawn(move || {
         let mut bytes = Vec::new();
@@ -108,7 +112,7 @@ pub fn run(root: &Path, board: &Board) -> Result<()> {
     // QEMU announces that it waits for the connection; anything else is a complaint.
     let complaints: Vec<&str> =
         stderr.lines().filter(|l| !l.contains("QEMU waiting for connection")).collect();
-    ensure!(complaints.is_empty(), "qemu-system-arm: {}", complaints.join("\n"));
+    ensure!(complaints.is_empty(), "{program}: {}", complaints.join("\n"));
 
     let (_, expected) = exchange();
     ensure!(

@@ -20,7 +20,8 @@ use crate::qemu::{self, DEFAULT_TIMEOUT_SECS};
 use crate::shell;
 
 /// The QEMU boards whose `chat` console parity runs on.
-pub const CHAT_PARITY_BOARDS: [&str; 3] = ["mps2-an386", "netduinoplus2", "mps2-an385"];
+pub const CHAT_PARITY_BOARDS: [&str; 4] =
+    ["mps2-an386", "netduinoplus2", "mps2-an385", "qemu-rv32"];
 
 /// Options of `cargo xtask parity`.
 #[derive(Args, Default)]

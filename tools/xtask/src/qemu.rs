@@ -127,17 +127,12 @@ pub fn build_and_converse(
     echo: bool,
     timeout_secs: u64,
 ) -> Result<console::Session> {
-    let Some(qemu) = &board.qemu else { bail!("board {} does not run in QEMU", board.name) };
+    if board.qemu.is_none() {
+        bail!("board {} does not run in QEMU", board.name)
+    }
     let built =
         firmware::build(root, board, &Options { bin: Some(bin.to_string()), ..options.clone() })?;
-    console::run(
-        &qemu.machine,
-        &qemu.cpu,
-        &built.elfs[0],
-        input,
-        echo,
-        Duration::from_secs(timeout_secs),
-    )
+    console::run(board, &built.elfs[0], input, echo, Duration::from_secs(timeout_secs))
 }
 
 /// A finished run.
