@@ -12,7 +12,8 @@
 //! (`ops::helium`). On RISC-V, `portable`'s block dot products are already the RV32IMC kernel's
 //! (`ops::dot_i8` picks it there), so two more lines time the int8 block dot products alone, as an
 //! integer forward pass asks for them: `portable-int8` (`ops::dot_i8_portable`) and `rv32imc-int8`
-//! (`ops::riscv32::dot_i8`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
+//! (`ops::riscv32::dot_i8`), and `rv32imc-int8x4`, four rows at a time sharing each activation
+//! load (`ops::riscv32::block_dots4`). Each takes the Q8_0 activation blocks and writes f32 outputs; quantizing the activation,
 //! common to all of them, is not counted. `cargo xtask bench-kernels` runs this on every QEMU board
 //! and tabulates the lines that start with `kernel`.
 //!
@@ -129,6 +130,21 @@ fn bench() {
         {
             time_int8("portable-int8", d, n, w, xq, ops::dot_i8_portable);
             time_int8("rv32imc-int8", d, n, w, xq, ops::riscv32::dot_i8);
+            let start = fw::systick::now();
+            let mut sums = [0i32; 4];
+            let mut rows = Q8Rows::from_bytes(w, nb).rows();
+            while let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+                (rows.next(), rows.next(), rows.next(), rows.next())
+            {
+                for ((((b0, b1), b2), b3), xb) in r0.iter().zip(r1).zip(r2).zip(r3).zip(&*xq) {
+                    let dots = ops::riscv32::block_dots4([&b0.qs, &b1.qs, &b2.qs, &b3.qs], &xb.qs);
+                    for (s, dot) in sums.iter_mut().zip(dots) {
+                        *s = s.wrapping_add(dot);
+                    }
+                }
+            }
+            report("rv32imc-int8x4", d, n, fw::systick::now() - start);
+            core::hint::black_box(sums);
         }
 
         #[cfg(feature = "helium")]

@@ -1,8 +1,8 @@
 //! The fast Q8_0 kernels against the portable one, bit for bit, on this core: the DSP kernel
 //! (`ops::cortex_m`) on cores with the DSP extension, the Helium kernel (`ops::helium`) where the
 //! board has it, and the ARMv6-M kernel (`ops::armv6m`) on Cortex-M0/M0+ code; on RISC-V, the
-//! RV32IMC block dot product (`ops::riscv32::dot_i8`) against `ops::dot_i8_portable`, on every
-//! block pair of every shape and fill.
+//! RV32IMC block dot products (`ops::riscv32::dot_i8`, and `block_dots4` on each group of four
+//! rows) against `ops::dot_i8_portable`, on every block pair of every shape and fill.
 //!
 //! For each shape (row counts that leave 0 to 3 rows after the groups of four, 32 to 1056 columns:
 //! up to three passes of the DSP kernel over the activation) and each fill (uniform values under
@@ -95,7 +95,7 @@ fn main() -> ! {
         defmt::info!("kernel {=str} against the portable one", name);
     }
     #[cfg(target_arch = "riscv32")]
-    defmt::info!("kernel RV32IMC (block dot product) against the portable one");
+    defmt::info!("kernel RV32IMC (block dot products, one row and four) against the portable one");
 
     #[cfg(target_feature = "dsp")]
     {
@@ -208,7 +208,32 @@ fn rv32_differences(
     xq: &[BlockQ8_0],
 ) -> u32 {
     let mut count = 0;
-    for (row, blocks) in Q8Rows::from_bytes(w, n / QK8_0).rows().enumerate() {
+    let rows = Q8Rows::from_bytes(w, n / QK8_0);
+    let mut groups = rows.rows();
+    let mut row = 0;
+    while let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+        (groups.next(), groups.next(), groups.next(), groups.next())
+    {
+        let group = [r0, r1, r2, r3];
+        for (block, xb) in xq.iter().enumerate() {
+            let w4 = group.map(|r| &r[block].qs);
+            let got = ops::riscv32::block_dots4(w4, &xb.qs);
+            for (k, (wq, got)) in w4.iter().zip(got).enumerate() {
+                let want = ops::dot_i8_portable(wq, &xb.qs);
+                if want != got {
+                    if count < MAX_REPORTED {
+                        defmt::error!(
+                            "RV32IMC x4 {=usize} x {=usize}, {} seed {=u64}, row {=usize} block {=usize}: portable {=i32}, fast {=i32}",
+                            d, n, values, seed, row + k, block, want, got
+                        );
+                    }
+                    count += 1;
+                }
+            }
+        }
+        row += 4;
+    }
+    for (row, blocks) in rows.rows().enumerate() {
         for (block, (wb, xb)) in blocks.iter().zip(xq).enumerate() {
             let (want, got) =
                 (ops::dot_i8_portable(&wb.qs, &xb.qs), ops::riscv32::dot_i8(&wb.qs, &xb.qs));

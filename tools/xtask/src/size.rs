@@ -9,7 +9,7 @@ use anyhow::{ensure, Context, Result};
 use clap::Args;
 use mote_boards::DEFAULT_MODEL;
 use object::read::elf::{ElfFile32, ProgramHeader as _};
-use object::{Object, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::boards::Board;
 use crate::device::{host_mote, run_device, BIN};
@@ -75,6 +75,14 @@ pub fn footprint(elf: &Path, board: &Board) -> Result<Footprint> {
         }
         if board.ram.contains(vaddr) {
             ram += u64::from(ph.p_memsz(endian));
+        }
+    }
+    // riscv-rt's link.x describes the heap and the stack as sections (`.heap`, `.stack`, no bytes
+    // in the file) that share the segment of `.bss`: they are not statics.
+    for section in file.sections() {
+        if matches!(section.name(), Ok(".heap" | ".stack")) && board.ram.contains(section.address())
+        {
+            ram = ram.saturating_sub(section.size());
         }
     }
     // By plain name (`#[no_mangle]`) or as the last part of a mangled path: `...14MOTE_RUN_STATE`
