@@ -3,7 +3,8 @@
 //! Detects each piece, installs only what is missing, and says one line when nothing is:
 //! - Debian packages (apt-get, as root; otherwise it prints the command and fails): the Debian
 //!   toolchain route (rustc-web, cargo-web, rust-web-src, rust-web-clippy, lld-19) when rustup
-//!   lacks a bare-metal target, and qemu-system-arm;
+//!   lacks a bare-metal target, qemu-system-arm, and qemu-system-misc (qemu-system-riscv32) for
+//!   the RISC-V board;
 //! - defmt-print, pinned, with `cargo install --locked`;
 //! - for `cargo xtask fuzz`: rustup's nightly toolchain (minimal profile) and cargo-fuzz (`cargo
 //!   install --locked`);
@@ -158,6 +159,13 @@ fn missing_packages(root: &Path) -> Result<BTreeSet<&'static str>> {
     if shell::which(QEMU).is_none() {
         packages.insert(QEMU);
     }
+    // The other system emulators the QEMU boards need: qemu-system-riscv32 (qemu-system-misc).
+    for board in boards.qemu_boards() {
+        let system = crate::qemu::system(&board.target);
+        if shell::which(system.program).is_none() {
+            packages.insert(system.package);
+        }
+    }
     Ok(packages)
 }
 
@@ -169,7 +177,7 @@ fn install_packages(packages: &BTreeSet<&'static str>) -> Result<()> {
         shell::run(Command::new("apt-get").args(["update", "-q"]))?;
     }
     let mut downgrade = false;
-    if packages.contains(QEMU) {
+    if packages.iter().any(|p| p.starts_with("qemu-system-")) {
         for pin in qemu_pins() {
             install.push(pin);
             downgrade = true;
