@@ -25,7 +25,8 @@ pub struct BenchArgs {
     beams: Vec<usize>,
 }
 
-/// Instructions per SysTick tick under `-icount shift=0` (one instruction per ns).
+/// Instructions per tick of the board's counter (SysTick; `minstret` on RISC-V, whose
+/// `clock_hz` makes a tick one instruction) under `-icount shift=0` (one instruction per ns).
 fn instructions_per_tick(board: &Board) -> f64 {
     1e9 / board.clock_hz as f64
 }
@@ -56,7 +57,8 @@ pub fn run(root: &Path, board: &Board, args: &BenchArgs) -> Result<()> {
     let decoded = default.generated.saturating_sub(1).max(1);
     let decode_instr = default.generation_ticks as f64 * per_tick / decoded as f64;
     println!("\nbench-mcu: default model on {} ({}), qemu -icount shift=0", board.name, board.cpu);
-    println!("  {:.3} instructions per tick ({} Hz SysTick)", per_tick, board.clock_hz);
+    let counter = if board.target.starts_with("riscv32") { "minstret" } else { "SysTick" };
+    println!("  {:.3} instructions per tick ({} Hz {counter})", per_tick, board.clock_hz);
     println!(
         "  prompt ({n_prompt} tokens, \"{DEFAULT_PROMPT}\"): {:.0} instructions per prompt token",
         default.prompt_ticks as f64 * per_tick / n_prompt.max(1) as f64
