@@ -48,32 +48,47 @@ pub fn quantize_block(x: &[i32]) -> BlockQ8_0 {
         return block;
     }
     // amax / 127 <= m 2^e with m in [128, 256): e from amax's top bit, m rounded up (amax / 127 /
-    // 2^e is then in [129, 258], so one more bit of e when it reaches 256). Two divisions per
-    // block of 32 values, none per value.
-    let a = u64::from(amax);
-    let ceil = |e: i32| {
-        if e >= 0 {
-            a.div_ceil(127 << e)
-        } else {
-            (a << -e).div_ceil(127)
-        }
-    };
+    // 2^e is then in [129, 258], so one more bit of e when it reaches 256). In 32 bits: t =
+    // ceil(amax / 2^e) is at most 2^15 (exact amax 2^-e when e < 0), m = ceil(t / 127) by a
+    // reciprocal multiply, and ceil(amax / 2^(e+1)) = ceil(t / 2).
     let msb = 31 - amax.leading_zeros() as i32;
     let mut e = msb - 6 - SCALE_BITS;
-    let mut m = ceil(e);
+    let mut t = if e >= 0 {
+        let n = e as u32;
+        (amax >> n) + u32::from(amax & ((1 << n) - 1) != 0)
+    } else {
+        amax << -e
+    };
+    let mut m = div127(t + 126);
     if m >= 1 << SCALE_BITS {
         e += 1;
-        m = ceil(e);
+        t = (t + 1) >> 1;
+        m = div127(t + 126);
     }
-    // A 16-bit reciprocal of m: x / (m 2^e) = (x 2^-e) r / 2^23 within 2^-16 relative.
-    let r = ((1u64 << 23) + m / 2) / m.max(1);
-    for (q, &v) in block.qs.iter_mut().zip(x) {
-        let xn = shift_round(i64::from(v), -e);
-        let qv = rounding_shr(xn * r as i64, 23);
-        *q = saturate::<i64, i8>(qv).max(-127);
+    // A 16-bit reciprocal of m: x / (m 2^e) = (x 2^-e) r / 2^23 within 2^-16 relative. One
+    // 32-bit division per block.
+    let r = (((1u32 << 23) + m / 2) / m.max(1)) as i32;
+    // |x 2^-e| rounded is at most 127 m, so its product with r is below 127 (2^23 + m) < 2^31.
+    let level = |xn: i32| rounding_shr(xn * r, 23).clamp(-127, 127) as i8;
+    if e > 0 {
+        // x 2^-e rounded to nearest, halves up (as `shift_round`), |x| 2^-e below 2^16.
+        for (q, &v) in block.qs.iter_mut().zip(x) {
+            *q = level(((v >> (e - 1)) + 1) >> 1);
+        }
+    } else {
+        for (q, &v) in block.qs.iter_mut().zip(x) {
+            *q = level(v << -e);
+        }
     }
     block.d = [m as u8, e as i8 as u8];
     block
+}
+
+/// `floor(y / 127)` for `y < 33654` (test `div127_is_division_below_its_limit`): the product
+/// with `ceil(2^22 / 127) + 1` and a shift, no division on cores without a divide instruction.
+#[inline(always)]
+fn div127(y: u32) -> u32 {
+    (y * 33_027) >> 22
 }
 
 /// `out(n / 32)` blocks of `x(n)`, by [`quantize_block`].
@@ -356,6 +371,65 @@ mod tests {
         assert_eq!(dot_row(&[w], &[x]), 992);
         w.qs[0] = -128;
         assert_eq!(dot_row(&[w, w], &[x, x]), 2 * 992);
+    }
+
+    #[test]
+    fn div127_is_division_below_its_limit() {
+        for y in 0..33_654 {
+            assert_eq!(div127(y), y / 127, "{y}");
+        }
+        assert_ne!(div127(33_654), 33_654 / 127);
+    }
+
+    #[test]
+    fn quantize_block_matches_the_64_bit_rule() {
+        // The rule in 64-bit arithmetic and divisions, as first written.
+        fn reference(x: &[i32]) -> BlockQ8_0 {
+            let amax = x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            let mut block = BlockQ8_0::ZERO;
+            if amax == 0 {
+                return block;
+            }
+            let a = u64::from(amax);
+            let ceil = |e: i32| {
+                if e >= 0 {
+                    a.div_ceil(127 << e)
+                } else {
+                    (a << -e).div_ceil(127)
+                }
+            };
+            let msb = 31 - amax.leading_zeros() as i32;
+            let mut e = msb - 6 - SCALE_BITS;
+            let mut m = ceil(e);
+            if m >= 1 << SCALE_BITS {
+                e += 1;
+                m = ceil(e);
+            }
+            let r = ((1u64 << 23) + m / 2) / m;
+            for (q, &v) in block.qs.iter_mut().zip(x) {
+                let xn = shift_round(i64::from(v), -e);
+                *q = saturate::<i64, i8>(rounding_shr(xn * r as i64, 23)).max(-127);
+            }
+            block.d = [m as u8, e as i8 as u8];
+            block
+        }
+        let mut next = crate::model::test_model::xorshift(0x1234_5678);
+        for i in 0..20_000 {
+            let shift = i % 32;
+            let mut x: Vec<i32> = (0..QK8_0).map(|_| (next() as i32) >> shift).collect();
+            if i % 3 == 0 {
+                x[i % QK8_0] = [i32::MIN, i32::MAX, 1, -1][i % 4];
+            }
+            assert_eq!(quantize_block(&x), reference(&x), "{x:?}");
+        }
+        for amax in (1..1 << 20).step_by(7).chain([u32::MAX >> 1, 1 << 31]) {
+            let x: Vec<i32> = (0..QK8_0 as i64)
+                .map(|j| {
+                    (i64::from(amax) * (j - 16) / 16).clamp(i32::MIN.into(), i32::MAX.into()) as i32
+                })
+                .collect();
+            assert_eq!(quantize_block(&x), reference(&x), "{amax}");
+        }
     }
 
     #[test]
