@@ -49,6 +49,8 @@ pub enum StateError {
     },
     /// This build of mote-core has no integer path (its `float-only` feature).
     IntegerNotBuilt,
+    /// This build of mote-core has no float path (its `integer-only` feature).
+    FloatNotBuilt,
 }
 
 impl fmt::Display for StateError {
@@ -74,6 +76,9 @@ impl fmt::Display for StateError {
             ),
             Self::IntegerNotBuilt => {
                 write!(f, "the integer path is not in this build (mote-core's float-only feature)")
+            }
+            Self::FloatNotBuilt => {
+                write!(f, "the float path is not in this build (mote-core's integer-only feature)")
             }
         }
     }
@@ -127,7 +132,7 @@ impl<'s> RunState<'s> {
     }
 
     /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache (and a
-    /// build without the `float-only` feature).
+    /// build without the `float-only` feature), the float path a build without `integer-only`.
     pub fn new_math(
         hp: &HParams,
         kv: KvType,
@@ -136,6 +141,9 @@ impl<'s> RunState<'s> {
     ) -> Result<Self, StateError> {
         if math == Math::Integer && cfg!(feature = "float-only") {
             return Err(StateError::IntegerNotBuilt);
+        }
+        if math == Math::Float && cfg!(feature = "integer-only") {
+            return Err(StateError::FloatNotBuilt);
         }
         if math == Math::Integer && kv != KvType::Q8_0 {
             return Err(StateError::IntegerNeedsQ8_0Kv { kv });

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Also measure beam search with these numbers of beams (`--beams 2,4`), one build each.
     #[arg(long, value_delimiter = ',')]
     beams: Vec<usize>,
+    /// The forward pass's arithmetic, float or integer (default: the board's `math`).
+    #[arg(long)]
+    pub math: Option<String>,
 }
 
 /// Instructions per SysTick tick under `-icount shift=0` (one instruction per ns).
@@ -55,7 +58,12 @@ pub fn run(root: &Path, board: &Board, args: &BenchArgs) -> Result<()> {
     let n_long = count_ids(long.summary.get("prompt"));
     let decoded = default.generated.saturating_sub(1).max(1);
     let decode_instr = default.generation_ticks as f64 * per_tick / decoded as f64;
-    println!("\nbench-mcu: default model on {} ({}), qemu -icount shift=0", board.name, board.cpu);
+    println!(
+        "\nbench-mcu: default model on {} ({}), {} path, qemu -icount shift=0",
+        board.name,
+        board.cpu,
+        board.math.name()
+    );
     println!("  {:.3} instructions per tick ({} Hz SysTick)", per_tick, board.clock_hz);
     println!(
         "  prompt ({n_prompt} tokens, \"{DEFAULT_PROMPT}\"): {:.0} instructions per prompt token",
