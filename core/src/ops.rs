@@ -84,6 +84,11 @@ pub fn dot_i8(a: &[i8; QK8_0], b: &[i8; QK8_0]) -> i32 {
     isum
 }
 
+/// Whether [`dot_i8x4`] is a kernel of its own that reads each activation value once for four rows
+/// (else it is four [`dot_i8`], and a row at a time is as fast).
+pub const DOT_I8X4_SHARED: bool =
+    cfg!(all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")));
+
 /// `[dot_i8(w[0], x), .., dot_i8(w[3], x)]`: one activation block against four rows' blocks, each
 /// exact in `i32`. Where a target has a kernel that shares each activation value among rows (the
 /// ARMv6-M assembly, `armv6m::block_dots4`), this is it; elsewhere four [`dot_i8`].

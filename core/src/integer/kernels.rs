@@ -11,7 +11,7 @@ use crate::fixed::{
 };
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
-use crate::ops::{dot_i8, dot_i8x4};
+use crate::ops::{dot_i8, dot_i8x4, DOT_I8X4_SHARED};
 use crate::quant::{BlockQ8_0, Q8Rows, QK8_0};
 
 /// Fraction bits of every activation: Q16 covers `+-32768` with steps of `1.5e-5`, room for
@@ -178,9 +178,22 @@ pub fn dot_row(w_row: &[BlockQ8_0], xq: &[BlockQ8_0]) -> i32 {
 }
 
 /// `out(d) = W(d, n) . xq(n)` in Q16 over the rows of `w` (Q8_0), each read for `xq.len()` blocks:
-/// four rows at a time through [`dot_i8x4`] (each activation block read once for four rows), the
-/// one to three rows left by [`dot_row`]; the same bits as [`dot_row`] row by row.
+/// where the target has a four-row kernel ([`DOT_I8X4_SHARED`]), four rows at a time through
+/// [`dot_i8x4`] (each activation block read once for four rows) and the one to three rows left by
+/// [`dot_row`]; elsewhere row by row. The same bits as [`dot_row`] row by row.
 pub fn matvec_rows(out: &mut [i32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    if !DOT_I8X4_SHARED {
+        for (o, row) in out.iter_mut().zip(w.rows()) {
+            *o = dot_row(row, xq);
+        }
+        return;
+    }
+    matvec_rows_by_four(out, w, xq);
+}
+
+/// [`matvec_rows`] four rows at a time through [`dot_i8x4`], the one to three rows left by
+/// [`dot_row`].
+fn matvec_rows_by_four(out: &mut [i32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     let mut rows = w.rows();
     let d = out.len().min(rows.len());
     let (groups, rest) = out[..d].split_at_mut(d - d % 4);
@@ -482,10 +495,12 @@ mod tests {
         let mut xq = vec![BlockQ8_0::ZERO; nb];
         quantize_row(&mut xq, &x);
         let rows = Q8Rows { blocks: &w, stride: nb };
-        let mut out = vec![0; d];
+        let (mut out, mut by_four) = (vec![0; d], vec![0; d]);
         matvec_rows(&mut out, rows, &xq);
+        matvec_rows_by_four(&mut by_four, rows, &xq);
         for (r, row) in rows.rows().enumerate() {
             assert_eq!(out[r], dot_row(row, &xq), "row {r}");
+            assert_eq!(by_four[r], out[r], "row {r}");
         }
     }
 
