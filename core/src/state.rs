@@ -287,6 +287,23 @@ mod tests {
     }
 
     #[test]
+    fn new_math_refuses_exactly_the_path_this_build_leaves_out() {
+        let h = small_hparams(32);
+        let mut buf = vec![0u8; RunState::bytes_needed(&h, KvType::Q8_0)];
+        for (math, left_out, err) in [
+            (Math::Float, cfg!(feature = "integer-only"), StateError::FloatNotBuilt),
+            (Math::Integer, cfg!(feature = "float-only"), StateError::IntegerNotBuilt),
+        ] {
+            let got = RunState::new_math(&h, KvType::Q8_0, math, &mut buf).err();
+            assert_eq!(got, left_out.then_some(err), "{math}");
+        }
+        assert_eq!(
+            StateError::FloatNotBuilt.to_string(),
+            "the float path is not in this build (mote-core's integer-only feature)"
+        );
+    }
+
+    #[test]
     fn rejects_storage_smaller_than_needed_naming_both_sizes() {
         let h = small_hparams(32);
         let needed = RunState::bytes_needed(&h, KvType::F32);
