@@ -27,6 +27,7 @@ use mote_core::sampler::Sampler;
 use mote_core::session::{logits_checksum, Session, Stops};
 use mote_core::state::{KvType, RunState, StateError};
 use mote_core::tokenizer::{BpeScratch, Special, StreamDecoder, Tokenizer, TokenizerError};
+use mote_core::Math;
 
 use crate::command::{self, Command, Limits, Settings, HELP};
 use crate::line::{Input, LineReader};
@@ -120,6 +121,8 @@ pub struct Chat<'m, 'b, 's> {
     /// A run state's bytes, or a beam search's: carved afresh for each reply.
     storage: &'s mut [u8],
     kv: KvType,
+    /// The forward pass's arithmetic ([`Chat::with_math`]).
+    math: Math,
     /// The most beams `storage` holds ([`beam_capacity`]).
     max_beams: usize,
     scratch: &'s mut BpeScratch,
@@ -154,11 +157,23 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
             tokenizer,
             storage,
             kv,
+            math: Math::Float,
             max_beams,
             scratch,
             ids,
             settings: Settings::new(hp.n_ctx),
         })
+    }
+
+    /// The same conversation with every reply's forward pass in `math` (a device's: its board's
+    /// `math`) instead of [`Math::Float`]: refused as [`RunState::new_math`] refuses it (the integer
+    /// path with a KV cache other than Q8_0, or a path this build of mote-core leaves out). Beam
+    /// search runs the float path only: with [`Math::Integer`], `/beams` above 1 answers an error.
+    pub fn with_math(mut self, math: Math) -> Result<Self, ChatError> {
+        RunState::new_math(&self.model.hparams, self.kv, math, self.storage)
+            .map_err(ChatError::State)?;
+        self.math = math;
+        Ok(self)
     }
 
     /// The most beams `/beams` accepts: what the storage holds at the full context.
@@ -262,7 +277,7 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
         observer: &mut impl Observer,
     ) -> Result<(), W::Error> {
         let n_ctx = self.model.hparams.n_ctx;
-        let Self { model, tokenizer, storage, scratch, ids, settings, kv, .. } = self;
+        let Self { model, tokenizer, storage, scratch, ids, settings, kv, math, .. } = self;
         let model: &Model<'_> = model;
         let room = ids.get_mut(..n_ctx).unwrap_or(&mut []);
         let n_prompt = match tokenizer.encode(text, Special::AsText, scratch, room) {
@@ -283,6 +298,9 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
         let prompt = &*prompt;
         let eos = if settings.ignore_eos { None } else { model.hparams.eos_token };
         let summary = if settings.is_beam_search() {
+            if *math != Math::Float {
+                return error(out, format_args!("beam search runs the float path only; /beams 1"));
+            }
             let reply =
                 beam_reply(model, tokenizer, *kv, storage, settings, eos, prompt, reply_ids, out);
             match reply? {
@@ -299,7 +317,7 @@ impl<'m, 'b, 's> Chat<'m, 'b, 's> {
                     format_args!("the sampler settings are invalid; /greedy resets them"),
                 );
             };
-            let Ok(state) = RunState::new(&model.hparams, *kv, storage) else {
+            let Ok(state) = RunState::new_math(&model.hparams, *kv, *math, storage) else {
                 return error(out, format_args!("the run state does not fit its storage"));
             };
             let mut session = Session::new(model, state);

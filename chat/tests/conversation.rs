@@ -3,12 +3,14 @@
 
 use std::convert::Infallible;
 
+use mote_chat::ChatError;
 use mote_chat::{Chat, LineReader, PROMPT_MARKER};
 use mote_core::beam::BeamSearch;
 use mote_core::gguf::Gguf;
 use mote_core::model::{Layer, Model, MAX_LAYERS};
-use mote_core::state::KvType;
+use mote_core::state::{KvType, StateError};
 use mote_core::tokenizer::{BpeScratch, Tokenizer};
+use mote_core::Math;
 use proptest::prelude::*;
 
 /// The bundled model, read once.
@@ -355,4 +357,55 @@ proptest! {
         let out = converse(&input, 24);
         prop_assert_eq!(answers(&out).len(), lines.len() + 1);
     }
+}
+
+/// The integer path's reply to "Once upon a time", 24 tokens, greedy: the ids and the logits'
+/// checksum that `mote generate --math integer` gives (pinned in tests/tests/integer.rs).
+#[test]
+fn a_chat_with_integer_math_replies_as_the_integer_path() {
+    let gguf = Gguf::parse(model_bytes()).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&gguf, &mut layers).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let mut storage = vec![0u8; BeamSearch::bytes_needed(&model.hparams, KvType::Q8_0, BEAMS)];
+    let mut scratch = Box::new(BpeScratch::new());
+    let mut ids = vec![0u32; model.hparams.n_ctx + 1];
+    let mut line = vec![0u8; 256];
+    let mut chat =
+        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids)
+            .and_then(|c| c.with_math(Math::Integer))
+            .unwrap();
+    let input = b"/max-tokens 24\nOnce upon a time\n/beams 2\nOnce upon a time\n";
+    let mut console = Console { input, output: Vec::new() };
+    chat.run(&mut LineReader::new(&mut line), &mut console, &mut ()).unwrap();
+    let out = String::from_utf8(console.output).unwrap();
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 4, "{out}");
+    let summary = answers[1].rsplit_once('\n').unwrap().1;
+    assert!(
+        summary.contains(
+            "generated=[12, 402, 282, 259, 396, 461, 462, 410, 14, 318, 527, 267, 348, 336, 316, \
+             660, 265, 558, 316, 446, 14, 544, 344, 12]"
+        ) && summary.contains("logits_checksum=0x400b694e"),
+        "{summary}"
+    );
+    assert_eq!(answers[3], "error: beam search runs the float path only; /beams 1");
+}
+
+#[test]
+fn integer_math_needs_a_q8_0_cache() {
+    let gguf = Gguf::parse(model_bytes()).unwrap();
+    let mut layers = [Layer::EMPTY; MAX_LAYERS];
+    let model = Model::load(&gguf, &mut layers).unwrap();
+    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
+    let mut storage = vec![0u8; BeamSearch::bytes_needed(&model.hparams, KvType::F16, 1)];
+    let mut scratch = Box::new(BpeScratch::new());
+    let mut ids = vec![0u32; model.hparams.n_ctx + 1];
+    let refused = Chat::new(&model, &tokenizer, KvType::F16, &mut storage, &mut scratch, &mut ids)
+        .and_then(|c| c.with_math(Math::Integer))
+        .err();
+    assert!(matches!(
+        refused,
+        Some(ChatError::State(StateError::IntegerNeedsQ8_0Kv { kv: KvType::F16 }))
+    ));
 }

@@ -9,6 +9,9 @@
 //! product over `B` rows gives each row the bits of the matrix-vector product, and everything
 //! else runs per row or per element, so the KV cache and the logits do not depend on `B`.
 
+#[cfg(all(feature = "float-only", feature = "integer-only"))]
+compile_error!("mote-core's features float-only and integer-only leave out both forward passes");
+
 use core::fmt;
 
 use crate::activations::Activations;
@@ -49,6 +52,9 @@ pub enum ForwardError {
     /// The run state asks for the integer path, which this build leaves out (mote-core's
     /// `float-only` feature; [`crate::state::RunState::new_math`] refuses such a state first).
     IntegerNotBuilt,
+    /// The run state asks for the float path, which this build leaves out (mote-core's
+    /// `integer-only` feature; [`crate::state::RunState::new_math`] refuses such a state first).
+    FloatNotBuilt,
 }
 
 impl fmt::Display for ForwardError {
@@ -67,6 +73,9 @@ impl fmt::Display for ForwardError {
             ),
             Self::IntegerNotBuilt => {
                 write!(f, "the integer path is not in this build (mote-core's float-only feature)")
+            }
+            Self::FloatNotBuilt => {
+                write!(f, "the float path is not in this build (mote-core's integer-only feature)")
             }
         }
     }
@@ -95,6 +104,9 @@ pub fn forward(
     let math = s.math();
     let (acts, cache, att) = s.parts();
     match math {
+        #[cfg(feature = "integer-only")]
+        Math::Float => return Err(ForwardError::FloatNotBuilt),
+        #[cfg(not(feature = "integer-only"))]
         Math::Float => pass(model, acts, cache, att, &[token], pos, split, logits),
         #[cfg(feature = "float-only")]
         Math::Integer => return Err(ForwardError::IntegerNotBuilt),

@@ -97,6 +97,27 @@ pub fn dot_i8_portable(a: &[i8; QK8_0], b: &[i8; QK8_0]) -> i32 {
     isum
 }
 
+/// Whether [`dot_i8x4`] is a kernel of its own that reads each activation value once for four rows
+/// (else it is four [`dot_i8`], and a row at a time is as fast).
+pub const DOT_I8X4_SHARED: bool = cfg!(any(
+    all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")),
+    target_arch = "riscv32"
+));
+
+/// `[dot_i8(w[0], x), .., dot_i8(w[3], x)]`: one activation block against four rows' blocks, each
+/// exact in `i32`. Where a target has a kernel that shares each activation value among rows (the
+/// ARMv6-M and RV32IMC assembly, `armv6m::block_dots4` and `riscv32::block_dots4`), this is it;
+/// elsewhere four [`dot_i8`].
+#[inline]
+pub fn dot_i8x4(w: [&[i8; QK8_0]; 4], x: &[i8; QK8_0]) -> [i32; 4] {
+    #[cfg(all(target_arch = "arm", target_feature = "mclass", not(target_feature = "thumb2")))]
+    return armv6m::block_dots4(w, x);
+    #[cfg(target_arch = "riscv32")]
+    return riscv32::block_dots4(w, x);
+    #[allow(unreachable_code)]
+    w.map(|r| dot_i8(r, x))
+}
+
 /// `sum_b (d_w(b) * d_x(b)) * sum_j q_w(b, j) * q_x(b, j)` for a row of Q8_0 blocks against a
 /// Q8_0 activation: each block's dot product is an exact `i32` ([`dot_i8`]), scaled and added in
 /// block order.

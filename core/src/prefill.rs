@@ -133,6 +133,9 @@ pub fn prefill(
         }
         return Ok(());
     }
+    if cfg!(feature = "integer-only") {
+        return Err(ForwardError::FloatNotBuilt);
+    }
     let batch = p.batch.max(1);
     let v = model.hparams.n_vocab;
     for (k, chunk) in tokens.chunks(batch).enumerate() {

@@ -49,6 +49,8 @@ pub enum StateError {
     },
     /// This build of mote-core has no integer path (its `float-only` feature).
     IntegerNotBuilt,
+    /// This build of mote-core has no float path (its `integer-only` feature).
+    FloatNotBuilt,
 }
 
 impl fmt::Display for StateError {
@@ -74,6 +76,9 @@ impl fmt::Display for StateError {
             ),
             Self::IntegerNotBuilt => {
                 write!(f, "the integer path is not in this build (mote-core's float-only feature)")
+            }
+            Self::FloatNotBuilt => {
+                write!(f, "the float path is not in this build (mote-core's integer-only feature)")
             }
         }
     }
@@ -127,7 +132,7 @@ impl<'s> RunState<'s> {
     }
 
     /// [`RunState::new`] for the arithmetic `math`: the integer path needs a Q8_0 KV cache (and a
-    /// build without the `float-only` feature).
+    /// build without the `float-only` feature), the float path a build without `integer-only`.
     pub fn new_math(
         hp: &HParams,
         kv: KvType,
@@ -136,6 +141,9 @@ impl<'s> RunState<'s> {
     ) -> Result<Self, StateError> {
         if math == Math::Integer && cfg!(feature = "float-only") {
             return Err(StateError::IntegerNotBuilt);
+        }
+        if math == Math::Float && cfg!(feature = "integer-only") {
+            return Err(StateError::FloatNotBuilt);
         }
         if math == Math::Integer && kv != KvType::Q8_0 {
             return Err(StateError::IntegerNeedsQ8_0Kv { kv });
@@ -276,6 +284,23 @@ mod tests {
         const N: usize = RunState::bytes_needed(&H, KvType::Q8_0);
         static STORAGE: [u8; N] = [0; N];
         assert_eq!(STORAGE.len(), N);
+    }
+
+    #[test]
+    fn new_math_refuses_exactly_the_path_this_build_leaves_out() {
+        let h = small_hparams(32);
+        let mut buf = vec![0u8; RunState::bytes_needed(&h, KvType::Q8_0)];
+        for (math, left_out, err) in [
+            (Math::Float, cfg!(feature = "integer-only"), StateError::FloatNotBuilt),
+            (Math::Integer, cfg!(feature = "float-only"), StateError::IntegerNotBuilt),
+        ] {
+            let got = RunState::new_math(&h, KvType::Q8_0, math, &mut buf).err();
+            assert_eq!(got, left_out.then_some(err), "{math}");
+        }
+        assert_eq!(
+            StateError::FloatNotBuilt.to_string(),
+            "the float path is not in this build (mote-core's integer-only feature)"
+        );
     }
 
     #[test]

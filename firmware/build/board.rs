@@ -62,17 +62,33 @@ pub fn check_transport(board: &Board) {
     }
 }
 
-/// Checks that the features leave the integer forward pass out of a float board's code
-/// (`float-only`) and in an integer board's.
+/// `board` with the forward pass's arithmetic the build asks for: `MOTE_MATH` (`float` or
+/// `integer`, which `cargo xtask firmware --math` sets), else boards.toml's `math`.
+pub fn with_math(board: &Board) -> Board {
+    println!("cargo:rerun-if-env-changed=MOTE_MATH");
+    let math = match env::var("MOTE_MATH").as_deref() {
+        Err(_) => board.math,
+        Ok("float") => Math::Float,
+        Ok("integer") => Math::Integer,
+        Ok(other) => fail(format!("MOTE_MATH={other:?} is neither float nor integer")),
+    };
+    Board { math, ..board.clone() }
+}
+
+/// Checks that the features leave out the forward pass the board does not run: `float-only` on a
+/// float board, `integer-only` on an integer one (`cargo xtask firmware` turns on the one that
+/// matches; a build with neither, such as clippy's, carries both passes).
 pub fn check_math(board: &Board) {
     let float_only = env::var_os("CARGO_FEATURE_FLOAT_ONLY").is_some();
-    if float_only != (board.math == Math::Float) {
+    let integer_only = env::var_os("CARGO_FEATURE_INTEGER_ONLY").is_some();
+    let math = board.math;
+    if (float_only && math != Math::Float) || (integer_only && math != Math::Integer) {
         fail(format!(
-            "board {name} runs the {math} forward pass (boards.toml `math`), but the features say \
-             float-only={float_only}: feature board-{name} in Cargo.toml must enable `float-only` \
-             exactly when the board's math is float",
+            "board {name} runs the {m} forward pass (boards.toml `math`, or MOTE_MATH), but the \
+             features say float-only={float_only} integer-only={integer_only}: the build leaves \
+             out the pass it runs",
             name = board.name,
-            math = board.math.name()
+            m = math.name()
         ));
     }
 }

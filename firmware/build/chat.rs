@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::fs;
 
-use mote_boards::{device_kv, Board, Budgets, Fit, Plan};
+use mote_boards::{device_kv, Board, Budgets, Fit, Math, Plan};
 use mote_core::beam::MAX_BEAMS;
 use mote_core::gguf::Gguf;
 use mote_core::model::HParams;
@@ -55,6 +55,9 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
             "MOTE_NUM_BEAMS={beams} needs the firmware's `chat-beams` feature, which carries the \
              beam search's code (`cargo xtask firmware --bin chat --num-beams {beams}` turns it on)"
         ));
+    }
+    if board.math == Math::Integer {
+        crate::generate::integer_settings(board, kv, beams)?;
     }
     let plan = Plan::with_beams(bytes.len() as u64, &hp, kv, ids, beams, budgets);
     let fit = Fit::new(&plan, board);
@@ -113,6 +116,15 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
         "KV cache element type (`MOTE_KV`).",
         "KV: mote_core::state::KvType",
         format!("mote_core::state::KvType::{kv_name}"),
+    );
+    let math = match board.math {
+        Math::Float => "Float",
+        Math::Integer => "Integer",
+    };
+    item(
+        "The forward pass's arithmetic (the board's `math` in boards.toml).",
+        "MATH: mote_core::Math",
+        format!("mote_core::Math::{math}"),
     );
     item(
         "The most beams `/beams` accepts (`MOTE_NUM_BEAMS`; 1: no beam search).",

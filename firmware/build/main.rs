@@ -29,7 +29,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build");
 
     let boards = Boards::load(&boards_toml).unwrap_or_else(|e| fail(e.to_string()));
-    let board = board::selected(&boards);
+    let board = &board::with_math(board::selected(&boards));
     board::check_target(board);
     board::check_transport(board);
     board::check_math(board);

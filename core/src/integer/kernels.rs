@@ -11,7 +11,7 @@ use crate::fixed::{
 };
 use crate::gguf::GgmlType;
 use crate::model::{F32s, Matrix};
-use crate::ops::dot_i8;
+use crate::ops::{dot_i8, dot_i8x4, DOT_I8X4_SHARED};
 use crate::quant::{BlockQ8_0, Q8Rows, QK8_0};
 
 /// Fraction bits of every activation: Q16 covers `+-32768` with steps of `1.5e-5`, room for
@@ -48,32 +48,47 @@ pub fn quantize_block(x: &[i32]) -> BlockQ8_0 {
         return block;
     }
     // amax / 127 <= m 2^e with m in [128, 256): e from amax's top bit, m rounded up (amax / 127 /
-    // 2^e is then in [129, 258], so one more bit of e when it reaches 256). Two divisions per
-    // block of 32 values, none per value.
-    let a = u64::from(amax);
-    let ceil = |e: i32| {
-        if e >= 0 {
-            a.div_ceil(127 << e)
-        } else {
-            (a << -e).div_ceil(127)
-        }
-    };
+    // 2^e is then in [129, 258], so one more bit of e when it reaches 256). In 32 bits: t =
+    // ceil(amax / 2^e) is at most 2^15 (exact amax 2^-e when e < 0), m = ceil(t / 127) by a
+    // reciprocal multiply, and ceil(amax / 2^(e+1)) = ceil(t / 2).
     let msb = 31 - amax.leading_zeros() as i32;
     let mut e = msb - 6 - SCALE_BITS;
-    let mut m = ceil(e);
+    let mut t = if e >= 0 {
+        let n = e as u32;
+        (amax >> n) + u32::from(amax & ((1 << n) - 1) != 0)
+    } else {
+        amax << -e
+    };
+    let mut m = div127(t + 126);
     if m >= 1 << SCALE_BITS {
         e += 1;
-        m = ceil(e);
+        t = (t + 1) >> 1;
+        m = div127(t + 126);
     }
-    // A 16-bit reciprocal of m: x / (m 2^e) = (x 2^-e) r / 2^23 within 2^-16 relative.
-    let r = ((1u64 << 23) + m / 2) / m.max(1);
-    for (q, &v) in block.qs.iter_mut().zip(x) {
-        let xn = shift_round(i64::from(v), -e);
-        let qv = rounding_shr(xn * r as i64, 23);
-        *q = saturate::<i64, i8>(qv).max(-127);
+    // A 16-bit reciprocal of m: x / (m 2^e) = (x 2^-e) r / 2^23 within 2^-16 relative. One
+    // 32-bit division per block.
+    let r = (((1u32 << 23) + m / 2) / m.max(1)) as i32;
+    // |x 2^-e| rounded is at most 127 m, so its product with r is below 127 (2^23 + m) < 2^31.
+    let level = |xn: i32| rounding_shr(xn * r, 23).clamp(-127, 127) as i8;
+    if e > 0 {
+        // x 2^-e rounded to nearest, halves up (as `shift_round`), |x| 2^-e below 2^16.
+        for (q, &v) in block.qs.iter_mut().zip(x) {
+            *q = level(((v >> (e - 1)) + 1) >> 1);
+        }
+    } else {
+        for (q, &v) in block.qs.iter_mut().zip(x) {
+            *q = level(v << -e);
+        }
     }
     block.d = [m as u8, e as i8 as u8];
     block
+}
+
+/// `floor(y / 127)` for `y < 33654` (test `div127_is_division_below_its_limit`): the product
+/// with `ceil(2^22 / 127) + 1` and a shift, no division on cores without a divide instruction.
+#[inline(always)]
+fn div127(y: u32) -> u32 {
+    (y * 33_027) >> 22
 }
 
 /// `out(n / 32)` blocks of `x(n)`, by [`quantize_block`].
@@ -93,28 +108,114 @@ pub fn dequantize_row(out: &mut [i32], xq: &[BlockQ8_0]) {
     }
 }
 
+/// An activation block's scale as the matrix products use it: its mantissa, and the shift that
+/// takes a weight block's term to the row's `Q18` sum less the weight's f16 exponent field.
+#[derive(Clone, Copy)]
+struct XScale {
+    m: i32,
+    shift: i32,
+}
+
+impl XScale {
+    #[inline(always)]
+    fn of(b: &BlockQ8_0) -> Self {
+        let (m, e) = block_scale(b);
+        // f16_parts' exponent is max(field, 1) - 25; the activations are already in Q16 units,
+        // so no further shift for the format.
+        Self { m, shift: e - 25 + SCALE_PRODUCT_DROP + SUM_EXTRA }
+    }
+}
+
+/// `sum` plus one block's term, `isum * d_w * d_x` in Q18: the weight scale's 11-bit mantissa
+/// times the activation's 8-bit one rounded to 12 bits ([`SCALE_PRODUCT_DROP`]), times the
+/// block's exact dot product (`|.| <= 520192 * 4078 < 2^31`, so the product never overflows),
+/// shifted by both exponents and added, saturating.
+#[inline(always)]
+fn add_block(sum: i32, isum: i32, w_d: [u8; 2], x: XScale) -> i32 {
+    let bits = u16::from_le_bytes(w_d);
+    let (m, field) = f16_mantissa(bits);
+    let mm = rounding_shr(m * x.m, SCALE_PRODUCT_DROP as u32);
+    let p = isum.wrapping_mul(mm);
+    sum.saturating_add(shift_round_i32(p, field + x.shift))
+}
+
+/// [`f16_parts`] as `(m, max(field, 1))`, the exponent field in place of `e = max(field, 1) - 25`:
+/// without a branch for normal and subnormal values, which are all of a weight file's scales.
+#[inline(always)]
+fn f16_mantissa(bits: u16) -> (i32, i32) {
+    let field = i32::from((bits >> 10) & 0x1f);
+    if field == 0x1f {
+        let (m, e) = f16_parts(bits);
+        return (m, e + 25);
+    }
+    let m = i32::from(bits & 0x3ff) | (i32::from(field != 0) << 10);
+    // The sign: 0 or -1, so (m ^ s) - s is m or -m.
+    let s = -i32::from(bits >> 15);
+    ((m ^ s) - s, field.max(1))
+}
+
+/// [`shift_round`] for `i32`, with the usual case, a right shift by 1 to 32, in three
+/// instructions: `floor((floor(p / 2^(n-1)) + 1) / 2) = floor(p / 2^n + 1/2)`, for `|p| < 2^31 - 1`.
+#[inline(always)]
+fn shift_round_i32(p: i32, s: i32) -> i32 {
+    if (-32..0).contains(&s) {
+        ((p >> (-s - 1)) + 1) >> 1
+    } else {
+        shift_round(p, s)
+    }
+}
+
 /// `sum_b (sum_j w(b, j) * x(b, j)) * d_w(b) * d_x(b)` in Q16 for one row of Q8_0 weights, in
 /// 32-bit arithmetic only (no 64-bit multiply, which Cortex-M0+ and RV32IMC do in software): per
-/// block, the weight scale's 11-bit mantissa times the activation's 8-bit one rounded to 12 bits
-/// ([`SCALE_PRODUCT_DROP`]), times the block's exact dot product (`|.| <= 520192 * 4078 < 2^31`),
-/// shifted by both exponents into an `i32` sum in Q18, rounded to Q16 at the end. Saturates
+/// block, [`add_block`]'s term into an `i32` sum in Q18, rounded to Q16 at the end. Saturates
 /// rather than wraps.
 pub fn dot_row(w_row: &[BlockQ8_0], xq: &[BlockQ8_0]) -> i32 {
     let mut sum = 0i32;
     for (wb, xb) in w_row.iter().zip(xq) {
-        let (m, e) = f16_parts(u16::from_le_bytes(wb.d));
-        let (mx, ex) = block_scale(xb);
-        let mm = rounding_shr(m * mx, SCALE_PRODUCT_DROP as u32);
-        let p = dot_i8(&wb.qs, &xb.qs).saturating_mul(mm);
-        // Activations are already in Q16 units: no further shift for the format.
-        sum = sum.saturating_add(shift_round(p, e + ex + SCALE_PRODUCT_DROP + SUM_EXTRA));
+        sum = add_block(sum, dot_i8(&wb.qs, &xb.qs), wb.d, XScale::of(xb));
     }
     rounding_shr(sum, SUM_EXTRA as u32)
 }
 
-/// `out(d) = W(d, n) . xq(n)` in Q16 over the rows of `w` (Q8_0), each read for `xq.len()` blocks.
+/// `out(d) = W(d, n) . xq(n)` in Q16 over the rows of `w` (Q8_0), each read for `xq.len()` blocks:
+/// where the target has a four-row kernel ([`DOT_I8X4_SHARED`]), four rows at a time through
+/// [`dot_i8x4`] (each activation block read once for four rows) and the one to three rows left by
+/// [`dot_row`]; elsewhere row by row. The same bits as [`dot_row`] row by row.
 pub fn matvec_rows(out: &mut [i32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
-    for (o, row) in out.iter_mut().zip(w.rows()) {
+    if !DOT_I8X4_SHARED {
+        for (o, row) in out.iter_mut().zip(w.rows()) {
+            *o = dot_row(row, xq);
+        }
+        return;
+    }
+    matvec_rows_by_four(out, w, xq);
+}
+
+/// [`matvec_rows`] four rows at a time through [`dot_i8x4`], the one to three rows left by
+/// [`dot_row`].
+fn matvec_rows_by_four(out: &mut [i32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    let mut rows = w.rows();
+    let d = out.len().min(rows.len());
+    let (groups, rest) = out[..d].split_at_mut(d - d % 4);
+    for o in groups.chunks_exact_mut(4) {
+        let (Some(r0), Some(r1), Some(r2), Some(r3)) =
+            (rows.next(), rows.next(), rows.next(), rows.next())
+        else {
+            break;
+        };
+        let mut sums = [0i32; 4];
+        for ((((b0, b1), b2), b3), xb) in r0.iter().zip(r1).zip(r2).zip(r3).zip(xq) {
+            let isums = dot_i8x4([&b0.qs, &b1.qs, &b2.qs, &b3.qs], &xb.qs);
+            let x = XScale::of(xb);
+            for ((s, isum), wb) in sums.iter_mut().zip(isums).zip([b0, b1, b2, b3]) {
+                *s = add_block(*s, isum, wb.d, x);
+            }
+        }
+        for (o, s) in o.iter_mut().zip(sums) {
+            *o = rounding_shr(s, SUM_EXTRA as u32);
+        }
+    }
+    for (o, row) in rest.iter_mut().zip(rows) {
         *o = dot_row(row, xq);
     }
 }
@@ -283,6 +384,124 @@ mod tests {
         assert_eq!(dot_row(&[w], &[x]), 992);
         w.qs[0] = -128;
         assert_eq!(dot_row(&[w, w], &[x, x]), 2 * 992);
+    }
+
+    #[test]
+    fn div127_is_division_below_its_limit() {
+        for y in 0..33_654 {
+            assert_eq!(div127(y), y / 127, "{y}");
+        }
+        assert_ne!(div127(33_654), 33_654 / 127);
+    }
+
+    #[test]
+    fn quantize_block_matches_the_64_bit_rule() {
+        // The rule in 64-bit arithmetic and divisions, as first written.
+        fn reference(x: &[i32]) -> BlockQ8_0 {
+            let amax = x.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
+            let mut block = BlockQ8_0::ZERO;
+            if amax == 0 {
+                return block;
+            }
+            let a = u64::from(amax);
+            let ceil = |e: i32| {
+                if e >= 0 {
+                    a.div_ceil(127 << e)
+                } else {
+                    (a << -e).div_ceil(127)
+                }
+            };
+            let msb = 31 - amax.leading_zeros() as i32;
+            let mut e = msb - 6 - SCALE_BITS;
+            let mut m = ceil(e);
+            if m >= 1 << SCALE_BITS {
+                e += 1;
+                m = ceil(e);
+            }
+            let r = ((1u64 << 23) + m / 2) / m;
+            for (q, &v) in block.qs.iter_mut().zip(x) {
+                let xn = shift_round(i64::from(v), -e);
+                *q = saturate::<i64, i8>(rounding_shr(xn * r as i64, 23)).max(-127);
+            }
+            block.d = [m as u8, e as i8 as u8];
+            block
+        }
+        let mut next = crate::model::test_model::xorshift(0x1234_5678);
+        for i in 0..20_000 {
+            let shift = i % 32;
+            let mut x: Vec<i32> = (0..QK8_0).map(|_| (next() as i32) >> shift).collect();
+            if i % 3 == 0 {
+                x[i % QK8_0] = [i32::MIN, i32::MAX, 1, -1][i % 4];
+            }
+            assert_eq!(quantize_block(&x), reference(&x), "{x:?}");
+        }
+        for amax in (1..1 << 20).step_by(7).chain([u32::MAX >> 1, 1 << 31]) {
+            let x: Vec<i32> = (0..QK8_0 as i64)
+                .map(|j| {
+                    (i64::from(amax) * (j - 16) / 16).clamp(i32::MIN.into(), i32::MAX.into()) as i32
+                })
+                .collect();
+            assert_eq!(quantize_block(&x), reference(&x), "{amax}");
+        }
+    }
+
+    #[test]
+    fn shift_round_i32_is_shift_round() {
+        let mut next = crate::model::test_model::xorshift(0x5eed);
+        let mut ps: Vec<i32> = (0..4000).map(|_| next() as i32 / 2).collect();
+        ps.extend([0, 1, -1, 2, -2, 3, -3, i32::MAX - 1, i32::MIN + 1, -(1 << 30), 1 << 30]);
+        for p in ps {
+            for s in -40..=8 {
+                assert_eq!(shift_round_i32(p, s), shift_round(p, s), "{p} by {s}");
+            }
+        }
+    }
+
+    #[test]
+    fn f16_mantissa_is_f16_parts() {
+        for bits in 0..=u16::MAX {
+            let (m, field) = f16_mantissa(bits);
+            assert_eq!((m, field - 25), f16_parts(bits), "{bits:#06x}");
+        }
+    }
+
+    #[test]
+    fn matvec_rows_is_dot_row_for_each_row() {
+        // 4k + 3 rows (groups of four and the rest), scales of every kind, extreme values.
+        let mut next = crate::model::test_model::xorshift(0x9e37_79b9);
+        let (d, nb) = (11, 5);
+        let w: Vec<BlockQ8_0> = (0..d * nb)
+            .map(|i| {
+                let d = match i % 7 {
+                    0 => 0x7c00u16, // inf
+                    1 => 0x0003,    // subnormal
+                    2 => 0xfbff,    // -65504
+                    _ => next() as u16 & 0xbfff,
+                };
+                let mut qs = [0i8; QK8_0];
+                for q in &mut qs {
+                    *q = if i % 5 == 0 { -128 } else { next() as i8 };
+                }
+                BlockQ8_0 { d: d.to_le_bytes(), qs }
+            })
+            .collect();
+        let x: Vec<i32> = (0..nb * QK8_0)
+            .map(|j| match j % 3 {
+                0 => next() as i32,
+                1 => (next() as i32) >> 12,
+                _ => (next() as i32) >> 24,
+            })
+            .collect();
+        let mut xq = vec![BlockQ8_0::ZERO; nb];
+        quantize_row(&mut xq, &x);
+        let rows = Q8Rows { blocks: &w, stride: nb };
+        let (mut out, mut by_four) = (vec![0; d], vec![0; d]);
+        matvec_rows(&mut out, rows, &xq);
+        matvec_rows_by_four(&mut by_four, rows, &xq);
+        for (r, row) in rows.rows().enumerate() {
+            assert_eq!(out[r], dot_row(row, &xq), "row {r}");
+            assert_eq!(by_four[r], out[r], "row {r}");
+        }
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn run(
         return Err(());
     }
     let mut chat = Chat::new(&model, &tokenizer, build::KV, &mut storage.0, scratch, ids)
+        .and_then(|chat| chat.with_math(build::MATH))
         .map_err(|e| defmt::error!("chat: {}", e))?;
     if chat.max_beams() != build::BEAMS {
         defmt::error!(

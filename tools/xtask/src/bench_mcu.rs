@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Also measure beam search with these numbers of beams (`--beams 2,4`), one build each.
     #[arg(long, value_delimiter = ',')]
     beams: Vec<usize>,
+    /// The forward pass's arithmetic, float or integer (default: the board's `math`).
+    #[arg(long)]
+    pub math: Option<String>,
 }
 
 /// Instructions per tick of the board's counter (SysTick; `minstret` on RISC-V, whose
@@ -56,7 +59,12 @@ pub fn run(root: &Path, board: &Board, args: &BenchArgs) -> Result<()> {
     let n_long = count_ids(long.summary.get("prompt"));
     let decoded = default.generated.saturating_sub(1).max(1);
     let decode_instr = default.generation_ticks as f64 * per_tick / decoded as f64;
-    println!("\nbench-mcu: default model on {} ({}), qemu -icount shift=0", board.name, board.cpu);
+    println!(
+        "\nbench-mcu: default model on {} ({}), {} path, qemu -icount shift=0",
+        board.name,
+        board.cpu,
+        board.math.name()
+    );
     let counter = if board.target.starts_with("riscv32") { "minstret" } else { "SysTick" };
     println!("  {:.3} instructions per tick ({} Hz {counter})", per_tick, board.clock_hz);
     println!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use mote_boards::{device_kv, DEFAULT_MODEL};
+use mote_boards::{device_kv, Math, DEFAULT_MODEL};
 use mote_core::gguf::Gguf;
 use mote_core::model::{HParams, Layer, Model};
 use mote_core::state::KvType;
@@ -239,6 +239,12 @@ pub fn build_command(
     if options.settings.num_beams.is_some_and(|n| n > 1) {
         cmd.args(["--features", "chat-beams"]);
     }
+    // The forward pass the board runs, and only it.
+    cmd.env("MOTE_MATH", board.math.name());
+    cmd.args([
+        "--features",
+        if board.math == Math::Integer { "integer-only" } else { "float-only" },
+    ]);
     // A Q8_0 KV cache, Q8_0 matrix products: the other types' code stays out of the firmware.
     let (kv, products) = q8_0_only(root, options);
     if kv {
@@ -260,6 +266,18 @@ pub fn build_command(
         cmd.env(var, value);
     }
     Ok((cmd, bins, toolchain))
+}
+
+/// `board` running the forward pass in `math` (`float` or `integer`) instead of its boards.toml
+/// `math`, when given: `--math` of `cargo xtask firmware` and `bench-mcu`.
+pub fn with_math(board: &Board, math: Option<&str>) -> Result<Board> {
+    let math = match math {
+        None => board.math,
+        Some("float") => Math::Float,
+        Some("integer") => Math::Integer,
+        Some(other) => bail!("--math {other:?} is neither float nor integer"),
+    };
+    Ok(Board { math, ..board.clone() })
 }
 
 /// Whether the generating binaries' KV type is Q8_0 (`--kv`, or the device's rule for the model,

@@ -127,6 +127,9 @@ struct FirmwareCmd {
     /// Optimized build (what `qemu` and `ci` run).
     #[arg(long)]
     release: bool,
+    /// The forward pass's arithmetic, float or integer (default: the board's `math`).
+    #[arg(long)]
+    math: Option<String>,
 }
 
 /// Run a firmware binary on a real board.
@@ -188,6 +191,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Firmware(args) => {
             let boards = boards::load(&root)?;
             let board = boards.get_or_default(args.firmware.board.as_deref())?;
+            let board = &firmware::with_math(board, args.math.as_deref())?;
             let options = firmware::Options::new(&args.firmware, args.release);
             let built = firmware::build(&root, board, &options)?;
             for elf in &built.elfs {
@@ -247,6 +251,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::BenchMcu(args) => {
             let boards = boards::load(&root)?;
             let board = boards.get_or_default(args.board.as_deref())?;
+            let board = &firmware::with_math(board, args.math.as_deref())?;
             bench_mcu::run(&root, board, &args).map(|()| ExitCode::SUCCESS)
         }
         Command::Fuzz(args) => fuzz::run(&root, &args).map(|()| ExitCode::SUCCESS),

@@ -152,8 +152,8 @@ fn chat_parity(root: &Path, board: &Board, mote: &Path, model: &Path) -> Result<
     );
     let mut failures = Vec::new();
     for (case, device) in cases.iter().zip(&summaries) {
-        // `chat` runs the float path on every board: its run state is not the board's math yet.
-        let want = desktop(mote, case, "float")?;
+        // `chat` runs the board's forward pass, as `generate` does.
+        let want = desktop(mote, case, board.math.name())?;
         let diffs: Vec<String> = want
             .iter()
             .filter(|(k, v)| device.get(*k) != Some(v))
