@@ -67,7 +67,9 @@ fn main() -> ! {
 /// Times each kernel on each shape; the buffers live in this frame, entered only when they fit.
 #[inline(never)]
 fn bench() {
-    let mut w = [0u8; MAX_WEIGHT_BYTES];
+    // Word-aligned, as the tensors of a GGUF file in flash are.
+    let mut w = fw::blob::Aligned { bytes: [0u8; MAX_WEIGHT_BYTES] };
+    let w = &mut w.bytes;
     let mut xq = [BlockQ8_0::ZERO; MAX_BLOCKS];
     let mut out = [0.0f32; MAX_ROWS];
     for (d, n) in SHAPES {
@@ -186,8 +188,9 @@ fn phases() {
     defmt::info!("phase total (scalar, without attention): {=u64} instructions per token", total);
     // The matrix products, this core's fastest kernel: c_attn, attn c_proj, c_fc, mlp c_proj per layer; the head
     // (V = 2048 rows) as four passes of 512.
-    let mut w = [0u8; F * C / QK8_0 * Q8_0_BLOCK_BYTES];
-    gen.weights(&mut w, Values::Uniform);
+    let mut w = fw::blob::Aligned { bytes: [0u8; F * C / QK8_0 * Q8_0_BLOCK_BYTES] };
+    let w = &mut w.bytes;
+    gen.weights(w, Values::Uniform);
     gen.activation(&mut xq, Values::Uniform);
     let mut out = [0.0f32; F];
     let mut products = 0u64;

@@ -10,7 +10,11 @@
 //! portable quantize-then-dot; and `VCVTB` must widen all 65,536 f16 values as the portable
 //! conversion does; and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
 //! the DSP core's assembly) must give the bits of `ops::weighted_rows_q8_0_portable`, writing
-//! nothing past its output. Any difference is printed and the run exits 1.
+//! nothing past its output; the activation quantizer (`quant::quantize_row_q8_0`) must give the
+//! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
+//! subnormals, extremes, infinities and NaNs. The matrices lie word-aligned, as in a GGUF file, and each kernel
+//! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
+//! difference is printed and the run exits 1.
 #![no_std]
 #![no_main]
 
@@ -104,7 +108,30 @@ fn main() -> ! {
         failures += differ as u32;
     }
 
-    let mut w = [0u8; MAX_WEIGHT_BYTES];
+    // The activation quantizer on blocks the random fills do not make: zeros, exact halves,
+    // subnormals, extremes, infinities and NaNs.
+    let mut special = [0.0f32; 8 * QK8_0];
+    for (i, v) in special.iter_mut().enumerate() {
+        let (block, j) = (i / QK8_0, i % QK8_0);
+        let s = if j % 3 == 0 { -1.0 } else { 1.0 };
+        *v = s * match block {
+            0 => 0.0,
+            1 => j as f32 * 0.5 + if j == 31 { 111.0 } else { 0.0 },
+            2 => f32::from_bits(1 + j as u32 * 4093),
+            3 => f32::from_bits(0x0080_0000 + j as u32 * 77_777),
+            4 => f32::MAX / (j + 1) as f32,
+            5 if j == 7 => f32::INFINITY,
+            6 if j == 9 => f32::NAN,
+            _ => j as f32 * 1e-3,
+        };
+    }
+    let mut blocks = [BlockQ8_0::ZERO; 8];
+    quant::quantize_row_q8_0(&mut blocks, &special);
+    failures += compare_quantized(&special, &blocks);
+
+    // Word-aligned, as a GGUF file's tensors are; a copy of the matrix two bytes past a word
+    // boundary follows it, where the DSP kernel cannot load its rows two words at a time.
+    let mut aligned = fw::blob::Aligned { bytes: [0u8; 2 * MAX_WEIGHT_BYTES + 8] };
     let mut xq = [BlockQ8_0::ZERO; MAX_BLOCKS];
     let mut x = [0.0f32; MAX_BLOCKS * QK8_0];
     let mut portable = [0.0f32; MAX_ROWS + 1];
@@ -115,7 +142,7 @@ fn main() -> ! {
     for (d, n) in SHAPES {
         let nb = n / QK8_0;
         let rb = nb * Q8_0_BLOCK_BYTES;
-        let w = &mut w[..d * rb];
+        let (w, moved) = aligned.bytes.split_at_mut(d * rb);
         let xq = &mut xq[..nb];
         let mut shape_failures = 0u32;
         for (values, seed) in FILLS {
@@ -145,6 +172,7 @@ fn main() -> ! {
             let x = &mut x[..n];
             gen.floats(x);
             quant::quantize_row_q8_0(xq, x);
+            shape_failures += compare_quantized(x, xq);
             for (o, row) in portable.iter_mut().zip(Q8Rows::from_bytes(w, nb).rows()) {
                 *o = ops::dot_q8_0(row, xq);
             }
@@ -166,14 +194,24 @@ fn main() -> ! {
                 defmt::error!("weighted rows {=usize} x {=usize}: wrote past the end", d, n);
                 shape_failures += 1;
             }
+
+            // The same matrix from two bytes past the first word boundary after it.
+            let skip = (4 - w.len() % 4) % 4 + 2;
+            let shifted = &mut moved[skip..skip + d * rb];
+            shifted.copy_from_slice(w);
+            for &(name, kernel) in KERNELS {
+                fast[..d].fill(f32::NAN);
+                kernel(&mut fast[..d], Q8Rows::from_bytes(shifted, nb), xq);
+                shape_failures += compare(name, d, n, values, seed, &portable[..d], &fast[..d]);
+            }
         }
-        let runs = FILLS.len() * (KERNELS.len() + 2);
+        let runs = FILLS.len() * (2 * KERNELS.len() + 2);
         defmt::info!(
             "{=usize} x {=usize}: {=usize} runs, {=usize} outputs, {=u32} differ",
             d,
             n,
             runs,
-            FILLS.len() * ((KERNELS.len() + 1) * d + n),
+            FILLS.len() * ((2 * KERNELS.len() + 1) * d + n),
             shape_failures
         );
         failures += shape_failures;
@@ -189,6 +227,21 @@ fn main() -> ! {
 }
 
 /// Counts the outputs of `kernel` whose bits differ, printing the first few.
+/// Mismatched blocks between `quant::quantize_row_q8_0` (`got`, the DSP core's assembly where
+/// it has one) and `quant::quantize_row_q8_0_portable` on `x`, each printed.
+fn compare_quantized(x: &[f32], got: &[BlockQ8_0]) -> u32 {
+    let mut failures = 0;
+    for (b, (chunk, got)) in x.chunks_exact(QK8_0).zip(got).enumerate() {
+        let mut want = [BlockQ8_0::ZERO];
+        quant::quantize_row_q8_0_portable(&mut want, chunk);
+        if want[0] != *got {
+            defmt::error!("quantize: block {=usize} differs from the portable one", b);
+            failures += 1;
+        }
+    }
+    failures
+}
+
 fn compare(
     kernel: &str,
     d: usize,
