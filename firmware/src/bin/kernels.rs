@@ -12,18 +12,21 @@
 //! the DSP core's assembly) must give the bits of `ops::weighted_rows_q8_0_portable`, writing
 //! nothing past its output; the activation quantizer (`quant::quantize_row_q8_0`) must give the
 //! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
-//! subnormals, extremes, infinities and NaNs. The matrices lie word-aligned, as in a GGUF file, and each kernel
+//! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
+//! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; the greedy choice
+//! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
+//! NaNs were. The matrices lie word-aligned, as in a GGUF file, and each kernel
 //! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
 //! difference is printed and the run exits 1.
 #![no_std]
 #![no_main]
 
 use mote_core::gguf::GgmlType;
-use mote_core::model::Matrix;
-use mote_core::ops;
+use mote_core::model::{F32s, Matrix};
 #[cfg(target_feature = "dsp")]
 use mote_core::ops::cortex_m;
 use mote_core::quant::{self, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
+use mote_core::{ops, sampler};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode};
 
@@ -129,6 +132,56 @@ fn main() -> ! {
     quant::quantize_row_q8_0(&mut blocks, &special);
     failures += compare_quantized(&special, &blocks);
 
+    // GELU with its bias, at several scales (the largest reach the clamp of tanh), then
+    // infinities, NaN and values around where the clamp begins.
+    let mut h = [0.0f32; 256];
+    let mut bias = [0.0f32; 256];
+    let mut gen = Gen::new(7);
+    for scale in [1.0f32, 4.0, 16.0, 1e3] {
+        gen.floats(&mut h);
+        gen.floats(&mut bias);
+        for v in h.iter_mut() {
+            *v *= scale;
+        }
+        failures += compare_bias_gelu(&h, &bias);
+    }
+    for (i, v) in h.iter_mut().enumerate() {
+        // sqrt(2/pi) * (u + 0.044715 u^3) passes the clamp 7.905311 near u = 4.48.
+        *v = 4.4 + i as f32 * 1e-3;
+    }
+    h[..6].copy_from_slice(&[f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -4.48, 0.0, -0.0]);
+    bias.fill(0.0);
+    failures += compare_bias_gelu(&h, &bias);
+
+    // The greedy choice, NaNs replaced by -inf on the way, over logits with ties, NaNs and
+    // infinities, at lengths that leave 0 to 7 values after the groups of eight.
+    for len in [1, 8, 13, 64, 255, 256] {
+        let logits = &mut h[..len];
+        gen.floats(logits);
+        for (i, v) in logits.iter_mut().enumerate() {
+            match i % 11 {
+                3 => *v = f32::NAN,
+                5 => *v = 3.9,
+                7 if len > 100 => *v = f32::NEG_INFINITY,
+                _ => {}
+            }
+        }
+        if len == 255 {
+            logits[200] = f32::INFINITY;
+        }
+        let want = sampler::argmax(logits);
+        let mut replaced = [0.0f32; 256];
+        for (r, &v) in replaced.iter_mut().zip(logits.iter()) {
+            *r = if v.is_nan() { f32::NEG_INFINITY } else { v };
+        }
+        let got = sampler::argmax_nan_to_neg_inf(logits);
+        let same = logits.iter().zip(&replaced).all(|(a, b)| a.to_bits() == b.to_bits());
+        if got != want || !same {
+            defmt::error!("greedy choice over {=usize}: {=u32} against {=u32}", len, got, want);
+            failures += 1;
+        }
+    }
+
     // Word-aligned, as a GGUF file's tensors are; a copy of the matrix two bytes past a word
     // boundary follows it, where the DSP kernel cannot load its rows two words at a time.
     let mut aligned = fw::blob::Aligned { bytes: [0u8; 2 * MAX_WEIGHT_BYTES + 8] };
@@ -227,6 +280,36 @@ fn main() -> ! {
 }
 
 /// Counts the outputs of `kernel` whose bits differ, printing the first few.
+/// Values where `ops::bias_gelu` (the DSP core's assembly where it has one) and
+/// `ops::bias_gelu_portable` differ on `h` with `bias`, each printed.
+fn compare_bias_gelu(h: &[f32], bias: &[f32]) -> u32 {
+    let mut bytes = [0u8; 4 * 256];
+    for (b, v) in bytes.chunks_exact_mut(4).zip(bias) {
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+    let aligned = fw::blob::Aligned { bytes };
+    let bias = F32s { data: &aligned.bytes[..4 * bias.len()] };
+    let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
+    let (want, got) = (&mut want[..h.len()], &mut got[..h.len()]);
+    want.copy_from_slice(h);
+    got.copy_from_slice(h);
+    ops::bias_gelu_portable(want, bias);
+    ops::bias_gelu(got, bias);
+    let mut failures = 0;
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if w.to_bits() != g.to_bits() {
+            defmt::error!(
+                "bias_gelu({=f32}): {=f32} differs from the portable {=f32}",
+                h[i],
+                *g,
+                *w
+            );
+            failures += 1;
+        }
+    }
+    failures
+}
+
 /// Mismatched blocks between `quant::quantize_row_q8_0` (`got`, the DSP core's assembly where
 /// it has one) and `quant::quantize_row_q8_0_portable` on `x`, each printed.
 fn compare_quantized(x: &[f32], got: &[BlockQ8_0]) -> u32 {
