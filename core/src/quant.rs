@@ -212,6 +212,8 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 ///
 /// On cores with the DSP extension the largest magnitude and the rounding of a block of finite
 /// values run in assembly (`ops::cortex_m`), with the bits of [`quantize_row_q8_0_portable`].
+// One copy in flash rather than one per caller.
+#[cfg_attr(all(target_arch = "arm", target_feature = "dsp"), inline(never))]
 pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     return quantize_row(

@@ -48,6 +48,7 @@ const ROWS: usize = 4;
 /// GGUF file with an even number of blocks per row: the file aligns its tensors) go two at a
 /// time through [`rows2_pairs`], which loads weights two words at a time; others go four at a
 /// time through [`rows4`].
+#[inline(never)]
 pub fn matvec_q8_0(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     let rows = w;
     // The assembly walks the rows as bytes: row r at w[r * row_bytes..].
@@ -114,6 +115,7 @@ const FIRST_BLOCK_WORDS: [usize; 8] = [30, 26, 2, 6, 10, 14, 18, 22];
 /// `b + 1`: for each word of weights, in the order of [`FIRST_BLOCK_WORDS`] then the second
 /// block's eight words, two words of lane pairs: `[x(j), x(j + 2)]` and `[x(j + 1), x(j + 3)]`
 /// (low lane first, indices mod 32), as `SXTB16` and `SXTB16 ROR #8` lay out the weights.
+#[inline(never)]
 fn widen_pairs<'w>(wide: &'w mut [MaybeUninit<u32>], xq: &[BlockQ8_0]) -> &'w [u32] {
     assert!(xq.len() % 2 == 0 && wide.len() == xq.len() / 2 * PAIR_WORDS);
     let word = |dst: &mut [MaybeUninit<u32>], q: &[i8; QK8_0], j: usize| {
@@ -220,6 +222,7 @@ macro_rules! pair_first {
 /// 17 loads of weights per row (two `LDR` and the packing `PKHBT` for the first group, `LDRD`
 /// for the others), 8 `LDM` of lane pairs shared by both rows, 17 for the f32 work, 3 for the
 /// loop.
+#[inline(never)]
 fn rows2_pairs(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
     let pairs = wide.len() / PAIR_WORDS;
     let groups = sum.len() / 2;
@@ -326,6 +329,7 @@ fn rows2_pairs(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
 /// `wide(nb, 17) = [f32 bits of d_x(b); lane pairs of q_x(b)]`: each block's scale, then for each
 /// group of four values `x0..x3` the words `[x0, x2]` and `[x1, x3]` (low lane first), as
 /// `SXTB16` and `SXTB16 ROR #8` lay out four weights.
+#[inline(never)]
 fn widen<'w>(wide: &'w mut [MaybeUninit<u32>], xq: &[BlockQ8_0]) -> &'w [u32] {
     assert_eq!(wide.len(), xq.len() * WIDE_WORDS);
     for (dst, block) in wide.chunks_exact_mut(WIDE_WORDS).zip(xq) {
@@ -409,6 +413,7 @@ macro_rules! rows4_word {
 
 /// `sum(d) += W(d, nb) . x(nb)` for `d` a multiple of four, rows `r` at `w[r * row_bytes..]`,
 /// against `wide` (whole widened blocks): four rows at a time, block by block in the portable order.
+#[inline(never)]
 fn rows4(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
     let nb = wide.len() / WIDE_WORDS;
     let groups = sum.len() / ROWS;
@@ -507,6 +512,7 @@ fn rows4(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
 }
 
 /// `sum += W(1, nb) . x(nb)` for one row, block by block in the portable order.
+#[inline(never)]
 fn row1(sum: &mut f32, w: &[u8], wide: &[u32]) {
     let nb = wide.len() / WIDE_WORDS;
     if nb == 0 {
@@ -632,6 +638,7 @@ macro_rules! weighted_row8 {
 ///
 /// Returns the rows done, a multiple of four; the caller adds the rest one at a time. Does nothing
 /// (returns 0) when rows are shorter than a block.
+#[inline(never)]
 pub fn weighted_rows4(o: &mut [f32; QK8_0], a: &[f32], w: Q8Rows<'_>, b: usize) -> usize {
     // The assembly walks the rows as bytes: block b of row t at w[t * row_bytes + at..].
     let (w, at, row_bytes) = (w.bytes(), b * Q8_0_BLOCK_BYTES, w.row_bytes());
@@ -744,6 +751,7 @@ macro_rules! amax8 {
 /// `max_j |x(j)|` as bits, `max_j (bits(x(j)) & 0x7fff_ffff)`, the same as the portable
 /// `quant::abs_max_bits` (above `0x7f80_0000` when the block holds a NaN): the sign shifted out,
 /// an unsigned maximum, shifted back. 3 instructions a value, eight values per `LDM`.
+#[inline(never)]
 pub fn abs_max_bits(x: &[f32; QK8_0]) -> u32 {
     let m: u32;
     // SAFETY: reads the 32 words of `x` (word-aligned, as LDM needs) from its start. Every core
@@ -824,6 +832,7 @@ macro_rules! round8 {
 /// the portable `v * id + ROUND_MAGIC`). Those bits are `0x4b40_0000` plus the rounded value,
 /// which is within -127..=127, so its low byte is the `i8` the portable clamp gives. 22
 /// instructions for eight values.
+#[inline(never)]
 pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
     // SAFETY: reads the 32 f32 of `x` (word-aligned, as VLDM needs) and the 8 of ROUND_MAGIC8;
     // writes the 32 bytes of `qs` a word at a time (STR may be unaligned on these cores). Every
@@ -857,6 +866,7 @@ pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
 /// Q(y^2)` by Horner's rule, then `(0.5 * u) * (1 + tanh)`. Each Horner step `p * y^2 + c` is one
 /// `VMLA.F32` onto a fresh copy of `c` (the product rounded, then the sum), the copies reloaded
 /// by one `VLDM` per value: 30 instructions a value, where the compiler's loop takes 40.
+#[inline(never)]
 pub fn bias_gelu(x: &mut [f32], bias: &[f32]) {
     let n = x.len().min(bias.len());
     if n == 0 {
@@ -987,6 +997,7 @@ macro_rules! argmax_rare {
 /// `VCMP` against the best so far gives both answers at once: "greater than" for a new best,
 /// "unordered" for a NaN (the best is never one). Eight values per `VLDM`, 4 instructions each on
 /// the common path.
+#[inline(never)]
 pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
     let done = x.len() / 8 * 8;
     if done == 0 {
