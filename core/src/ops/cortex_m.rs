@@ -329,7 +329,6 @@ fn rows2_pairs(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
 /// `wide(nb, 17) = [f32 bits of d_x(b); lane pairs of q_x(b)]`: each block's scale, then for each
 /// group of four values `x0..x3` the words `[x0, x2]` and `[x1, x3]` (low lane first), as
 /// `SXTB16` and `SXTB16 ROR #8` lay out four weights.
-#[inline(never)]
 fn widen<'w>(wide: &'w mut [MaybeUninit<u32>], xq: &[BlockQ8_0]) -> &'w [u32] {
     assert_eq!(wide.len(), xq.len() * WIDE_WORDS);
     for (dst, block) in wide.chunks_exact_mut(WIDE_WORDS).zip(xq) {
@@ -750,24 +749,25 @@ macro_rules! amax8 {
 
 /// `max_j |x(j)|` as bits, `max_j (bits(x(j)) & 0x7fff_ffff)`, the same as the portable
 /// `quant::abs_max_bits` (above `0x7f80_0000` when the block holds a NaN): the sign shifted out,
-/// an unsigned maximum, shifted back. 3 instructions a value, eight values per `LDM`.
+/// an unsigned maximum, shifted back. 3 instructions a value, eight values per `LDM`, four passes
+/// of a loop (unrolled, it would take 300 bytes more of flash for 8 instructions less a block).
 #[inline(never)]
 pub fn abs_max_bits(x: &[f32; QK8_0]) -> u32 {
     let m: u32;
-    // SAFETY: reads the 32 words of `x` (word-aligned, as LDM needs) from its start. Every core
-    // register it writes is an output.
+    // SAFETY: reads the 32 words of `x` (word-aligned, as LDM needs) from its start up to `end`,
+    // one past its end, eight per pass (32 is a multiple of 8). Every core register it writes
+    // is an output.
     unsafe {
         asm!(
             "movs {m}, #0",
-            // Written out four times rather than `.rept`: LLVM sizes an `asm!` block by its
-            // lines when it places constant pools.
+            "2:",
             amax8!(),
-            amax8!(),
-            amax8!(),
-            amax8!(),
+            "cmp {p}, {end}",
+            "bne 2b",
             "lsrs {m}, {m}, #1",
             m = out(reg) m,
             p = inout(reg) x.as_ptr() => _,
+            end = in(reg) x.as_ptr_range().end,
             out("r0") _,
             out("r1") _,
             out("r2") _,
@@ -830,11 +830,12 @@ macro_rules! round8 {
 /// larger than `127 / max_j |x(j)|` (rounded): `q(j)` is the low byte of the bits of
 /// `x(j) * id + 1.5 * 2^23` (`VMLA.F32` onto the constant: the product rounded, then the sum, as
 /// the portable `v * id + ROUND_MAGIC`). Those bits are `0x4b40_0000` plus the rounded value,
-/// which is within -127..=127, so its low byte is the `i8` the portable clamp gives. 22
+/// which is within -127..=127, so its low byte is the `i8` the portable clamp gives. 24
 /// instructions for eight values.
 #[inline(never)]
 pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
-    // SAFETY: reads the 32 f32 of `x` (word-aligned, as VLDM needs) and the 8 of ROUND_MAGIC8;
+    // SAFETY: reads the 32 f32 of `x` (word-aligned, as VLDM needs) from its start up to `end`,
+    // one past its end, eight per pass, and the 8 of ROUND_MAGIC8 on each pass;
     // writes the 32 bytes of `qs` a word at a time (STR may be unaligned on these cores). Every
     // core register it writes is an output; the FPU registers it uses (s0..s16) are pushed first
     // and popped last.
@@ -842,15 +843,16 @@ pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
         asm!(
             "vpush {{s0-s16}}",
             "vmov s16, {id}",
-            // Four times eight values, written out (see abs_max_bits).
+            // Four passes of eight values.
+            "2:",
             round8!(),
-            round8!(),
-            round8!(),
-            round8!(),
+            "cmp {p}, {end}",
+            "bne 2b",
             "vpop {{s0-s16}}",
             id = in(reg) id.to_bits(),
             p = inout(reg) x.as_ptr() => _,
             k = in(reg) ROUND_MAGIC8.as_ptr(),
+            end = in(reg) x.as_ptr_range().end,
             q = inout(reg) qs.as_mut_ptr() => _,
             a = out(reg) _,
             b = out(reg) _,
