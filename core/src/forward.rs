@@ -20,7 +20,7 @@ use crate::gguf::GgmlType;
 use crate::integer::Math;
 use crate::kv_cache::KvCache;
 use crate::model::{Model, Norm};
-use crate::ops::{add, gelu, layer_norm, matmul};
+use crate::ops::{add, bias_gelu, layer_norm, matmul};
 use crate::split::RowSplit;
 use crate::state::RunState;
 
@@ -200,8 +200,10 @@ pub(crate) fn pass(
         add(x, xb2);
         // MLP: x += c_proj(gelu(c_fc(ln_2(x))))
         layer_norm_rows(xb, x, &w.ln_2, c, hp.eps);
-        matmul(hb, &w.c_fc.weight, Some(w.c_fc.bias), xb, xq, split);
-        gelu(hb);
+        matmul(hb, &w.c_fc.weight, None, xb, xq, split);
+        for hb_t in hb.chunks_exact_mut(f) {
+            bias_gelu(hb_t, w.c_fc.bias);
+        }
         matmul(xb2, &w.mlp_c_proj.weight, Some(w.mlp_c_proj.bias), hb, xq, split);
         add(x, xb2);
     }

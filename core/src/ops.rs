@@ -434,14 +434,76 @@ pub fn layer_norm(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, 
 /// with [`tanh`] for the hyperbolic tangent.
 pub fn gelu(x: &mut [f32]) {
     for v in x.iter_mut() {
-        let u = *v;
-        *v = 0.5 * u * (1.0 + tanh(SQRT_2_OVER_PI * (u + 0.044715 * (u * u * u))));
+        *v = gelu1(*v);
     }
+}
+
+/// [`gelu`] of one value.
+#[inline(always)]
+fn gelu1(u: f32) -> f32 {
+    0.5 * u * (1.0 + tanh(SQRT_2_OVER_PI * (u + GELU_CUBIC * (u * u * u))))
+}
+
+/// GELU's `0.044715`, the weight of `x^3`.
+const GELU_CUBIC: f32 = 0.044715;
+
+/// In place, `x(n) = gelu(x(n) + bias(n))`: [`matvec`]'s bias, then [`gelu`], in one pass with the
+/// same operations. `x` and `bias` of the same length; on cores with the DSP extension, with a
+/// word-aligned bias (as a GGUF file's tensors are), in assembly (`cortex_m::bias_gelu`).
+pub fn bias_gelu(x: &mut [f32], bias: F32s<'_>) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if let Ok(b) = bytemuck::try_cast_slice::<u8, f32>(bias.data) {
+        if b.len() == x.len() {
+            return cortex_m::bias_gelu(x, b);
+        }
+    }
+    bias_gelu_portable(x, bias);
+}
+
+/// The reference for [`bias_gelu`]: the bias, then [`gelu`], value by value.
+pub fn bias_gelu_portable(x: &mut [f32], bias: F32s<'_>) {
+    add_bias(x, bias);
+    gelu(x);
 }
 
 /// Where [`tanh`] clamps its argument: its rational function is exactly 1.0 there in f32, so
 /// larger arguments give exactly +-1, as `libm::tanhf` does from about 9.01 on.
 const TANH_CLAMP: f32 = 7.905_311;
+
+/// [`tanh`]'s numerator `P(x^2)`, highest power first, and denominator `Q(x^2)`.
+const TANH_P: [f32; 7] = [
+    -2.760_768_5e-16,
+    2.000_188e-13,
+    -8.604_672e-11,
+    5.122_297e-8,
+    1.485_722_4e-5,
+    6.372_619_3e-4,
+    4.893_524_6e-3,
+];
+const TANH_Q: [f32; 4] = [1.198_258_4e-6, 1.185_347_1e-4, 2.268_434_6e-3, 4.893_525e-3];
+
+/// The constants of `cortex_m::bias_gelu`, in the order it loads them: `P(0)`, `Q(0)`, GELU's
+/// cubic weight, `sqrt(2 / pi)`, the clamp, 0.5, 1.0, then the addends of the Horner steps,
+/// `P(1..7)` and `Q(1..4)`, reloaded for each value.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+pub(crate) const GELU_CONSTANTS: [f32; 16] = [
+    TANH_P[0],
+    TANH_Q[0],
+    GELU_CUBIC,
+    SQRT_2_OVER_PI,
+    TANH_CLAMP,
+    0.5,
+    1.0,
+    TANH_P[1],
+    TANH_P[2],
+    TANH_P[3],
+    TANH_P[4],
+    TANH_P[5],
+    TANH_P[6],
+    TANH_Q[1],
+    TANH_Q[2],
+    TANH_Q[3],
+];
 
 /// `tanh(y)` by Eigen's single-precision rational approximation (`generic_fast_tanh_float`,
 /// Eigen 3.4): `y * P(y^2) / Q(y^2)` with `P` of degree 6 and `Q` of degree 3, `y` clamped to
@@ -461,17 +523,14 @@ pub fn tanh(y: f32) -> f32 {
         y
     };
     let x2 = x * x;
-    let mut p = -2.760_768_5e-16f32;
-    p = p * x2 + 2.000_188e-13;
-    p = p * x2 + -8.604_672e-11;
-    p = p * x2 + 5.122_297e-8;
-    p = p * x2 + 1.485_722_4e-5;
-    p = p * x2 + 6.372_619_3e-4;
-    p = p * x2 + 4.893_524_6e-3;
-    let mut q = 1.198_258_4e-6f32;
-    q = q * x2 + 1.185_347_1e-4;
-    q = q * x2 + 2.268_434_6e-3;
-    q = q * x2 + 4.893_525e-3;
+    let mut p = TANH_P[0];
+    for c in &TANH_P[1..] {
+        p = p * x2 + c;
+    }
+    let mut q = TANH_Q[0];
+    for c in &TANH_Q[1..] {
+        q = q * x2 + c;
+    }
     x * p / q
 }
 

@@ -209,22 +209,46 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 ///
 /// Processes `min(x.len() / 32, out.len())` blocks; a tail shorter than a block is left alone (callers
 /// size their buffers from the same `n`).
+///
+/// On cores with the DSP extension the largest magnitude and the rounding of a block of finite
+/// values run in assembly (`ops::cortex_m`), with the bits of [`quantize_row_q8_0_portable`].
+// One copy in flash rather than one per caller.
+#[cfg_attr(all(target_arch = "arm", target_feature = "dsp"), inline(never))]
 pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    return quantize_row(
+        out,
+        x,
+        crate::ops::cortex_m::abs_max_bits,
+        crate::ops::cortex_m::round_block,
+    );
+    #[allow(unreachable_code)]
+    quantize_row_q8_0_portable(out, x)
+}
+
+/// The reference for [`quantize_row_q8_0`]: the same blocks by the portable loops on every target.
+pub fn quantize_row_q8_0_portable(out: &mut [BlockQ8_0], x: &[f32]) {
+    quantize_row(out, x, |chunk| abs_max_bits(chunk), round_block);
+}
+
+/// [`quantize_row_q8_0`] with the block's largest magnitude bits from `amax_bits` and the
+/// rounding of a block of finite values by `round`.
+#[inline(always)]
+fn quantize_row(
+    out: &mut [BlockQ8_0],
+    x: &[f32],
+    amax_bits: impl Fn(&[f32; QK8_0]) -> u32,
+    round: impl Fn(&mut [i8; QK8_0], &[f32; QK8_0], f32),
+) {
     for (block, chunk) in out.iter_mut().zip(x.chunks_exact(QK8_0)) {
-        let bits = abs_max_bits(chunk);
+        let Ok(chunk) = <&[f32; QK8_0]>::try_from(chunk) else { break };
+        let bits = amax_bits(chunk);
         let amax = if bits <= INFINITY_BITS { f32::from_bits(bits) } else { abs_max_float(chunk) };
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         block.d = f32_to_f16_bits(d).to_le_bytes();
         if bits < INFINITY_BITS && id.is_finite() {
-            // Every `v * id` is finite and at most 127 in magnitude (a little more from the
-            // rounding of `id`), so `v * id + 1.5 * 2^23` lies in [2^23, 2^24), where its bits
-            // minus those of `1.5 * 2^23` are the rounded integer: no subtraction and no float
-            // to integer conversion.
-            for (q, &v) in block.qs.iter_mut().zip(chunk) {
-                let t = v * id + ROUND_MAGIC;
-                *q = (t.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32).clamp(-128, 127) as i8;
-            }
+            round(&mut block.qs, chunk, id);
         } else {
             for (q, &v) in block.qs.iter_mut().zip(chunk) {
                 // Saturating to `i32` (NaN, from an infinite input, gives 0) is one instruction
@@ -232,6 +256,19 @@ pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
                 *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
             }
         }
+    }
+}
+
+/// `q(j) = round(x(j) * id)`, halves to even, for a block of finite values with `id` finite and
+/// at most `127 / max_j |x(j)|` (rounded): every `x * id` is finite and at most 127 in magnitude
+/// (a little more from the rounding of `id`), so `x * id + 1.5 * 2^23` lies in [2^23, 2^24),
+/// where its bits minus those of `1.5 * 2^23` are the rounded integer: no subtraction and no
+/// float to integer conversion. That integer is within -127..=127, so the clamp never changes
+/// it; the assembly of `ops::cortex_m` leaves it out.
+fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
+    for (q, &v) in qs.iter_mut().zip(x) {
+        let t = v * id + ROUND_MAGIC;
+        *q = (t.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32).clamp(-128, 127) as i8;
     }
 }
 

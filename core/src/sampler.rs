@@ -204,10 +204,15 @@ pub fn argmax(x: &[f32]) -> u32 {
 /// [`argmax`] of `x`, and every NaN in `x` replaced by `-inf` on the way: the same index and the
 /// same `x` as the replacement pass followed by [`argmax`] (a NaN is never larger than anything,
 /// and neither is the `-inf` it becomes), in one pass.
-fn argmax_nan_to_neg_inf(x: &mut [f32]) -> u32 {
-    let mut best = 0usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for (i, v) in x.iter_mut().enumerate() {
+///
+/// On cores with the DSP extension the values go eight at a time through assembly
+/// (`ops::cortex_m::argmax_nan_to_neg_inf8`), the rest here.
+pub fn argmax_nan_to_neg_inf(x: &mut [f32]) -> u32 {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let (mut best, mut best_v, done) = crate::ops::cortex_m::argmax_nan_to_neg_inf8(x);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let (mut best, mut best_v, done) = (0usize, f32::NEG_INFINITY, 0usize);
+    for (i, v) in x.iter_mut().enumerate().skip(done) {
         if *v > best_v {
             best = i;
             best_v = *v;

@@ -43,7 +43,14 @@ const ROWS: usize = 4;
 ///
 /// As there, rows beyond `out` are not read (nor are entries of `out` beyond the rows written),
 /// and a row and `xq` are read up to the shorter of the two.
+///
+/// Rows that start on word boundaries and read an even number of blocks (every matrix of a
+/// GGUF file with an even number of blocks per row: the file aligns its tensors) go two at a
+/// time through [`rows2_pairs`], which loads weights two words at a time; others go four at a
+/// time through [`rows4`].
+#[inline(never)]
 pub fn matvec_q8_0(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
+    let rows = w;
     // The assembly walks the rows as bytes: row r at w[r * row_bytes..].
     let (w, row_bytes) = (w.bytes(), w.row_bytes());
     if row_bytes == 0 {
@@ -56,21 +63,266 @@ pub fn matvec_q8_0(out: &mut [f32], w: Q8Rows<'_>, xq: &[BlockQ8_0]) {
     let out = &mut out[..d];
     out.fill(0.0);
     let nb = xq.len().min(row_bytes / Q8_0_BLOCK_BYTES);
+    // Word loads (LDRD) need word-aligned rows; a pass then takes blocks two by two.
+    let paired = nb % 2 == 0 && row_bytes % 4 == 0 && w.as_ptr() as usize % 4 == 0;
     // Not zeroed first: that would cost as much as widening it at 128 columns.
     let mut wide = [const { MaybeUninit::<u32>::uninit() }; CHUNK_BLOCKS * WIDE_WORDS];
     let mut b0 = 0;
     while b0 < nb {
         let chunk = &xq[b0..nb.min(b0 + CHUNK_BLOCKS)];
-        let wide = widen(&mut wide[..chunk.len() * WIDE_WORDS], chunk);
         // Rows r.. start at w[r * row_bytes..]; this pass begins at block b0 of each.
         let skip = b0 * Q8_0_BLOCK_BYTES;
-        let full = d - d % ROWS;
-        let (sums, rest) = out.split_at_mut(full);
-        rows4(sums, &w[skip..], row_bytes, wide);
-        for (sum, row) in rest.iter_mut().zip(w.chunks_exact(row_bytes).skip(full)) {
-            row1(sum, &row[skip..], wide);
+        if paired {
+            let wide = widen_pairs(&mut wide[..chunk.len() * WIDE_WORDS], chunk);
+            let full = d - d % 2;
+            rows2_pairs(&mut out[..full], &w[skip..], row_bytes, wide);
+        } else {
+            let wide = widen(&mut wide[..chunk.len() * WIDE_WORDS], chunk);
+            let full = d - d % ROWS;
+            let (sums, rest) = out.split_at_mut(full);
+            rows4(sums, &w[skip..], row_bytes, wide);
+            for (sum, row) in rest.iter_mut().zip(w.chunks_exact(row_bytes).skip(full)) {
+                row1(sum, &row[skip..], wide);
+            }
         }
         b0 += chunk.len();
+    }
+    // An odd last row of a paired matrix: the portable kernel, the same bits.
+    if paired && d % 2 == 1 {
+        if let (Some(o), Some(row)) = (out.last_mut(), rows.rows().nth(d - 1)) {
+            *o = super::dot_q8_0(row, &xq[..nb]);
+        }
+    }
+}
+
+/// Words of a widened pair of activation blocks: both scales (f32 bits), then 8 groups of four
+/// words of `i16` lane pairs, one group for each two words of weights that [`rows2_pairs`]
+/// loads together.
+const PAIR_WORDS: usize = 2 + QK8_0;
+
+const _: () = assert!(PAIR_WORDS == 2 * WIDE_WORDS && CHUNK_BLOCKS % 2 == 0);
+
+/// Where the values of the first block of a pair sit in the words [`rows2_pairs`] multiplies,
+/// group by group: a word whose first value is `j` holds values `j..j + 4`. Its 34 bytes start
+/// on a word boundary, so its values fill bytes 2..34 of words 0..9: the first group is word 8
+/// (values 30, 31 in its low half, the next block's scale above) packed with the high half of
+/// word 0 (values 0, 1 above the scale), which reads as one word with values 30, 31, 0, 1, then
+/// word 7 (values 26..30); the other groups are words 1 and 2 (values 2..10), 3 and 4, 5 and 6.
+/// The second block's values are word-aligned: words 9..17, in order.
+const FIRST_BLOCK_WORDS: [usize; 8] = [30, 26, 2, 6, 10, 14, 18, 22];
+
+/// `wide(nb / 2, 34) = [f32 bits of d_x(b), d_x(b + 1); lane pairs]` for each pair of blocks `b`,
+/// `b + 1`: for each word of weights, in the order of [`FIRST_BLOCK_WORDS`] then the second
+/// block's eight words, two words of lane pairs: `[x(j), x(j + 2)]` and `[x(j + 1), x(j + 3)]`
+/// (low lane first, indices mod 32), as `SXTB16` and `SXTB16 ROR #8` lay out the weights.
+#[inline(never)]
+fn widen_pairs<'w>(wide: &'w mut [MaybeUninit<u32>], xq: &[BlockQ8_0]) -> &'w [u32] {
+    assert!(xq.len() % 2 == 0 && wide.len() == xq.len() / 2 * PAIR_WORDS);
+    let word = |dst: &mut [MaybeUninit<u32>], q: &[i8; QK8_0], j: usize| {
+        let at = |k: usize| q[(j + k) % QK8_0];
+        dst[0].write(lanes(at(0), at(2)));
+        dst[1].write(lanes(at(1), at(3)));
+    };
+    for (dst, pair) in wide.chunks_exact_mut(PAIR_WORDS).zip(xq.chunks_exact(2)) {
+        dst[0].write(pair[0].scale().to_bits());
+        dst[1].write(pair[1].scale().to_bits());
+        let (first, second) = dst[2..].split_at_mut(QK8_0 / 2);
+        for (w, &j) in first.chunks_exact_mut(2).zip(&FIRST_BLOCK_WORDS) {
+            word(w, &pair[0].qs, j);
+        }
+        for (w, j) in second.chunks_exact_mut(2).zip((0..QK8_0).step_by(4)) {
+            word(w, &pair[1].qs, j);
+        }
+    }
+    // SAFETY: the loop wrote every word: 34 per pair (two scales, then 16 pairs of words) for
+    // each of the xq.len() / 2 pairs, which is the length of `wide`.
+    unsafe { core::slice::from_raw_parts(wide.as_ptr().cast::<u32>(), wide.len()) }
+}
+
+/// The multiply-accumulates of two words of weights (`r4`, `r5`) against the four words of lane
+/// pairs in `r0..r3` into accumulator `$a`: `start` begins a block's sum (`SMUAD`), `add` adds to
+/// it. 8 instructions for 8 multiply-accumulates.
+macro_rules! pair_words {
+    (start, $a:literal) => {
+        concat!(
+            "sxtb16 r8, r4\n",
+            "smuad ", $a, ", r8, r0\n",
+            pair_words!(@rest, $a),
+        )
+    };
+    (add, $a:literal) => {
+        concat!(
+            "sxtb16 r8, r4\n",
+            "smlad ", $a, ", r8, r0, ", $a, "\n",
+            pair_words!(@rest, $a),
+        )
+    };
+    (@rest, $a:literal) => {
+        concat!(
+            "sxtb16 r8, r4, ror #8\n",
+            "smlad ", $a, ", r8, r1, ", $a, "\n",
+            "sxtb16 r8, r5\n",
+            "smlad ", $a, ", r8, r2, ", $a, "\n",
+            "sxtb16 r8, r5, ror #8\n",
+            "smlad ", $a, ", r8, r3, ", $a, "\n",
+        )
+    };
+}
+
+/// One group of the pair: the next four words of lane pairs, then two words of weights of row 0
+/// (`r12`) and of row 1 (`lr`) at byte offset `$off` from where the rows' pointers now stand
+/// (68 past the pair's start), each row's into its accumulator.
+macro_rules! pair_group {
+    ($mode:ident, $off:literal) => {
+        concat!(
+            "ldmia r11!, {{r0-r3}}\n",
+            "ldrd r4, r5, [r12, #",
+            $off,
+            "]\n",
+            pair_words!($mode, "r9"),
+            "ldrd r4, r5, [lr, #",
+            $off,
+            "]\n",
+            pair_words!($mode, "r10"),
+        )
+    };
+}
+
+/// The first group of the pair for one row at `$p`: word 8 (`r4`) and word 0 (`r5`, moving the
+/// pointer on by the pair's 68 bytes), both scales to `$s0`, `$s1` (`VMOV` of two core registers),
+/// word 8's low half packed with word 0's high half, and word 7.
+macro_rules! pair_first {
+    ($p:literal, $a:literal, $s0:literal, $s1:literal) => {
+        concat!(
+            "ldr r4, [",
+            $p,
+            ", #32]\n",
+            "ldr r5, [",
+            $p,
+            "], #68\n",
+            "vmov ",
+            $s0,
+            ", ",
+            $s1,
+            ", r5, r4\n",
+            "pkhbt r4, r4, r5\n",
+            "ldr r5, [",
+            $p,
+            ", #-40]\n",
+            pair_words!(start, $a),
+        )
+    };
+}
+
+/// `sum(d) += W(d, nb) . x(nb)` for `d` even, rows `r` at `w[r * row_bytes..]`, word-aligned, and
+/// `nb` even, against `wide` from [`widen_pairs`]: two rows at a time, a pair of blocks per
+/// pass, the f32 sums block by block in the portable order.
+///
+/// Per pair of blocks and two rows (128 multiply-accumulates): 128 instructions for the integers,
+/// 17 loads of weights per row (two `LDR` and the packing `PKHBT` for the first group, `LDRD`
+/// for the others), 8 `LDM` of lane pairs shared by both rows, 17 for the f32 work, 3 for the
+/// loop.
+#[inline(never)]
+fn rows2_pairs(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
+    let pairs = wide.len() / PAIR_WORDS;
+    let groups = sum.len() / 2;
+    if pairs == 0 || groups == 0 {
+        return;
+    }
+    // The assembly reads 2 * pairs blocks of each row, from word-aligned starts, and every pair
+    // of widened blocks; check all three.
+    let block_bytes = pairs * 2 * Q8_0_BLOCK_BYTES;
+    assert!(block_bytes <= row_bytes && w.len() >= (2 * groups - 1) * row_bytes + block_bytes);
+    assert!(row_bytes % 4 == 0 && w.as_ptr() as usize % 4 == 0);
+    let x_end = wide[pairs * PAIR_WORDS..].as_ptr();
+    let sum_end = sum[2 * groups..].as_mut_ptr();
+    // From where a group's row 0 ends to where the next group's begins.
+    let next_group = 2 * row_bytes - block_bytes;
+    // SAFETY: reads rows r < 2 * groups from `w.as_ptr() + r * row_bytes` for 2 * pairs * 34
+    // bytes, inside `w` by the first assertion, with LDR and LDRD at word-aligned addresses (the
+    // second assertion; every offset used is a multiple of 4); reads `wide` (word-aligned, as
+    // LDM and VLDM need) from its start up to `x_end`, one past its end, once per group; reads
+    // and writes `sum` two f32 at a time from its start up to `sum_end`, one past its end. Both
+    // loops run at least once (pairs >= 1, groups >= 1). Every core register it writes is an
+    // output; the FPU registers it uses (s0..s27) are pushed first and popped last.
+    unsafe {
+        asm!(
+            // s0: the activation's start; s1: x_end; s2: row_bytes; s3: next_group; s4: where
+            // the group's sums are in memory; s5: sum_end.
+            "vpush {{s0-s27}}",
+            "vmov s0, s1, r0, r1",
+            "vmov s2, s3, r2, r3",
+            "vmov s4, s5, r4, r5",
+            "3:",
+            // s16, s17: the two rows' sums; row 1 at lr = r12 + row_bytes.
+            "vmov r4, s4",
+            "vldmia r4, {{s16-s17}}",
+            "vmov r8, s2",
+            "add lr, r12, r8",
+            "vmov r11, s0",
+            "2:",
+            // s18, s19: the pair's activation scales.
+            "vldmia r11!, {{s18-s19}}",
+            // The first block: a(r) = sum_j q_w(r, j) * q_x(j), exact in i32; the weights' scales
+            // to s20, s21 (row 0) and s22, s23 (row 1), in the low half of word 0 and the high
+            // half of word 8.
+            "ldmia r11!, {{r0-r3}}",
+            pair_first!("r12", "r9", "s20", "s21"),
+            pair_first!("lr", "r10", "s22", "s23"),
+            pair_group!(add, "-64"),
+            pair_group!(add, "-56"),
+            pair_group!(add, "-48"),
+            "vmov s24, s25, r9, r10",
+            // The second block.
+            pair_group!(start, "-32"),
+            pair_group!(add, "-24"),
+            pair_group!(add, "-16"),
+            pair_group!(add, "-8"),
+            "vmov s26, s27, r9, r10",
+            // s(r) += f32(a(r, b)) * (d_w(r, b) * d_x(b)), block after block: VMLA rounds the
+            // product, then adds.
+            "vcvtb.f32.f16 s20, s20",
+            "vcvtt.f32.f16 s21, s21",
+            "vcvtb.f32.f16 s22, s22",
+            "vcvtt.f32.f16 s23, s23",
+            "vmul.f32 s20, s20, s18",
+            "vmul.f32 s21, s21, s19",
+            "vmul.f32 s22, s22, s18",
+            "vmul.f32 s23, s23, s19",
+            "vcvt.f32.s32 s24, s24",
+            "vcvt.f32.s32 s25, s25",
+            "vcvt.f32.s32 s26, s26",
+            "vcvt.f32.s32 s27, s27",
+            "vmla.f32 s16, s24, s20",
+            "vmla.f32 s16, s26, s21",
+            "vmla.f32 s17, s25, s22",
+            "vmla.f32 s17, s27, s23",
+            "vmov r8, s1",
+            "cmp r11, r8",
+            "bne.w 2b",
+            // The group's sums back to memory; on to the next two rows.
+            "vmov r4, s4",
+            "vstmia r4!, {{s16-s17}}",
+            "vmov s4, r4",
+            "vmov r8, s3",
+            "add r12, r12, r8",
+            "vmov r8, s5",
+            "cmp r4, r8",
+            "bne.w 3b",
+            "vpop {{s0-s27}}",
+            inout("r0") wide.as_ptr() => _,
+            inout("r1") x_end => _,
+            inout("r2") row_bytes => _,
+            inout("r3") next_group => _,
+            inout("r4") sum.as_mut_ptr() => _,
+            inout("r5") sum_end => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            inout("r12") w.as_ptr() => _,
+            out("lr") _,
+        );
     }
 }
 
@@ -160,6 +412,7 @@ macro_rules! rows4_word {
 
 /// `sum(d) += W(d, nb) . x(nb)` for `d` a multiple of four, rows `r` at `w[r * row_bytes..]`,
 /// against `wide` (whole widened blocks): four rows at a time, block by block in the portable order.
+#[inline(never)]
 fn rows4(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
     let nb = wide.len() / WIDE_WORDS;
     let groups = sum.len() / ROWS;
@@ -258,6 +511,7 @@ fn rows4(sum: &mut [f32], w: &[u8], row_bytes: usize, wide: &[u32]) {
 }
 
 /// `sum += W(1, nb) . x(nb)` for one row, block by block in the portable order.
+#[inline(never)]
 fn row1(sum: &mut f32, w: &[u8], wide: &[u32]) {
     let nb = wide.len() / WIDE_WORDS;
     if nb == 0 {
@@ -383,6 +637,7 @@ macro_rules! weighted_row8 {
 ///
 /// Returns the rows done, a multiple of four; the caller adds the rest one at a time. Does nothing
 /// (returns 0) when rows are shorter than a block.
+#[inline(never)]
 pub fn weighted_rows4(o: &mut [f32; QK8_0], a: &[f32], w: Q8Rows<'_>, b: usize) -> usize {
     // The assembly walks the rows as bytes: block b of row t at w[t * row_bytes + at..].
     let (w, at, row_bytes) = (w.bytes(), b * Q8_0_BLOCK_BYTES, w.row_bytes());
@@ -466,4 +721,342 @@ pub fn weighted_rows4(o: &mut [f32; QK8_0], a: &[f32], w: Q8Rows<'_>, b: usize) 
         );
     }
     rows
+}
+
+/// One value of [`abs_max_bits`]: `m = max(m, v << 1)` as unsigned integers.
+macro_rules! amax_step {
+    ($v:literal) => {
+        concat!("cmp {m}, ", $v, ", lsl #1\n", "it lo\n", "lsllo {m}, ", $v, ", #1\n")
+    };
+}
+
+/// Eight values of [`abs_max_bits`], loaded by one `LDM`.
+macro_rules! amax8 {
+    () => {
+        concat!(
+            "ldmia {p}!, {{r0-r5, r8, r9}}\n",
+            amax_step!("r0"),
+            amax_step!("r1"),
+            amax_step!("r2"),
+            amax_step!("r3"),
+            amax_step!("r4"),
+            amax_step!("r5"),
+            amax_step!("r8"),
+            amax_step!("r9"),
+        )
+    };
+}
+
+/// `max_j |x(j)|` as bits, `max_j (bits(x(j)) & 0x7fff_ffff)`, the same as the portable
+/// `quant::abs_max_bits` (above `0x7f80_0000` when the block holds a NaN): the sign shifted out,
+/// an unsigned maximum, shifted back. 3 instructions a value, eight values per `LDM`, four passes
+/// of a loop (unrolled, it would take 300 bytes more of flash for 8 instructions less a block).
+#[inline(never)]
+pub fn abs_max_bits(x: &[f32; QK8_0]) -> u32 {
+    let m: u32;
+    // SAFETY: reads the 32 words of `x` (word-aligned, as LDM needs) from its start up to `end`,
+    // one past its end, eight per pass (32 is a multiple of 8). Every core register it writes
+    // is an output.
+    unsafe {
+        asm!(
+            "movs {m}, #0",
+            "2:",
+            amax8!(),
+            "cmp {p}, {end}",
+            "bne 2b",
+            "lsrs {m}, {m}, #1",
+            m = out(reg) m,
+            p = inout(reg) x.as_ptr() => _,
+            end = in(reg) x.as_ptr_range().end,
+            out("r0") _,
+            out("r1") _,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+        );
+    }
+    m
+}
+
+/// Eight copies of `1.5 * 2^23`, loaded by one `VLDM` as the addends of eight `VMLA`.
+static ROUND_MAGIC8: [f32; 8] = [crate::quant::ROUND_MAGIC; 8];
+
+/// Four rounded values (FPU registers `$a..$d`, their bits) packed as bytes and stored.
+macro_rules! round_store4 {
+    ($a:literal, $b:literal, $c:literal, $d:literal) => {
+        concat!(
+            "vmov {a}, {b}, ",
+            $a,
+            ", ",
+            $b,
+            "\n",
+            "vmov {c}, {e}, ",
+            $c,
+            ", ",
+            $d,
+            "\n",
+            "bfi {a}, {b}, #8, #8\n",
+            "bfi {a}, {c}, #16, #8\n",
+            "bfi {a}, {e}, #24, #8\n",
+            "str {a}, [{q}], #4\n",
+        )
+    };
+}
+
+/// Eight values of [`round_block`]: loaded, rounded onto eight copies of the constant, stored.
+macro_rules! round8 {
+    () => {
+        concat!(
+            "vldmia {p}!, {{s0-s7}}\n",
+            "vldmia {k}, {{s8-s15}}\n",
+            "vmla.f32 s8, s0, s16\n",
+            "vmla.f32 s9, s1, s16\n",
+            "vmla.f32 s10, s2, s16\n",
+            "vmla.f32 s11, s3, s16\n",
+            "vmla.f32 s12, s4, s16\n",
+            "vmla.f32 s13, s5, s16\n",
+            "vmla.f32 s14, s6, s16\n",
+            "vmla.f32 s15, s7, s16\n",
+            round_store4!("s8", "s9", "s10", "s11"),
+            round_store4!("s12", "s13", "s14", "s15"),
+        )
+    };
+}
+
+/// The rounding of `quant::round_block`, for a block of finite values and a finite `id` no
+/// larger than `127 / max_j |x(j)|` (rounded): `q(j)` is the low byte of the bits of
+/// `x(j) * id + 1.5 * 2^23` (`VMLA.F32` onto the constant: the product rounded, then the sum, as
+/// the portable `v * id + ROUND_MAGIC`). Those bits are `0x4b40_0000` plus the rounded value,
+/// which is within -127..=127, so its low byte is the `i8` the portable clamp gives. 24
+/// instructions for eight values.
+#[inline(never)]
+pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
+    // SAFETY: reads the 32 f32 of `x` (word-aligned, as VLDM needs) from its start up to `end`,
+    // one past its end, eight per pass, and the 8 of ROUND_MAGIC8 on each pass;
+    // writes the 32 bytes of `qs` a word at a time (STR may be unaligned on these cores). Every
+    // core register it writes is an output; the FPU registers it uses (s0..s16) are pushed first
+    // and popped last.
+    unsafe {
+        asm!(
+            "vpush {{s0-s16}}",
+            "vmov s16, {id}",
+            // Four passes of eight values.
+            "2:",
+            round8!(),
+            "cmp {p}, {end}",
+            "bne 2b",
+            "vpop {{s0-s16}}",
+            id = in(reg) id.to_bits(),
+            p = inout(reg) x.as_ptr() => _,
+            k = in(reg) ROUND_MAGIC8.as_ptr(),
+            end = in(reg) x.as_ptr_range().end,
+            q = inout(reg) qs.as_mut_ptr() => _,
+            a = out(reg) _,
+            b = out(reg) _,
+            c = out(reg) _,
+            e = out(reg) _,
+        );
+    }
+}
+
+/// `x(n) = gelu(x(n) + bias(n))` as the portable `ops::bias_gelu_portable` computes it, with its
+/// bits, for `x` and `bias` of the same length: `u = x + b`, `y = sqrt(2/pi) * (u + 0.044715 *
+/// ((u * u) * u))`, `y` clamped to `+-TANH_CLAMP` (NaN left alone), `tanh = (y * P(y^2)) /
+/// Q(y^2)` by Horner's rule, then `(0.5 * u) * (1 + tanh)`. Each Horner step `p * y^2 + c` is one
+/// `VMLA.F32` onto a fresh copy of `c` (the product rounded, then the sum), the copies reloaded
+/// by one `VLDM` per value: 30 instructions a value, where the compiler's loop takes 40.
+#[inline(never)]
+pub fn bias_gelu(x: &mut [f32], bias: &[f32]) {
+    let n = x.len().min(bias.len());
+    if n == 0 {
+        return;
+    }
+    let x = &mut x[..n];
+    let end = x[n..].as_mut_ptr();
+    // SAFETY: reads and writes the n f32 of `x` one at a time from its start up to `end`, one
+    // past its end, and reads as many of `bias`, at least n long; reads the 16 f32 of
+    // GELU_CONSTANTS. All word-aligned, as VLDM and VSTM need. The loop runs at least once
+    // (n >= 1). Every core register it writes is an output; the FPU registers it uses (s0..s4,
+    // s16..s31) are pushed first and popped last. It compares with VCMP and reads the FPU's
+    // flags into APSR.
+    unsafe {
+        asm!(
+            "vpush {{s0-s4}}",
+            "vpush {{s16-s31}}",
+            // s16: P(0); s17: Q(0); s18: 0.044715; s19: sqrt(2/pi); s20: the clamp; s21: 0.5;
+            // s22: 1.0. s23..s31: the Horner addends, loaded again for each value.
+            "vldmia {k}!, {{s16-s22}}",
+            "2:",
+            "vldr s0, [{x}]",
+            "vldmia {b}!, {{s4}}",
+            "vadd.f32 s0, s0, s4",
+            "vmul.f32 s1, s0, s0",
+            "vmul.f32 s1, s1, s0",
+            "vmul.f32 s1, s1, s18",
+            "vadd.f32 s1, s0, s1",
+            "vmul.f32 s1, s1, s19",
+            // |y| above the clamp (not for NaN: unordered is not "greater than").
+            "vabs.f32 s3, s1",
+            "vcmp.f32 s3, s20",
+            "vmrs APSR_nzcv, fpscr",
+            "bgt 5f",
+            "4:",
+            "vmul.f32 s2, s1, s1",
+            "vldmia {k}, {{s23-s31}}",
+            "vmla.f32 s23, s16, s2",
+            "vmla.f32 s24, s23, s2",
+            "vmla.f32 s25, s24, s2",
+            "vmla.f32 s26, s25, s2",
+            "vmla.f32 s27, s26, s2",
+            "vmla.f32 s28, s27, s2",
+            "vmla.f32 s29, s17, s2",
+            "vmla.f32 s30, s29, s2",
+            "vmla.f32 s31, s30, s2",
+            "vmul.f32 s1, s1, s28",
+            "vdiv.f32 s1, s1, s31",
+            "vadd.f32 s1, s1, s22",
+            "vmul.f32 s0, s0, s21",
+            "vmul.f32 s0, s0, s1",
+            "vstmia {x}!, {{s0}}",
+            "cmp {x}, {end}",
+            "bne 2b",
+            "b 9f",
+            // y beyond the clamp: +-clamp with y's sign.
+            "5:",
+            "vcmp.f32 s1, #0",
+            "vmrs APSR_nzcv, fpscr",
+            "vmov.f32 s1, s20",
+            "it lt",
+            "vneglt.f32 s1, s1",
+            "b 4b",
+            "9:",
+            "vpop {{s16-s31}}",
+            "vpop {{s0-s4}}",
+            x = inout(reg) x.as_mut_ptr() => _,
+            b = inout(reg) bias.as_ptr() => _,
+            k = inout(reg) super::GELU_CONSTANTS.as_ptr() => _,
+            end = in(reg) end,
+        );
+    }
+}
+
+/// One value of [`argmax_nan_to_neg_inf8`], register `$s`, the `$k`-th of the eight just loaded:
+/// on to `$new` if it is larger than the best so far (s8), to `$nan` if it is a NaN.
+macro_rules! argmax_step {
+    ($s:literal, $new:literal, $nan:literal) => {
+        concat!(
+            "vcmp.f32 ",
+            $s,
+            ", s8\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "bgt ",
+            $new,
+            "\n",
+            "bvs ",
+            $nan,
+            "\n",
+        )
+    };
+}
+
+/// The rare paths of value `$k` (register `$s`) of [`argmax_nan_to_neg_inf8`]: a new best (its
+/// address and value), or a NaN overwritten with `-inf`; then back to the next value. `$off` is
+/// `32 - 4 * $k`, how far behind the pointer (moved on past the eight) the value lies.
+macro_rules! argmax_rare {
+    ($k:literal, $s:literal, $back:literal, $off:literal) => {
+        concat!(
+            "1",
+            $k,
+            ":\n",
+            "sub {best}, {p}, #",
+            $off,
+            "\n",
+            "vmov.f32 s8, ",
+            $s,
+            "\n",
+            "b ",
+            $back,
+            "\n",
+            "2",
+            $k,
+            ":\n",
+            "str {ninf}, [{p}, #-",
+            $off,
+            "]\n",
+            "b ",
+            $back,
+            "\n",
+        )
+    };
+}
+
+/// The greedy choice over the first `8 * (x.len() / 8)` values of `x`, NaNs replaced by `-inf` on
+/// the way: `(index of the first largest, its value, values done)`, the index 0 and the value
+/// `-inf` when none is larger than `-inf`, as `sampler::argmax_nan_to_neg_inf` goes through them.
+/// `VCMP` against the best so far gives both answers at once: "greater than" for a new best,
+/// "unordered" for a NaN (the best is never one). Eight values per `VLDM`, 4 instructions each on
+/// the common path.
+#[inline(never)]
+pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
+    let done = x.len() / 8 * 8;
+    if done == 0 {
+        return (0, f32::NEG_INFINITY, 0);
+    }
+    let start = x.as_mut_ptr();
+    let end = x[done..].as_mut_ptr();
+    let best_at: *mut f32;
+    let best_bits: u32;
+    // SAFETY: reads the first `done` f32 of `x` eight at a time (word-aligned, as VLDM needs)
+    // from its start up to `end`, and writes -inf over those that are NaN, at addresses inside
+    // the eight just read. The loop runs at least once (done >= 8). Every core register it writes
+    // is an output; the FPU registers it uses (s0..s8) are pushed first and popped last. It
+    // compares with VCMP and reads the FPU's flags into APSR.
+    unsafe {
+        asm!(
+            "vpush {{s0-s8}}",
+            "vmov s8, {ninf}",
+            "3:",
+            "vldmia {p}!, {{s0-s7}}",
+            argmax_step!("s0", "10f", "20f"),
+            "30:",
+            argmax_step!("s1", "11f", "21f"),
+            "31:",
+            argmax_step!("s2", "12f", "22f"),
+            "32:",
+            argmax_step!("s3", "13f", "23f"),
+            "33:",
+            argmax_step!("s4", "14f", "24f"),
+            "34:",
+            argmax_step!("s5", "15f", "25f"),
+            "35:",
+            argmax_step!("s6", "16f", "26f"),
+            "36:",
+            argmax_step!("s7", "17f", "27f"),
+            "37:",
+            "cmp {p}, {end}",
+            "bne 3b",
+            "b 9f",
+            argmax_rare!(0, "s0", "30b", "32"),
+            argmax_rare!(1, "s1", "31b", "28"),
+            argmax_rare!(2, "s2", "32b", "24"),
+            argmax_rare!(3, "s3", "33b", "20"),
+            argmax_rare!(4, "s4", "34b", "16"),
+            argmax_rare!(5, "s5", "35b", "12"),
+            argmax_rare!(6, "s6", "36b", "8"),
+            argmax_rare!(7, "s7", "37b", "4"),
+            "9:",
+            "vmov {ninf}, s8",
+            "vpop {{s0-s8}}",
+            p = inout(reg) start => _,
+            end = in(reg) end,
+            best = inout(reg) start => best_at,
+            ninf = inout(reg) f32::NEG_INFINITY.to_bits() => best_bits,
+        );
+    }
+    // SAFETY: `best_at` is `start` or the address of one of the values read, inside `x`.
+    let best = unsafe { best_at.offset_from(start) } as usize;
+    (best, f32::from_bits(best_bits), done)
 }

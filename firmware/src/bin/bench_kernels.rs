@@ -71,7 +71,9 @@ fn main() -> ! {
 /// Times each kernel on each shape; the buffers live in this frame, entered only when they fit.
 #[inline(never)]
 fn bench() {
-    let mut w = [0u8; MAX_WEIGHT_BYTES];
+    // Word-aligned, as the tensors of a GGUF file in flash are.
+    let mut w = fw::blob::Aligned { bytes: [0u8; MAX_WEIGHT_BYTES] };
+    let w = &mut w.bytes;
     let mut xq = [BlockQ8_0::ZERO; MAX_BLOCKS];
     let mut out = [0.0f32; MAX_ROWS];
     for (d, n) in SHAPES {
@@ -216,8 +218,9 @@ fn phases() {
     let (ln_w, ln_b) = params.split_at(4 * C);
     let (ln_w, ln_b) = (F32s { data: ln_w }, F32s { data: ln_b });
     // Per token: ln_1, ln_2 per layer and ln_f; quantizing each matrix input (3 of width C and one
-    // of F per layer, C for the head) and the new key and value of each layer; GELU over F per
-    // layer; one softmax per head and layer; the residual adds (embedding, twice per layer).
+    // of F per layer, C for the head) and the new key and value of each layer; GELU with its
+    // bias over F per layer; one softmax per head and layer; the residual adds (embedding, twice
+    // per layer).
     let mut total = 0u64;
     let t = time(|| ops::layer_norm(&mut y[..C], &x[..C], ln_w, ln_b, 1e-5));
     total += phase("layer_norm", C, t, 2 * LAYERS + 1);
@@ -226,8 +229,9 @@ fn phases() {
     let t = time(|| quant::quantize_row_q8_0(&mut xq, &x));
     total += phase("quantize", F, t, LAYERS);
     let mut h = x;
-    let t = time(|| ops::gelu(&mut h));
-    total += phase("gelu", F, t, LAYERS);
+    let bias = fw::blob::Aligned { bytes: [0u8; 4 * F] };
+    let t = time(|| ops::bias_gelu(&mut h, F32s { data: &bias.bytes }));
+    total += phase("bias_gelu", F, t, LAYERS);
     let mut att = [0.0f32; ATTENDED];
     att.copy_from_slice(&x[..ATTENDED]);
     let t = time(|| ops::softmax(&mut att));
@@ -237,8 +241,9 @@ fn phases() {
     defmt::info!("phase total (scalar, without attention): {=u64} instructions per token", total);
     // The matrix products, this core's fastest kernel: c_attn, attn c_proj, c_fc, mlp c_proj per layer; the head
     // (V = 2048 rows) as four passes of 512.
-    let mut w = [0u8; F * C / QK8_0 * Q8_0_BLOCK_BYTES];
-    gen.weights(&mut w, Values::Uniform);
+    let mut w = fw::blob::Aligned { bytes: [0u8; F * C / QK8_0 * Q8_0_BLOCK_BYTES] };
+    let w = &mut w.bytes;
+    gen.weights(w, Values::Uniform);
     gen.activation(&mut xq, Values::Uniform);
     let mut out = [0.0f32; F];
     let mut products = 0u64;

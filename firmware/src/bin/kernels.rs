@@ -12,16 +12,23 @@
 //! portable quantize-then-dot; and `VCVTB` must widen all 65,536 f16 values as the portable
 //! conversion does; and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
 //! the DSP core's assembly) must give the bits of `ops::weighted_rows_q8_0_portable`, writing
-//! nothing past its output. Any difference is printed and the run exits 1.
+//! nothing past its output; the activation quantizer (`quant::quantize_row_q8_0`) must give the
+//! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
+//! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
+//! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; the greedy choice
+//! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
+//! NaNs were. The matrices lie word-aligned, as in a GGUF file, and each kernel
+//! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
+//! difference is printed and the run exits 1.
 #![no_std]
 #![no_main]
 
 use mote_core::gguf::GgmlType;
-use mote_core::model::Matrix;
-use mote_core::ops;
+use mote_core::model::{F32s, Matrix};
 #[cfg(target_feature = "dsp")]
 use mote_core::ops::cortex_m;
 use mote_core::quant::{self, BlockQ8_0, Q8Rows, Q8_0_BLOCK_BYTES, QK8_0};
+use mote_core::{ops, sampler};
 use mote_firmware::random::{Gen, Values};
 use mote_firmware::{self as fw, ExitCode};
 
@@ -108,7 +115,82 @@ fn main() -> ! {
         failures += differ as u32;
     }
 
-    let mut w = [0u8; MAX_WEIGHT_BYTES];
+    // The activation quantizer on blocks the random fills do not make: zeros, exact halves,
+    // subnormals, extremes, infinities and NaNs.
+    let mut special = [0.0f32; 8 * QK8_0];
+    for (i, v) in special.iter_mut().enumerate() {
+        let (block, j) = (i / QK8_0, i % QK8_0);
+        let s = if j % 3 == 0 { -1.0 } else { 1.0 };
+        *v = s * match block {
+            0 => 0.0,
+            1 => j as f32 * 0.5 + if j == 31 { 111.0 } else { 0.0 },
+            2 => f32::from_bits(1 + j as u32 * 4093),
+            3 => f32::from_bits(0x0080_0000 + j as u32 * 77_777),
+            4 => f32::MAX / (j + 1) as f32,
+            5 if j == 7 => f32::INFINITY,
+            6 if j == 9 => f32::NAN,
+            _ => j as f32 * 1e-3,
+        };
+    }
+    let mut blocks = [BlockQ8_0::ZERO; 8];
+    quant::quantize_row_q8_0(&mut blocks, &special);
+    failures += compare_quantized(&special, &blocks);
+
+    // GELU with its bias, at several scales (the largest reach the clamp of tanh), then
+    // infinities, NaN and values around where the clamp begins.
+    let mut h = [0.0f32; 256];
+    let mut bias = [0.0f32; 256];
+    let mut gen = Gen::new(7);
+    for scale in [1.0f32, 4.0, 16.0, 1e3] {
+        gen.floats(&mut h);
+        gen.floats(&mut bias);
+        for v in h.iter_mut() {
+            *v *= scale;
+        }
+        failures += compare_bias_gelu(&h, &bias);
+    }
+    for (i, v) in h.iter_mut().enumerate() {
+        // sqrt(2/pi) * (u + 0.044715 u^3) passes the clamp 7.905311 near u = 4.48.
+        *v = 4.4 + i as f32 * 1e-3;
+    }
+    h[..6].copy_from_slice(&[f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -4.48, 0.0, -0.0]);
+    bias.fill(0.0);
+    failures += compare_bias_gelu(&h, &bias);
+
+    // The greedy choice, NaNs replaced by -inf on the way, over logits with ties, NaNs and
+    // infinities, at lengths that leave 0 to 7 values after the groups of eight.
+    for len in [1, 8, 13, 64, 255, 256] {
+        let logits = &mut h[..len];
+        gen.floats(logits);
+        for (i, v) in logits.iter_mut().enumerate() {
+            match i % 11 {
+                3 => *v = f32::NAN,
+                5 => *v = 3.9,
+                7 if len > 100 => *v = f32::NEG_INFINITY,
+                _ => {}
+            }
+        }
+        if len == 255 {
+            logits[200] = f32::INFINITY;
+        }
+        let want = sampler::argmax(logits);
+        // By the bits: a NaN's magnitude bits lie above infinity's.
+        let mut replaced = [0u32; 256];
+        for (r, &v) in replaced.iter_mut().zip(logits.iter()) {
+            let nan = v.to_bits() & 0x7fff_ffff > 0x7f80_0000;
+            *r = if nan { f32::NEG_INFINITY.to_bits() } else { v.to_bits() };
+        }
+        let got = sampler::argmax_nan_to_neg_inf(logits);
+        let same = logits.iter().zip(&replaced).all(|(a, &b)| a.to_bits() == b);
+        if got != want || !same {
+            defmt::error!("greedy choice over {=usize}: {=u32} against {=u32}", len, got, want);
+            failures += 1;
+        }
+    }
+
+    // Word-aligned, as a GGUF file's tensors are; a copy of the matrix two bytes past a word
+    // boundary follows it, where the DSP kernel cannot load its rows two words at a time.
+    let mut aligned = fw::blob::Aligned { bytes: [0u8; 2 * MAX_WEIGHT_BYTES + 8] };
     let mut xq = [BlockQ8_0::ZERO; MAX_BLOCKS];
     let mut x = [0.0f32; MAX_BLOCKS * QK8_0];
     let mut portable = [0.0f32; MAX_ROWS + 1];
@@ -119,7 +201,7 @@ fn main() -> ! {
     for (d, n) in SHAPES {
         let nb = n / QK8_0;
         let rb = nb * Q8_0_BLOCK_BYTES;
-        let w = &mut w[..d * rb];
+        let (w, moved) = aligned.bytes.split_at_mut(d * rb);
         let xq = &mut xq[..nb];
         let mut shape_failures = 0u32;
         for (values, seed) in FILLS {
@@ -153,6 +235,7 @@ fn main() -> ! {
             let x = &mut x[..n];
             gen.floats(x);
             quant::quantize_row_q8_0(xq, x);
+            shape_failures += compare_quantized(x, xq);
             for (o, row) in portable.iter_mut().zip(Q8Rows::from_bytes(w, nb).rows()) {
                 *o = ops::dot_q8_0(row, xq);
             }
@@ -174,14 +257,24 @@ fn main() -> ! {
                 defmt::error!("weighted rows {=usize} x {=usize}: wrote past the end", d, n);
                 shape_failures += 1;
             }
+
+            // The same matrix from two bytes past the first word boundary after it.
+            let skip = (4 - w.len() % 4) % 4 + 2;
+            let shifted = &mut moved[skip..skip + d * rb];
+            shifted.copy_from_slice(w);
+            for &(name, kernel) in KERNELS {
+                fast[..d].fill(f32::NAN);
+                kernel(&mut fast[..d], Q8Rows::from_bytes(shifted, nb), xq);
+                shape_failures += compare(name, d, n, values, seed, &portable[..d], &fast[..d]);
+            }
         }
-        let runs = FILLS.len() * (KERNELS.len() + 2);
+        let runs = FILLS.len() * (2 * KERNELS.len() + 2);
         defmt::info!(
             "{=usize} x {=usize}: {=usize} runs, {=usize} outputs, {=u32} differ",
             d,
             n,
             runs,
-            FILLS.len() * ((KERNELS.len() + 1) * d + n),
+            FILLS.len() * ((2 * KERNELS.len() + 1) * d + n),
             shape_failures
         );
         failures += shape_failures;
@@ -252,6 +345,51 @@ fn rv32_differences(
 }
 
 /// Counts the outputs of `kernel` whose bits differ, printing the first few.
+/// Values where `ops::bias_gelu` (the DSP core's assembly where it has one) and
+/// `ops::bias_gelu_portable` differ on `h` with `bias`, each printed.
+fn compare_bias_gelu(h: &[f32], bias: &[f32]) -> u32 {
+    let mut bytes = [0u8; 4 * 256];
+    for (b, v) in bytes.chunks_exact_mut(4).zip(bias) {
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+    let aligned = fw::blob::Aligned { bytes };
+    let bias = F32s { data: &aligned.bytes[..4 * bias.len()] };
+    let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
+    let (want, got) = (&mut want[..h.len()], &mut got[..h.len()]);
+    want.copy_from_slice(h);
+    got.copy_from_slice(h);
+    ops::bias_gelu_portable(want, bias);
+    ops::bias_gelu(got, bias);
+    let mut failures = 0;
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if w.to_bits() != g.to_bits() {
+            defmt::error!(
+                "bias_gelu({=f32}): {=f32} differs from the portable {=f32}",
+                h[i],
+                *g,
+                *w
+            );
+            failures += 1;
+        }
+    }
+    failures
+}
+
+/// Mismatched blocks between `quant::quantize_row_q8_0` (`got`, the DSP core's assembly where
+/// it has one) and `quant::quantize_row_q8_0_portable` on `x`, each printed.
+fn compare_quantized(x: &[f32], got: &[BlockQ8_0]) -> u32 {
+    let mut failures = 0;
+    for (b, (chunk, got)) in x.chunks_exact(QK8_0).zip(got).enumerate() {
+        let mut want = [BlockQ8_0::ZERO];
+        quant::quantize_row_q8_0_portable(&mut want, chunk);
+        if want[0] != *got {
+            defmt::error!("quantize: block {=usize} differs from the portable one", b);
+            failures += 1;
+        }
+    }
+    failures
+}
+
 fn compare(
     kernel: &str,
     d: usize,
