@@ -295,6 +295,7 @@ impl<'a> Vocab<'a> {
     }
 
     /// The id of the token whose string is `s` (the lowest such id).
+    #[cfg_attr(feature = "optimize-size", optimize(size))]
     pub fn token_id(&self, s: &[u8]) -> Option<u32> {
         match self.index {
             Some(ix) => {
