@@ -35,6 +35,9 @@
 //! - [`tokenizer`]: GPT-2 byte-level BPE, encode and decode, from the GGUF vocabulary.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
+// The firmware's largest loading helpers optimised for size inside a build for speed; the attribute
+// is unstable: see the `optimize-size` feature.
+#![cfg_attr(feature = "optimize-size", feature(optimize_attribute))]
 // No panics outside tests: every failure is a typed error (see docs/robustness.md). The modules
 // that read bytes from outside (gguf, tokenizer, model) also deny unchecked indexing and
 // arithmetic that can overflow.

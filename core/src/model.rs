@@ -319,6 +319,7 @@ impl<'a> Layer<'a> {
 
     /// Looks block `l`'s tensors up by name and checks them against `hp`.
     #[inline(never)]
+    #[cfg_attr(feature = "optimize-size", optimize(size))]
     fn find(g: &Gguf<'a>, hp: &HParams, l: usize) -> Result<Self, ModelError> {
         let HParams { n_embd: c, n_ff: f, .. } = *hp;
         Ok(Self {
@@ -473,6 +474,7 @@ fn runnable(t: &TensorInfo<'_>) -> Result<GgmlType, ModelError> {
 }
 
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError> {
     let t = g.require_tensor(name)?;
     check_shape(&t, [n as u64, 1])?;
@@ -484,6 +486,7 @@ fn vector<'a>(g: &Gguf<'a>, name: &str, n: usize) -> Result<F32s<'a>, ModelError
 }
 
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn norm<'a>(
     g: &Gguf<'a>,
     layer: Option<usize>,
@@ -497,6 +500,7 @@ fn norm<'a>(
 }
 
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn linear<'a>(
     g: &Gguf<'a>,
     layer: usize,

@@ -356,6 +356,7 @@ struct RawTensorInfo<'a> {
 }
 
 /// Reads and checks one tensor info (everything but where its data is).
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn read_tensor_info<'a>(r: &mut Reader<'a>) -> Result<RawTensorInfo<'a>, GgufError> {
     let name_offset = r.pos;
     let mut peek = *r;

@@ -65,6 +65,7 @@ impl BpeScratch {
     }
 
     /// The rank of merging parts `i` and `i + 1`.
+    #[cfg_attr(feature = "optimize-size", optimize(size))]
     fn rank(&self, vocab: &Vocab<'_>, i: usize) -> u32 {
         let found = if vocab.has_index() {
             match (self.ids.get(i), self.ids.get(i + 1)) {

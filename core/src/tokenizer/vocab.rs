@@ -191,6 +191,7 @@ impl<'a> Vocab<'a> {
     /// Checks that the offsets point at each record, that the token order is a sorted permutation
     /// and that the merge table holds exactly the file's merges, so that the binary searches are
     /// right: O(V + M log V) once, no allocation.
+    #[cfg_attr(feature = "optimize-size", optimize(size))]
     fn check_index(&self, ix: Index<'a>) -> Result<(), TokenizerError> {
         let bad = |key: &'static str, at: usize| TokenizerError::BadIndex { key, at };
         let mut it = self.tokens.strings().ok_or_else(|| bad(index::TOKEN_OFFSETS, 0))?;
@@ -294,6 +295,7 @@ impl<'a> Vocab<'a> {
     }
 
     /// The id of the token whose string is `s` (the lowest such id).
+    #[cfg_attr(feature = "optimize-size", optimize(size))]
     pub fn token_id(&self, s: &[u8]) -> Option<u32> {
         match self.index {
             Some(ix) => {

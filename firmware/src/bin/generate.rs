@@ -13,6 +13,8 @@
 //! `summary: kv=q8_0 prompt=[..] generated=[..] stop=".." logits_checksum=0x........`.
 #![no_std]
 #![no_main]
+// Cold code optimised for size: see the `optimize-size` feature.
+#![cfg_attr(feature = "optimize-size", feature(optimize_attribute))]
 
 use core::mem::MaybeUninit;
 
@@ -77,6 +79,7 @@ fn main() -> ! {
 /// (errors that carry names, the tokenizer before it reaches its static) leave the stack before
 /// generation starts.
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn load(
     layers: &'static mut [Layer<'static>],
     tokenizer: &'static mut MaybeUninit<Tokenizer<'static>>,
@@ -114,6 +117,7 @@ fn load(
 
 /// The model's views; the layers' go to `layers`. Not inlined, as [`load`].
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn load_model(
     gguf: &Gguf<'static>,
     layers: &'static mut [Layer<'static>],
@@ -123,6 +127,7 @@ fn load_model(
 
 /// The tokenizer, in `slot`. Not inlined, as [`load`].
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn load_tokenizer(
     gguf: &Gguf<'static>,
     slot: &'static mut MaybeUninit<Tokenizer<'static>>,
@@ -134,6 +139,7 @@ fn load_tokenizer(
 /// Encodes, generates and reports; an error has been logged when this returns `Err`. Not
 /// inlined either: `main`'s own frame stays small while the loaders' frames are on the stack.
 #[inline(never)]
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn run(
     model: &Model<'static>,
     tokenizer: &Tokenizer<'static>,
@@ -248,6 +254,7 @@ fn run(
 
 /// Beam search over the build's beams; its hypotheses, best first, once it ends. The summary's
 /// `generated` is the best hypothesis, as `mote generate --json`'s `generated_ids`.
+#[cfg_attr(feature = "optimize-size", optimize(size))]
 fn beam_search(
     model: &Model<'_>,
     tokenizer: &Tokenizer<'_>,

@@ -13,7 +13,7 @@ use mote_core::state::KvType;
 
 use crate::boards::Board;
 use crate::shell;
-use crate::toolchain::{Job, Toolchain};
+use crate::toolchain::{Job, Route, Toolchain};
 use crate::FirmwareArgs;
 
 /// `--model`: a bundled model's name (`tinystories-small`) or a GGUF file, as an absolute path.
@@ -252,6 +252,11 @@ pub fn build_command(
     }
     if products {
         cmd.args(["--features", "weights-q8_0-only"]);
+    }
+    // Cold code optimised for size: `#[optimize(size)]` is unstable, and only the Debian route's
+    // compiler (RUSTC_BOOTSTRAP=1 for -Zbuild-std) accepts it.
+    if let Route::Debian = toolchain.route {
+        cmd.args(["--features", "optimize-size"]);
     }
     if let Some(prompt) = &options.prompt {
         cmd.env("MOTE_PROMPT", prompt);
