@@ -89,6 +89,24 @@ pub(crate) enum KvRows<'s> {
 }
 
 impl<'s> KvRows<'s> {
+    /// The blocks of a Q8_0 cache, or `None` for another type.
+    pub(crate) fn q8_0(&self) -> Option<&[BlockQ8_0]> {
+        match self {
+            Self::Q8_0(b) => Some(b),
+            #[cfg(not(feature = "kv-q8_0-only"))]
+            _ => None,
+        }
+    }
+
+    /// [`Self::q8_0`], writable.
+    pub(crate) fn q8_0_mut(&mut self) -> Option<&mut [BlockQ8_0]> {
+        match self {
+            Self::Q8_0(b) => Some(b),
+            #[cfg(not(feature = "kv-q8_0-only"))]
+            _ => None,
+        }
+    }
+
     /// Carves one cache of `rows` rows of `C` values out of `arena`.
     fn carve(arena: &mut Arena<'s>, kv: KvType, rows: usize, c: usize) -> Option<Self> {
         let values = rows.saturating_mul(c);

@@ -6,7 +6,7 @@
 
 use super::kernels::{block_scale, quantize_row, ACT};
 use crate::fixed::{rounding_shr, rsqrt, saturate, shift_round, shl_saturating, softmax};
-use crate::kv_cache::{KvCache, KvRows};
+use crate::kv_cache::KvCache;
 use crate::ops::dot_i8;
 use crate::quant::{BlockQ8_0, QK8_0};
 
@@ -22,10 +22,8 @@ const SCALE_PRODUCT_DROP: i32 = 4;
 pub(crate) fn store(cache: &mut KvCache<'_>, layer: usize, pos: usize, k: &[i32], v: &[i32]) {
     let (row, nb) = (cache.row(layer, pos), cache.c / QK8_0);
     for (rows, x) in [(&mut cache.k, k), (&mut cache.v, v)] {
-        if let KvRows::Q8_0(b) = rows {
-            if let Some(dst) = b.get_mut(row * nb..(row + 1) * nb) {
-                quantize_row(dst, x);
-            }
+        if let Some(dst) = rows.q8_0_mut().and_then(|b| b.get_mut(row * nb..(row + 1) * nb)) {
+            quantize_row(dst, x);
         }
     }
 }
@@ -72,7 +70,7 @@ pub(crate) fn attention(
 ) {
     let c = cache.c;
     let nb = c / QK8_0;
-    let (KvRows::Q8_0(k), KvRows::Q8_0(v)) = (&cache.k, &cache.v) else { return };
+    let (Some(k), Some(v)) = (cache.k.q8_0(), cache.v.q8_0()) else { return };
     let Some(hs) = c.checked_div(n_head) else { return };
     // 1 / sqrt(HS) = m 2^e.
     let (m, e) = rsqrt(hs as u64);
