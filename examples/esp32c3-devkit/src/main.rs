@@ -12,6 +12,7 @@
 mod uart;
 
 use core::fmt::Write as _;
+use core::ptr::addr_of_mut;
 
 use embedded_io::{Read, Write};
 use esp_hal::clock::CpuClock;
@@ -68,10 +69,10 @@ fn main() -> ! {
     // reference is the only one there ever is.
     let (state, scratch, ids, layers) = unsafe {
         (
-            &mut (*&raw mut STATE).0,
-            &mut *&raw mut SCRATCH,
-            &mut *&raw mut IDS,
-            &mut *&raw mut LAYERS,
+            &mut (*addr_of_mut!(STATE)).0,
+            &mut *addr_of_mut!(SCRATCH),
+            &mut *addr_of_mut!(IDS),
+            &mut *addr_of_mut!(LAYERS),
         )
     };
     if let Err(e) = chat(&mut console, layers, state, scratch, ids) {
