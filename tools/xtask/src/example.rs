@@ -1,6 +1,7 @@
 //! The example crates of docs/boards.md (`examples/<name>`): mote-core in firmware that mote's own
-//! build does not make, each with its own Cargo.toml, .cargo/config.toml and memory.x, built as
-//! their users would build them, through the toolchain route for their triple.
+//! build does not make, each with its own Cargo.toml, .cargo/config.toml and memory.x (or its HAL's
+//! linker script), built as their users would build them, through the toolchain route for their
+//! triple.
 
 use std::path::Path;
 
@@ -10,7 +11,8 @@ use crate::shell;
 use crate::toolchain::{Job, Toolchain};
 
 /// Every example crate, by folder name, and its target.
-pub const EXAMPLES: [(&str, &str); 1] = [("nucleo-f412zg", "thumbv7em-none-eabihf")];
+pub const EXAMPLES: [(&str, &str); 2] =
+    [("nucleo-f412zg", "thumbv7em-none-eabihf"), ("esp32c3-devkit", "riscv32imc-unknown-none-elf")];
 
 /// `cargo build --release` of the example in `examples/<name>`. It shares the firmware's target
 /// directory: the standard library that the Debian route builds is built once for both.
