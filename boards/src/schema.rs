@@ -69,6 +69,11 @@ pub struct Board {
     /// integer where f32 would be soft-float.
     #[serde(default)]
     pub math: Math,
+    /// The example crate, `examples/<example>`, that is this board's firmware: for a chip whose
+    /// runtime, linker script and image format are its vendor's (the ESP32-C3's bootloader and
+    /// its two flash mappings), which mote's firmware/ does not build for. `None`: firmware/ does.
+    #[serde(default)]
+    pub example: Option<String>,
 }
 
 /// Which arithmetic a board's firmware runs the forward pass in (boards.toml's `math`).
@@ -169,6 +174,18 @@ impl Boards {
                     "board name {name:?}: use lowercase letters, digits and dashes"
                 )));
             }
+            if let Some(example) = &board.example {
+                if example.is_empty()
+                    || !example
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                {
+                    return Err(Error(format!(
+                        "board {name}: example {example:?}: name a directory of examples/ \
+                         (lowercase letters, digits and dashes)"
+                    )));
+                }
+            }
             let missing = match board.transport {
                 Transport::QemuSemihosting if board.qemu.is_none() => "qemu = { machine, cpu }",
                 Transport::Rtt if board.probe_rs_chip.is_none() => "probe_rs_chip",
@@ -268,7 +285,7 @@ mod tests {
     fn every_board_has_a_memory_x_and_a_firmware_feature() {
         let root = repo_root();
         let cargo_toml = fs::read_to_string(root.join("firmware/Cargo.toml")).unwrap();
-        for board in &Boards::builtin().unwrap().boards {
+        for board in Boards::builtin().unwrap().boards.iter().filter(|b| b.example.is_none()) {
             let memory_x = root.join("firmware/boards").join(&board.name).join("memory.x");
             assert!(memory_x.is_file(), "missing {}", memory_x.display());
             let feature = format!("\nboard-{} = ", board.name);
@@ -277,6 +294,17 @@ mod tests {
                 "firmware/Cargo.toml lacks feature board-{}",
                 board.name
             );
+        }
+    }
+
+    #[test]
+    fn every_example_board_has_its_crate() {
+        let root = repo_root();
+        for board in &Boards::builtin().unwrap().boards {
+            if let Some(example) = &board.example {
+                let manifest = root.join("examples").join(example).join("Cargo.toml");
+                assert!(manifest.is_file(), "board {}: missing {}", board.name, manifest.display());
+            }
         }
     }
 

@@ -105,7 +105,8 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     // Clippy on the firmware once per defmt transport, then on the other console drivers (the
     // first RTT board, nrf52840-dk, has one): the code differs only there.
     for transport in [Transport::QemuSemihosting, Transport::Rtt] {
-        if let Some(board) = boards.boards.iter().find(|b| b.transport == transport) {
+        let firmware_boards = boards.boards.iter().filter(|b| b.example.is_none());
+        if let Some(board) = firmware_boards.clone().find(|b| b.transport == transport) {
             steps.run(format!("clippy firmware {}", board.name), || {
                 firmware::clippy(root, board, &["--lib", "--bins"])
             });
@@ -131,7 +132,8 @@ pub fn run(root: &Path, args: &CiArgs) -> Result<ExitCode> {
     // (and `chat`, if it has a console) with a message that says why.
     let runs = qemu::golden_runs(root, &boards)?;
     let release = Options { release: true, ..Options::default() };
-    for board in &boards.boards {
+    // A board whose firmware is an example crate is built by the example steps below.
+    for board in boards.boards.iter().filter(|b| b.example.is_none()) {
         let holds_model = device::default_plan(root, board, boards.budgets)?.1.fits();
         steps.run(format!("firmware {}", board.name), || {
             if holds_model {

@@ -24,3 +24,23 @@ pub fn build(root: &Path, name: &str, target: &str) -> Result<()> {
     cmd.arg("--release");
     shell::run(&mut cmd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EXAMPLES;
+
+    #[test]
+    fn every_example_board_is_built_for_its_target() {
+        let boards = mote_boards::Boards::builtin().unwrap();
+        for board in &boards.boards {
+            if let Some(example) = &board.example {
+                assert!(
+                    EXAMPLES.contains(&(example.as_str(), board.target.as_str())),
+                    "board {}: examples/{example} for {} is not in EXAMPLES",
+                    board.name,
+                    board.target
+                );
+            }
+        }
+    }
+}

@@ -200,6 +200,7 @@ pub fn build_command(
     board: &Board,
     options: &Options,
 ) -> Result<(std::process::Command, Vec<String>, Toolchain)> {
+    ensure_firmware(board)?;
     let toolchain = Toolchain::for_target(&board.target, true, Job::Build)?;
     println!("firmware for {} on {}", board.name, toolchain.describe());
     let mut cmd = cargo(root, board, &toolchain, Job::Build);
@@ -345,11 +346,25 @@ pub fn elf_dir(root: &Path, board: &str, release: bool) -> PathBuf {
 /// `cargo clippy -D warnings` on the firmware for `board`, on its `targets` (`--lib`, `--bins`,
 /// `--bin X`).
 pub fn clippy(root: &Path, board: &Board, targets: &[&str]) -> Result<()> {
+    ensure_firmware(board)?;
     let toolchain = Toolchain::for_target(&board.target, false, Job::Clippy)?;
     println!("clippy on the firmware for {} on {}", board.name, toolchain.describe());
     let mut cmd = cargo(root, board, &toolchain, Job::Clippy);
     cmd.args(targets).args(["--", "-D", "warnings"]);
     shell::run(&mut cmd)
+}
+
+/// An error for a board whose firmware is an example crate (boards.toml `example`): firmware/ has
+/// no build for it.
+fn ensure_firmware(board: &Board) -> Result<()> {
+    match &board.example {
+        Some(example) => bail!(
+            "board {} runs the example crate examples/{example}, not mote's firmware: \
+             build it there (`cargo build --release`, as docs/boards.md says)",
+            board.name
+        ),
+        None => Ok(()),
+    }
 }
 
 /// A cargo command in firmware/ with the board's feature and flags.
