@@ -171,6 +171,7 @@ mod tests {
             probe_rs_chip: Some("STM32F405RGTx".into()),
             rustflags: Vec::new(),
             math: Math::Float,
+            example: None,
         }
     }
 
