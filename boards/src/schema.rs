@@ -250,7 +250,7 @@ mod tests {
         }
         assert_eq!(boards.default, "mps2-an386");
         assert_eq!(boards.get("nrf52840-dk").unwrap().flash.size, 1 << 20);
-        assert_eq!(boards.budgets, Budgets { code_flash: 80 * 1024, ram_reserve: 12 * 1024 });
+        assert_eq!(boards.budgets, Budgets { code_flash: 84 * 1024, ram_reserve: 12 * 1024 });
     }
 
     #[test]
