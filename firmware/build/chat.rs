@@ -117,10 +117,7 @@ pub fn check(inputs: &Inputs, board: &Board, budgets: Budgets) -> Result<String,
         "KV: mote_core::state::KvType",
         format!("mote_core::state::KvType::{kv_name}"),
     );
-    let math = match board.math {
-        Math::Float => "Float",
-        Math::Integer => "Integer",
-    };
+    let math = crate::board::math_variant(board.math);
     item(
         "The forward pass's arithmetic (the board's `math` in boards.toml).",
         "MATH: mote_core::Math",

@@ -215,10 +215,7 @@ impl Build<'_> {
                 bits(length_penalty)
             ),
         );
-        let math = match self.math {
-            Math::Float => "Float",
-            Math::Integer => "Integer",
-        };
+        let math = crate::board::math_variant(self.math);
         item(
             "The forward pass's arithmetic (the board's `math` in boards.toml).",
             "MATH: mote_core::Math",
