@@ -1060,3 +1060,93 @@ pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
     let best = unsafe { best_at.offset_from(start) } as usize;
     (best, f32::from_bits(best_bits), done)
 }
+
+/// `exp(d)`'s steps in [`exp_shifted`], one value at a time: `d = x - max` checked against the
+/// low end of the range (a NaN too ends the run), `t = d * log2(e) + 1.5 * 2^23` (the constant's
+/// copy, `VMLA`: the product rounded, then the sum), `kf = t - 1.5 * 2^23`, `r = (d - kf * C1) -
+/// kf * C2` (`VMLS`, rounded the same way), Horner's rule onto fresh copies of the addends,
+/// `(p * (r * r) + r) + 1`, times `2^k` built from `t`'s bits (`k + 127` shifted into the
+/// exponent: `t`'s bits shifted left by 23 are `k`'s), added to the sum.
+macro_rules! exp_step {
+    () => {
+        concat!(
+            "vldr s0, [{p}]\n",
+            "vsub.f32 s0, s0, s16\n",
+            "vcmp.f32 s0, s17\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "blt 9f\n",
+            "vldmia {k}, {{s25-s30}}\n",
+            "vmla.f32 s25, s0, s18\n",
+            "vsub.f32 s1, s25, s19\n",
+            "vmov {t}, s25\n",
+            "vmls.f32 s0, s1, s20\n",
+            "vmls.f32 s0, s1, s21\n",
+            "vmla.f32 s26, s22, s0\n",
+            "vmla.f32 s27, s26, s0\n",
+            "vmla.f32 s28, s27, s0\n",
+            "vmla.f32 s29, s28, s0\n",
+            "vmla.f32 s30, s29, s0\n",
+            "vmul.f32 s1, s0, s0\n",
+            "vmla.f32 s0, s30, s1\n",
+            "vadd.f32 s0, s0, s23\n",
+            "add.w {t}, {one}, {t}, lsl #23\n",
+            "vmov s2, {t}\n",
+            "vmul.f32 s0, s0, s2\n",
+            "vadd.f32 s24, s24, s0\n",
+            "vstmia {p}!, {{s0}}\n",
+        )
+    };
+}
+
+/// softmax's middle pass, from the start of `x` for as long as `x(i) - max` is at least the low
+/// end of [`super::exp`]'s own range (not a NaN): `x(i) = exp(x(i) - max)` with `exp`'s
+/// operations in its order, each added to `sum` in turn. Returns the values done and the sum;
+/// the caller takes the value that stopped the run through `exp` (libm's `expf` there) and goes
+/// on after it. For `max` no smaller than any `x(i)`, as softmax's is: `x(i) - max <= 0` then,
+/// so the range's high end needs no check. 26 instructions a value, where the compiler's loop
+/// (its constants reloaded for each value) takes about 45.
+#[inline(never)]
+pub fn exp_shifted(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    if x.is_empty() {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let end = x.as_mut_ptr_range().end;
+    let stop: *mut f32;
+    let sum_bits: u32;
+    // SAFETY: reads and writes the f32 of `x` one at a time from its start, stopping at `end`,
+    // one past its end (the loop runs at least once: x is not empty); reads the 13 f32 of
+    // EXP_CONSTANTS, 7 once and the last 6 on each pass (word-aligned, as VLDM needs). Every
+    // core register it writes is an output; the FPU registers it uses (s0..s2, s16..s31) are
+    // pushed first and popped last. It compares with VCMP and reads the FPU's flags into APSR.
+    unsafe {
+        asm!(
+            "vpush {{s0-s2}}",
+            "vpush {{s16-s31}}",
+            // s16: max; s17: the range's low end; s18: log2(e); s19: 1.5 * 2^23; s20, s21: ln 2
+            // in two parts; s22: the polynomial's first coefficient; s23: 1.0; s24: the sum.
+            // s25..s30: the addends of t and of the Horner steps, loaded again for each value.
+            "vmov s16, {max}",
+            "vmov s24, {sum}",
+            "vldmia {k}!, {{s17-s23}}",
+            "2:",
+            exp_step!(),
+            "cmp {p}, {end}",
+            "bne 2b",
+            "9:",
+            "vmov {sum}, s24",
+            "vpop {{s16-s31}}",
+            "vpop {{s0-s2}}",
+            p = inout(reg) start => stop,
+            end = in(reg) end,
+            k = inout(reg) super::EXP_CONSTANTS.as_ptr() => _,
+            max = in(reg) max.to_bits(),
+            sum = inout(reg) sum.to_bits() => sum_bits,
+            one = in(reg) 1.0f32.to_bits(),
+            t = out(reg) _,
+        );
+    }
+    // SAFETY: `stop` is where the loop stopped, inside `x` or one past its end.
+    let done = unsafe { stop.offset_from(start) } as usize;
+    (done, f32::from_bits(sum_bits))
+}

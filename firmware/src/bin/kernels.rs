@@ -15,7 +15,9 @@
 //! nothing past its output; the activation quantizer (`quant::quantize_row_q8_0`) must give the
 //! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
 //! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
-//! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; the greedy choice
+//! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; softmax
+//! (`ops::softmax`) must give the bits of `ops::softmax_portable`, weights below `exp`'s own range,
+//! infinities and NaNs included; the greedy choice
 //! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
 //! NaNs were. The matrices lie word-aligned, as in a GGUF file, and each kernel
 //! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
@@ -156,6 +158,23 @@ fn main() -> ! {
     h[..6].copy_from_slice(&[f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -4.48, 0.0, -0.0]);
     bias.fill(0.0);
     failures += compare_bias_gelu(&h, &bias);
+
+    // softmax (attention's weights) at several spreads, the widest reaching below exp's own
+    // range (`e^-87`), then with infinities and NaNs, at lengths around a group of four.
+    for (len, scale) in [(1, 1.0f32), (7, 4.0), (37, 16.0), (65, 100.0), (256, 1e3)] {
+        let x = &mut h[..len];
+        gen.floats(x);
+        for v in x.iter_mut() {
+            *v *= scale;
+        }
+        failures += compare_softmax(x);
+    }
+    h[..8].copy_from_slice(&[1.0, f32::NAN, -90.0, 0.5, f32::NEG_INFINITY, -86.9, 2.0, -87.0]);
+    failures += compare_softmax(&h[..8]);
+    h[..3].copy_from_slice(&[f32::INFINITY, 1.0, f32::INFINITY]);
+    failures += compare_softmax(&h[..3]);
+    h[..3].copy_from_slice(&[f32::NAN, f32::NEG_INFINITY, f32::NAN]);
+    failures += compare_softmax(&h[..3]);
 
     // The greedy choice, NaNs replaced by -inf on the way, over logits with ties, NaNs and
     // infinities, at lengths that leave 0 to 7 values after the groups of eight.
@@ -366,6 +385,32 @@ fn compare_bias_gelu(h: &[f32], bias: &[f32]) -> u32 {
             defmt::error!(
                 "bias_gelu({=f32}): {=f32} differs from the portable {=f32}",
                 h[i],
+                *g,
+                *w
+            );
+            failures += 1;
+        }
+    }
+    failures
+}
+
+/// Values where `ops::softmax` (the DSP core's assembly where it has one) and
+/// `ops::softmax_portable` differ on `x`, each printed.
+fn compare_softmax(x: &[f32]) -> u32 {
+    let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
+    let (want, got) = (&mut want[..x.len()], &mut got[..x.len()]);
+    want.copy_from_slice(x);
+    got.copy_from_slice(x);
+    ops::softmax_portable(want);
+    ops::softmax(got);
+    let mut failures = 0;
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if w.to_bits() != g.to_bits() {
+            defmt::error!(
+                "softmax over {=usize}, value {=usize} ({=f32}): {=f32} differs from the portable {=f32}",
+                x.len(),
+                i,
+                x[i],
                 *g,
                 *w
             );
