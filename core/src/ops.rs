@@ -328,8 +328,13 @@ fn matvec_rows(
     }
 }
 
-/// In place, `out(d) += bias(d)`.
+/// In place, `out(d) += bias(d)`: [`add`] for a word-aligned bias (as a GGUF file's tensors are)
+/// on cores with the DSP extension.
 fn add_bias(out: &mut [f32], bias: F32s<'_>) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if let Ok(b) = bytemuck::try_cast_slice::<u8, f32>(bias.data) {
+        return add(out, b);
+    }
     for (o, b) in out.iter_mut().zip(bias.iter()) {
         *o += b;
     }
@@ -654,9 +659,14 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits(((k + 127) as u32) << 23)
 }
 
-/// In place, `x(n) += y(n)`.
+/// In place, `x(n) += y(n)`; on cores with the DSP extension, eight values at a time in assembly
+/// (`cortex_m::add8`), the rest here.
 pub fn add(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let done = cortex_m::add8(x, y);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let done = 0;
+    for (a, &b) in x.iter_mut().zip(y).skip(done) {
         *a += b;
     }
 }

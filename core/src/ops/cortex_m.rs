@@ -1150,3 +1150,44 @@ pub fn exp_shifted(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
     let done = unsafe { stop.offset_from(start) } as usize;
     (done, f32::from_bits(sum_bits))
 }
+
+/// `x(i) += y(i)` for the first `8 * (n / 8)` values, `n` the shorter length: eight of each
+/// loaded by one `VLDM`, added, stored by one `VSTM`, 13 instructions for eight values (the
+/// compiler's loop takes about 4.7 a value). Returns the values done; the caller adds the rest.
+#[inline(never)]
+pub fn add8(x: &mut [f32], y: &[f32]) -> usize {
+    let done = x.len().min(y.len()) / 8 * 8;
+    if done == 0 {
+        return 0;
+    }
+    let end = x[done..].as_mut_ptr();
+    // SAFETY: reads and writes the first `done` f32 of `x` and reads as many of `y` (at least
+    // `done` long), eight at a time from their starts (word-aligned, as VLDM and VSTM need), `x`
+    // up to `end`, one past the last written. The loop runs at least once (done >= 8). Every core
+    // register it writes is an output; the FPU registers it uses (s0..s15) are pushed first and
+    // popped last.
+    unsafe {
+        asm!(
+            "vpush {{s0-s15}}",
+            "2:",
+            "vldmia {x}, {{s0-s7}}",
+            "vldmia {y}!, {{s8-s15}}",
+            "vadd.f32 s0, s0, s8",
+            "vadd.f32 s1, s1, s9",
+            "vadd.f32 s2, s2, s10",
+            "vadd.f32 s3, s3, s11",
+            "vadd.f32 s4, s4, s12",
+            "vadd.f32 s5, s5, s13",
+            "vadd.f32 s6, s6, s14",
+            "vadd.f32 s7, s7, s15",
+            "vstmia {x}!, {{s0-s7}}",
+            "cmp {x}, {end}",
+            "bne 2b",
+            "vpop {{s0-s15}}",
+            x = inout(reg) x.as_mut_ptr() => _,
+            y = inout(reg) y.as_ptr() => _,
+            end = in(reg) end,
+        );
+    }
+    done
+}

@@ -17,7 +17,7 @@
 //! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
 //! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; softmax
 //! (`ops::softmax`) must give the bits of `ops::softmax_portable`, weights below `exp`'s own range,
-//! infinities and NaNs included; the greedy choice
+//! infinities and NaNs included; `ops::add` must give `x + y` value by value; the greedy choice
 //! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
 //! NaNs were. The matrices lie word-aligned, as in a GGUF file, and each kernel
 //! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
@@ -175,6 +175,33 @@ fn main() -> ! {
     failures += compare_softmax(&h[..3]);
     h[..3].copy_from_slice(&[f32::NAN, f32::NEG_INFINITY, f32::NAN]);
     failures += compare_softmax(&h[..3]);
+
+    // The residual adds and the biases (`ops::add`), with infinities and NaNs, at lengths that
+    // leave 0 to 7 values after the groups of eight.
+    for len in [1, 8, 13, 128, 255] {
+        let (x, y) = (&mut h[..len], &mut bias[..len]);
+        gen.floats(x);
+        gen.floats(y);
+        for (i, (a, b)) in x.iter_mut().zip(y.iter_mut()).enumerate() {
+            match i % 13 {
+                2 => *a = f32::NAN,
+                4 => *b = f32::INFINITY,
+                6 => (*a, *b) = (f32::INFINITY, f32::NEG_INFINITY),
+                9 => (*a, *b) = (f32::MAX, f32::MAX),
+                _ => {}
+            }
+        }
+        let mut want = [0.0f32; 256];
+        for (w, (a, b)) in want.iter_mut().zip(x.iter().zip(y.iter())) {
+            *w = a + b;
+        }
+        ops::add(x, y);
+        let same = x.iter().zip(&want).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+        if same != len {
+            defmt::error!("add over {=usize}: {=usize} values differ", len, len - same);
+            failures += 1;
+        }
+    }
 
     // The greedy choice, NaNs replaced by -inf on the way, over logits with ties, NaNs and
     // infinities, at lengths that leave 0 to 7 values after the groups of eight.
