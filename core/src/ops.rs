@@ -412,8 +412,31 @@ pub fn matmul(
 }
 
 /// `out(n) = (x(n) - mean) / sqrt(var + eps) * weight(n) + bias(n)`, with `mean` and the biased
-/// `var` over `x` (as `torch.nn.LayerNorm`).
+/// `var` over `x` (as `torch.nn.LayerNorm`). On cores with the DSP extension, for a multiple of
+/// 8 values and word-aligned parameters (as a GGUF file's tensors are), in assembly
+/// (`cortex_m::layer_norm8`), with the bits of [`layer_norm_portable`].
 pub fn layer_norm(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, eps: f32) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if let (Ok(w), Ok(b)) = (
+        bytemuck::try_cast_slice::<u8, f32>(weight.data),
+        bytemuck::try_cast_slice::<u8, f32>(bias.data),
+    ) {
+        let n = x.len();
+        if n % 8 == 0 && n > 0 && out.len() >= n && w.len() >= n && b.len() >= n {
+            return cortex_m::layer_norm8(out, x, w, b, eps);
+        }
+    }
+    layer_norm_portable(out, x, weight, bias, eps);
+}
+
+/// The reference for [`layer_norm`]: the portable loops on every target.
+pub fn layer_norm_portable(
+    out: &mut [f32],
+    x: &[f32],
+    weight: F32s<'_>,
+    bias: F32s<'_>,
+    eps: f32,
+) {
     if x.is_empty() {
         return;
     }

@@ -17,7 +17,8 @@
 //! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
 //! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; softmax
 //! (`ops::softmax`) must give the bits of `ops::softmax_portable`, weights below `exp`'s own range,
-//! infinities and NaNs included; `ops::add` must give `x + y` value by value; the greedy choice
+//! infinities and NaNs included; `ops::add` must give `x + y` value by value; layer norm
+//! (`ops::layer_norm`) the bits of `ops::layer_norm_portable`; the greedy choice
 //! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
 //! NaNs were. The matrices lie word-aligned, as in a GGUF file, and each kernel
 //! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
@@ -175,6 +176,20 @@ fn main() -> ! {
     failures += compare_softmax(&h[..3]);
     h[..3].copy_from_slice(&[f32::NAN, f32::NEG_INFINITY, f32::NAN]);
     failures += compare_softmax(&h[..3]);
+
+    // Layer norm over 8 to 256 values at several scales, then with an infinity and a NaN.
+    for (len, scale) in [(8, 1.0f32), (128, 1e-3), (128, 30.0), (256, 1.0)] {
+        gen.floats(&mut h[..len]);
+        gen.floats(&mut bias);
+        for v in h[..len].iter_mut() {
+            *v *= scale;
+        }
+        failures += compare_layer_norm(&h[..len], &bias);
+    }
+    h[3] = f32::INFINITY;
+    failures += compare_layer_norm(&h[..16], &bias);
+    h[3] = f32::NAN;
+    failures += compare_layer_norm(&h[..16], &bias);
 
     // The residual adds and the biases (`ops::add`), with infinities and NaNs, at lengths that
     // leave 0 to 7 values after the groups of eight.
@@ -412,6 +427,38 @@ fn compare_bias_gelu(h: &[f32], bias: &[f32]) -> u32 {
             defmt::error!(
                 "bias_gelu({=f32}): {=f32} differs from the portable {=f32}",
                 h[i],
+                *g,
+                *w
+            );
+            failures += 1;
+        }
+    }
+    failures
+}
+
+/// Values where `ops::layer_norm` (the DSP core's assembly where it has one) and
+/// `ops::layer_norm_portable` differ on `x`, with weights `1 + p(i)` and biases `p(i + 1)` from
+/// `p`, each printed.
+fn compare_layer_norm(x: &[f32], p: &[f32; 256]) -> u32 {
+    let mut bytes = [0u8; 2 * 4 * 256];
+    for (i, b) in bytes.chunks_exact_mut(4).enumerate() {
+        let v = if i < 256 { 1.0 + p[i] } else { p[(i + 1) % 256] };
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+    let aligned = fw::blob::Aligned { bytes };
+    let (w, b) = aligned.bytes.split_at(4 * 256);
+    let (w, b) = (F32s { data: &w[..4 * x.len()] }, F32s { data: &b[..4 * x.len()] });
+    let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
+    let (want, got) = (&mut want[..x.len()], &mut got[..x.len()]);
+    ops::layer_norm_portable(want, x, w, b, 1e-5);
+    ops::layer_norm(got, x, w, b, 1e-5);
+    let mut failures = 0;
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if w.to_bits() != g.to_bits() {
+            defmt::error!(
+                "layer_norm over {=usize}, value {=usize}: {=f32} differs from the portable {=f32}",
+                x.len(),
+                i,
                 *g,
                 *w
             );
