@@ -430,13 +430,7 @@ pub fn layer_norm(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, 
 }
 
 /// The reference for [`layer_norm`]: the portable loops on every target.
-pub fn layer_norm_portable(
-    out: &mut [f32],
-    x: &[f32],
-    weight: F32s<'_>,
-    bias: F32s<'_>,
-    eps: f32,
-) {
+pub fn layer_norm_portable(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, eps: f32) {
     if x.is_empty() {
         return;
     }
