@@ -139,9 +139,20 @@ pub fn f16_bits_to_f32(bits: u16) -> f32 {
     f32::from_bits(sign | magnitude)
 }
 
-/// f32 to f16 bits, rounding to nearest even as ggml's `GGML_FP32_TO_FP16` does.
+/// f32 to f16 bits, rounding to nearest even as ggml's `GGML_FP32_TO_FP16` does; on cores with
+/// the DSP extension by the FPU's `VCVTB` (`ops::cortex_m::f32_to_f16_bits`), with the bits of
+/// [`f32_to_f16_bits_portable`].
 #[inline]
 pub fn f32_to_f16_bits(x: f32) -> u16 {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    return crate::ops::cortex_m::f32_to_f16_bits(x);
+    #[allow(unreachable_code)]
+    f32_to_f16_bits_portable(x)
+}
+
+/// The reference for [`f32_to_f16_bits`]: `half`'s conversion in software.
+#[inline]
+pub fn f32_to_f16_bits_portable(x: f32) -> u16 {
     f16::from_f32(x).to_bits()
 }
 

@@ -367,6 +367,30 @@ pub fn f16_bits_to_f32(bits: u16) -> f32 {
     f32::from_bits(x)
 }
 
+/// f32 to f16 bits with the FPU's `VCVTB.F16.F32`, as [`crate::quant::f32_to_f16_bits_portable`]:
+/// rounded to nearest even (the FPSCR's mode from reset, which nothing here changes), IEEE half
+/// precision (its AHP bit clear from reset), overflow to infinity, a NaN made quiet with the top
+/// nine bits of its payload. One instruction where `half`'s software conversion takes dozens.
+#[inline]
+pub fn f32_to_f16_bits(x: f32) -> u16 {
+    let mut v = x.to_bits();
+    // SAFETY: register-only except for s0, which is saved on the stack and restored (see
+    // "Registers" in the module docs).
+    unsafe {
+        asm!(
+            "vpush {{s0}}",
+            "vmov s0, {v}",
+            "vcvtb.f16.f32 s0, s0",
+            "vmov {v}, s0",
+            "vpop {{s0}}",
+            v = inout(reg) v,
+            options(preserves_flags),
+        );
+    }
+    // VCVTB writes the low half and leaves the high half.
+    v as u16
+}
+
 /// The multiply-accumulate of an even lane pair into accumulator `$a`: `start` begins a block's
 /// sum (`SMUAD`), `add` adds to it (`SMLAD`).
 macro_rules! mac_even {

@@ -10,7 +10,8 @@
 //! each kernel must have the same f32 bits as `ops::dot_q8_0` on that row, and the entry after the
 //! last row must be left alone; `ops::matvec` (which picks the fastest kernel) must match the
 //! portable quantize-then-dot; and `VCVTB` must widen all 65,536 f16 values as the portable
-//! conversion does; and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
+//! conversion does, and narrow f32 to f16 as `half` does (ties, NaNs, overflow and subnormals
+//! among the values tried); and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
 //! the DSP core's assembly) must give the bits of `ops::weighted_rows_q8_0_portable`, writing
 //! nothing past its output; the activation quantizer (`quant::quantize_row_q8_0`) must give the
 //! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
@@ -115,6 +116,26 @@ fn main() -> ! {
             })
             .count();
         defmt::info!("f16 to f32 with VCVTB: 65536 values, {=usize} differ", differ);
+        // f32 to f16 by VCVTB: each f16 value's f32, the f32 halfway to the next f16 up (a tie
+        // for normal values) and its two neighbours, and 65,536 bit patterns spread over all of
+        // f32 (NaNs, infinities, subnormals and overflow among them).
+        let mut differ = 0u32;
+        for b in 0..=u16::MAX {
+            let at = cortex_m::f16_bits_to_f32(b).to_bits();
+            let spread = u32::from(b).wrapping_mul(65_537).wrapping_add(12_345);
+            for bits in
+                [0, 0x0fff, 0x1000, 0x1001].map(|d| at.wrapping_add(d)).into_iter().chain([spread])
+            {
+                let x = f32::from_bits(bits);
+                if quant::f32_to_f16_bits(x) != quant::f32_to_f16_bits_portable(x) {
+                    if differ < MAX_REPORTED {
+                        defmt::error!("f32 {=u32:#x} to f16 differs from the portable", bits);
+                    }
+                    differ += 1;
+                }
+            }
+        }
+        failures += differ;
         failures += differ as u32;
     }
 
