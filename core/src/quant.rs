@@ -221,18 +221,25 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 /// Processes `min(x.len() / 32, out.len())` blocks; a tail shorter than a block is left alone (callers
 /// size their buffers from the same `n`).
 ///
-/// On cores with the DSP extension the largest magnitude and the rounding of a block of finite
-/// values run in assembly (`ops::cortex_m`), with the bits of [`quantize_row_q8_0_portable`].
+/// On cores with the DSP extension the blocks of finite values run in assembly
+/// (`ops::cortex_m::quantize_blocks`), with the bits of [`quantize_row_q8_0_portable`].
 // One copy in flash rather than one per caller.
 #[cfg_attr(all(target_arch = "arm", target_feature = "dsp"), inline(never))]
 pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-    return quantize_row(
-        out,
-        x,
-        crate::ops::cortex_m::abs_max_bits,
-        crate::ops::cortex_m::round_block,
-    );
+    {
+        let n = out.len().min(x.len() / QK8_0);
+        let mut b = 0;
+        while b < n {
+            b += crate::ops::cortex_m::quantize_blocks(&mut out[b..n], &x[b * QK8_0..]);
+            // The block that stopped the run: infinities, NaNs, or a scale too small to invert.
+            if b < n {
+                quantize_row_q8_0_portable(&mut out[b..=b], &x[b * QK8_0..]);
+                b += 1;
+            }
+        }
+        return;
+    }
     #[allow(unreachable_code)]
     quantize_row_q8_0_portable(out, x)
 }

@@ -747,14 +747,14 @@ pub fn weighted_rows4(o: &mut [f32; QK8_0], a: &[f32], w: Q8Rows<'_>, b: usize) 
     rows
 }
 
-/// One value of [`abs_max_bits`]: `m = max(m, v << 1)` as unsigned integers.
+/// One value of a block's largest magnitude bits: `m = max(m, v << 1)` as unsigned integers.
 macro_rules! amax_step {
     ($v:literal) => {
         concat!("cmp {m}, ", $v, ", lsl #1\n", "it lo\n", "lsllo {m}, ", $v, ", #1\n")
     };
 }
 
-/// Eight values of [`abs_max_bits`], loaded by one `LDM`.
+/// Eight values of a block's largest magnitude, loaded by one `LDM`.
 macro_rules! amax8 {
     () => {
         concat!(
@@ -771,71 +771,39 @@ macro_rules! amax8 {
     };
 }
 
-/// `max_j |x(j)|` as bits, `max_j (bits(x(j)) & 0x7fff_ffff)`, the same as the portable
-/// `quant::abs_max_bits` (above `0x7f80_0000` when the block holds a NaN): the sign shifted out,
-/// an unsigned maximum, shifted back. 3 instructions a value, eight values per `LDM`, four passes
-/// of a loop (unrolled, it would take 300 bytes more of flash for 8 instructions less a block).
-#[inline(never)]
-pub fn abs_max_bits(x: &[f32; QK8_0]) -> u32 {
-    let m: u32;
-    // SAFETY: reads the 32 words of `x` (word-aligned, as LDM needs) from its start up to `end`,
-    // one past its end, eight per pass (32 is a multiple of 8). Every core register it writes
-    // is an output.
-    unsafe {
-        asm!(
-            "movs {m}, #0",
-            "2:",
-            amax8!(),
-            "cmp {p}, {end}",
-            "bne 2b",
-            "lsrs {m}, {m}, #1",
-            m = out(reg) m,
-            p = inout(reg) x.as_ptr() => _,
-            end = in(reg) x.as_ptr_range().end,
-            out("r0") _,
-            out("r1") _,
-            out("r2") _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-        );
-    }
-    m
-}
-
 /// Eight copies of `1.5 * 2^23`, loaded by one `VLDM` as the addends of eight `VMLA`.
 static ROUND_MAGIC8: [f32; 8] = [crate::quant::ROUND_MAGIC; 8];
 
-/// Four rounded values (FPU registers `$a..$d`, their bits) packed as bytes and stored.
+/// Four rounded values (FPU registers `$a..$d`, their bits) packed as bytes (in r0..r3) and
+/// stored.
 macro_rules! round_store4 {
     ($a:literal, $b:literal, $c:literal, $d:literal) => {
         concat!(
-            "vmov {a}, {b}, ",
+            "vmov r0, r1, ",
             $a,
             ", ",
             $b,
             "\n",
-            "vmov {c}, {e}, ",
+            "vmov r2, r3, ",
             $c,
             ", ",
             $d,
             "\n",
-            "bfi {a}, {b}, #8, #8\n",
-            "bfi {a}, {c}, #16, #8\n",
-            "bfi {a}, {e}, #24, #8\n",
-            "str {a}, [{q}], #4\n",
+            "bfi r0, r1, #8, #8\n",
+            "bfi r0, r2, #16, #8\n",
+            "bfi r0, r3, #24, #8\n",
+            "str r0, [{q}], #4\n",
         )
     };
 }
 
-/// Eight values of [`round_block`]: loaded, rounded onto eight copies of the constant, stored.
+/// Eight values of a block's rounding: loaded, rounded onto eight copies of the constant (at r4),
+/// stored.
 macro_rules! round8 {
     () => {
         concat!(
             "vldmia {p}!, {{s0-s7}}\n",
-            "vldmia {k}, {{s8-s15}}\n",
+            "vldmia r4, {{s8-s15}}\n",
             "vmla.f32 s8, s0, s16\n",
             "vmla.f32 s9, s1, s16\n",
             "vmla.f32 s10, s2, s16\n",
@@ -850,40 +818,106 @@ macro_rules! round8 {
     };
 }
 
-/// The rounding of `quant::round_block`, for a block of finite values and a finite `id` no
-/// larger than `127 / max_j |x(j)|` (rounded): `q(j)` is the low byte of the bits of
-/// `x(j) * id + 1.5 * 2^23` (`VMLA.F32` onto the constant: the product rounded, then the sum, as
-/// the portable `v * id + ROUND_MAGIC`). Those bits are `0x4b40_0000` plus the rounded value,
-/// which is within -127..=127, so its low byte is the `i8` the portable clamp gives. 24
-/// instructions for eight values.
+/// Whole blocks of `quant::quantize_row_q8_0` in one pass of assembly, from the first of `out`
+/// and of `x` (`min(out.len(), x.len() / 32)` blocks), with the bits of the portable
+/// quantizer, for as long as each block is the common case:
+/// - its largest magnitude bits, `max_j (bits(x(j)) & 0x7fff_ffff)` as the portable
+///   `quant::abs_max_bits` (the sign shifted out, an unsigned maximum, shifted back: 3
+///   instructions a value, eight values per `LDM`), are those of a finite value;
+/// - `d = amax / 127` and `id = 1 / d` (0 for `d` 0), `id` finite; `d` is stored as f16 by
+///   `VCVTB`;
+/// - `q(j)` is the low byte of the bits of `x(j) * id + 1.5 * 2^23` (`VMLA.F32` onto the
+///   constant: the product rounded, then the sum, as the portable `v * id + ROUND_MAGIC`). Those
+///   bits are `0x4b40_0000` plus the rounded value, which is within -127..=127 for these blocks,
+///   so its low byte is the `i8` the portable clamp gives. 24 instructions for eight values.
+///
+/// Returns the blocks done; the block that stopped the run (an infinity, a NaN, or `1 / d`
+/// overflowing) is left untouched for the caller. About 230 instructions a block, where calls
+/// to the two steps with the portable tests between them took about 290.
 #[inline(never)]
-pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
-    // SAFETY: reads the 32 f32 of `x` (word-aligned, as VLDM needs) from its start up to `end`,
-    // one past its end, eight per pass, and the 8 of ROUND_MAGIC8 on each pass;
-    // writes the 32 bytes of `qs` a word at a time (STR may be unaligned on these cores). Every
-    // core register it writes is an output; the FPU registers it uses (s0..s16) are pushed first
-    // and popped last.
+pub fn quantize_blocks(out: &mut [BlockQ8_0], x: &[f32]) -> usize {
+    let n = out.len().min(x.len() / QK8_0);
+    if n == 0 {
+        return 0;
+    }
+    let start = x.as_ptr();
+    let x_end = x[n * QK8_0..].as_ptr();
+    let stop: *const f32;
+    // SAFETY: reads the 32 * n f32 of `x` (word-aligned, as LDM and VLDM need) from its start up
+    // to `x_end`, one past the last block's, each block twice (its largest magnitude, then its
+    // rounding), and the 8 of ROUND_MAGIC8 on each pass of the rounding; writes the 34 bytes of
+    // each block of `out` it completes, its scale by STRH and its values a word at a time by STR
+    // (both may be unaligned on these cores), never past the n-th block. The loops run at least
+    // once (n >= 1). Every core register it writes is an output; the FPU registers it uses
+    // (s0..s24) are pushed first and popped last. It compares with VCMP and reads the FPU's flags
+    // into APSR.
     unsafe {
         asm!(
-            "vpush {{s0-s16}}",
-            "vmov s16, {id}",
-            // Four passes of eight values.
+            "vpush {{s0-s24}}",
+            // s20: x_end; s21: ROUND_MAGIC8; s22: 1.0; s23: 127.0; s24: 0.0.
+            "vmov s20, s21, r0, r1",
+            "vmov s22, s23, r2, r3",
+            "movs r5, #0",
+            "vmov s24, r5",
+            "3:",
+            // The block's largest magnitude bits; lr: the block's end.
+            "add lr, {p}, #128",
+            "movs {m}, #0",
+            "2:",
+            amax8!(),
+            "cmp {p}, lr",
+            "bne 2b",
+            "lsrs {m}, {m}, #1",
+            // An infinity or a NaN: not here.
+            "cmp {m}, #0x7f800000",
+            "bhs 8f",
+            // s18: d = amax / 127; s16: id = 1 / d, or 0 for d = 0; not here if it overflows.
+            "vmov s17, {m}",
+            "vdiv.f32 s18, s17, s23",
+            "vmov.f32 s16, s24",
+            "vcmp.f32 s18, #0",
+            "vmrs APSR_nzcv, fpscr",
+            "it ne",
+            "vdivne.f32 s16, s22, s18",
+            "vmov {m}, s16",
+            "lsls {m}, {m}, #1",
+            "cmp {m}, #0xff000000",
+            "bhs 8f",
+            // The scale as f16, then the values.
+            "vcvtb.f16.f32 s19, s18",
+            "vmov {m}, s19",
+            "strh {m}, [{q}], #2",
+            "sub {p}, {p}, #128",
+            "vmov r4, s21",
             "2:",
             round8!(),
-            "cmp {p}, {end}",
+            "cmp {p}, lr",
             "bne 2b",
-            "vpop {{s0-s16}}",
-            id = in(reg) id.to_bits(),
-            p = inout(reg) x.as_ptr() => _,
-            k = in(reg) ROUND_MAGIC8.as_ptr(),
-            end = in(reg) x.as_ptr_range().end,
-            q = inout(reg) qs.as_mut_ptr() => _,
-            a = out(reg) _,
-            b = out(reg) _,
-            c = out(reg) _,
-            e = out(reg) _,
+            "vmov {m}, s20",
+            "cmp {p}, {m}",
+            "bne 3b",
+            "b 9f",
+            // Back to the start of the block that stopped the run.
+            "8:",
+            "sub {p}, {p}, #128",
+            "9:",
+            "vpop {{s0-s24}}",
+            p = inout(reg) start => stop,
+            q = inout(reg) out.as_mut_ptr() => _,
+            m = out(reg) _,
+            inout("r0") x_end => _,
+            inout("r1") ROUND_MAGIC8.as_ptr() => _,
+            inout("r2") 1.0f32.to_bits() => _,
+            inout("r3") 127.0f32.to_bits() => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("lr") _,
         );
     }
+    // SAFETY: `stop` is the start of a block of `x` or one past the n-th block's end.
+    (unsafe { stop.offset_from(start) }) as usize / QK8_0
 }
 
 /// `x(n) = gelu(x(n) + bias(n))` as the portable `ops::bias_gelu_portable` computes it, with its
