@@ -557,10 +557,28 @@ pub fn tanh(y: f32) -> f32 {
 }
 
 /// In place, `x(i) = exp(x(i) - max(x)) / sum_j exp(x(j) - max(x))`, with [`exp`]; on cores
-/// with the DSP extension, the exponentials in assembly (`cortex_m::exp_shifted`), with the bits
-/// of [`softmax_portable`].
+/// with the DSP extension, the exponentials and the divisions in assembly
+/// (`cortex_m::exp_shifted`, `cortex_m::div8`), with the bits of [`softmax_portable`].
 pub fn softmax(x: &mut [f32]) {
     let max = max_of(x);
+    softmax_from(x, max);
+}
+
+/// In place, `x(i) *= scale`, then [`softmax`]: the products in softmax's first pass, the same
+/// operations as a pass of their own before it.
+pub fn softmax_scaled(x: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for v in x.iter_mut() {
+        *v *= scale;
+        if *v > max {
+            max = *v;
+        }
+    }
+    softmax_from(x, max);
+}
+
+/// [`softmax`] after its first pass: `max` is the largest of `x`.
+fn softmax_from(x: &mut [f32], max: f32) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     let sum = {
         let (mut sum, mut i) = (0.0f32, 0);
@@ -579,7 +597,11 @@ pub fn softmax(x: &mut [f32]) {
     };
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     let sum = exp_shifted(x, max);
-    for v in x.iter_mut() {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let done = cortex_m::div8(x, sum);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let done = 0;
+    for v in x.iter_mut().skip(done) {
         *v /= sum;
     }
 }

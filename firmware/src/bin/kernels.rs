@@ -17,7 +17,8 @@
 //! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
 //! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
 //! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; softmax
-//! (`ops::softmax`) must give the bits of `ops::softmax_portable`, weights below `exp`'s own range,
+//! (`ops::softmax`, and `ops::softmax_scaled` of attention's scores) must give the bits of
+//! `ops::softmax_portable`, weights below `exp`'s own range,
 //! infinities and NaNs included; `ops::add` must give `x + y` value by value; layer norm
 //! (`ops::layer_norm`) the bits of `ops::layer_norm_portable`; the greedy choice
 //! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
@@ -490,7 +491,8 @@ fn compare_layer_norm(x: &[f32], p: &[f32; 256]) -> u32 {
 }
 
 /// Values where `ops::softmax` (the DSP core's assembly where it has one) and
-/// `ops::softmax_portable` differ on `x`, each printed.
+/// `ops::softmax_portable` differ on `x`, then `ops::softmax_scaled` and the portable softmax of
+/// the scaled values, each printed.
 fn compare_softmax(x: &[f32]) -> u32 {
     let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
     let (want, got) = (&mut want[..x.len()], &mut got[..x.len()]);
@@ -498,11 +500,25 @@ fn compare_softmax(x: &[f32]) -> u32 {
     got.copy_from_slice(x);
     ops::softmax_portable(want);
     ops::softmax(got);
+    let failures = count_differing("softmax", x, want, got);
+    // Scaled in its first pass, as attention's scores are.
+    for (w, &v) in want.iter_mut().zip(x) {
+        *w = v * 0.176_776_7;
+    }
+    ops::softmax_portable(want);
+    got.copy_from_slice(x);
+    ops::softmax_scaled(got, 0.176_776_7);
+    failures + count_differing("softmax_scaled", x, want, got)
+}
+
+/// Values where `got` differs from `want`, softmax's of `x` by `kernel`, each printed.
+fn count_differing(kernel: &str, x: &[f32], want: &[f32], got: &[f32]) -> u32 {
     let mut failures = 0;
     for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
         if w.to_bits() != g.to_bits() {
             defmt::error!(
-                "softmax over {=usize}, value {=usize} ({=f32}): {=f32} differs from the portable {=f32}",
+                "{=str} over {=usize}, value {=usize} ({=f32}): {=f32} differs from the portable {=f32}",
+                kernel,
                 x.len(),
                 i,
                 x[i],
