@@ -577,7 +577,8 @@ pub fn softmax_scaled(x: &mut [f32], scale: f32) {
     softmax_from(x, max);
 }
 
-/// [`softmax`] after its first pass: `max` is the largest of `x`.
+/// [`softmax`] after its first pass: `max` is the largest of `x`. One copy for both callers.
+#[inline(never)]
 fn softmax_from(x: &mut [f32], max: f32) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
     let sum = {
@@ -586,9 +587,10 @@ fn softmax_from(x: &mut [f32], max: f32) {
             let (done, s) = cortex_m::exp_shifted(&mut x[i..], max, sum);
             sum = s;
             i += done;
-            // The value that stopped the run: below exp's own range, or a NaN.
+            // The value that stopped the run: below exp's own range, or a NaN, where `exp` is
+            // libm's.
             if let Some(v) = x.get_mut(i) {
-                *v = exp(*v - max);
+                *v = libm::expf(*v - max);
                 sum += *v;
                 i += 1;
             }

@@ -233,8 +233,11 @@ pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
         while b < n {
             b += crate::ops::cortex_m::quantize_blocks(&mut out[b..n], &x[b * QK8_0..]);
             // The block that stopped the run: infinities, NaNs, or a scale too small to invert.
-            if b < n {
-                quantize_row_q8_0_portable(&mut out[b..=b], &x[b * QK8_0..]);
+            if let (Some(block), Some(chunk)) = (out.get_mut(b), x.get(b * QK8_0..(b + 1) * QK8_0))
+            {
+                if let Ok(chunk) = <&[f32; QK8_0]>::try_from(chunk) {
+                    quantize_block_general(block, chunk);
+                }
                 b += 1;
             }
         }
@@ -247,6 +250,21 @@ pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
 /// The reference for [`quantize_row_q8_0`]: the same blocks by the portable loops on every target.
 pub fn quantize_row_q8_0_portable(out: &mut [BlockQ8_0], x: &[f32]) {
     quantize_row(out, x, |chunk| abs_max_bits(chunk), round_block);
+}
+
+/// A block that the assembly of `ops::cortex_m::quantize_blocks` leaves to the caller (an
+/// infinity or a NaN in it, or `1 / d` not finite): what [`quantize_row`] does with such a block.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[inline(never)]
+fn quantize_block_general(block: &mut BlockQ8_0, chunk: &[f32; QK8_0]) {
+    let bits = abs_max_bits(chunk);
+    let amax = if bits <= INFINITY_BITS { f32::from_bits(bits) } else { abs_max_float(chunk) };
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    block.d = f32_to_f16_bits(d).to_le_bytes();
+    for (q, &v) in block.qs.iter_mut().zip(chunk) {
+        *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
+    }
 }
 
 /// [`quantize_row_q8_0`] with the block's largest magnitude bits from `amax_bits` and the

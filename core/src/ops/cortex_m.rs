@@ -1001,34 +1001,28 @@ pub fn bias_gelu(x: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// One value of [`argmax_nan_to_neg_inf8`], register `$s`, the `$k`-th of the eight just loaded:
-/// on to `$new` if it is larger than the best so far (s8), to `$nan` if it is a NaN.
+/// One value of [`argmax_nan_to_neg_inf8`], register `$s`: on to `$rare` if it is larger than
+/// the best so far (s8) or a NaN. After `VCMP`, "higher" (carry set, zero clear) answers both:
+/// "greater than" sets carry and clears zero, and so does "unordered".
 macro_rules! argmax_step {
-    ($s:literal, $new:literal, $nan:literal) => {
-        concat!(
-            "vcmp.f32 ",
-            $s,
-            ", s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "bgt ",
-            $new,
-            "\n",
-            "bvs ",
-            $nan,
-            "\n",
-        )
+    ($s:literal, $rare:literal) => {
+        concat!("vcmp.f32 ", $s, ", s8\n", "vmrs APSR_nzcv, fpscr\n", "bhi ", $rare, "\n",)
     };
 }
 
-/// The rare paths of value `$k` (register `$s`) of [`argmax_nan_to_neg_inf8`]: a new best (its
-/// address and value), or a NaN overwritten with `-inf`; then back to the next value. `$off` is
-/// `32 - 4 * $k`, how far behind the pointer (moved on past the eight) the value lies.
+/// The rare paths of value `$k` (register `$s`) of [`argmax_nan_to_neg_inf8`], told apart by the
+/// flags of its `VCMP` ("overflow" set only for unordered): a NaN overwritten with `-inf`, or a
+/// new best (its address and value); then back to the next value. `$off` is `32 - 4 * $k`, how
+/// far behind the pointer (moved on past the eight) the value lies.
 macro_rules! argmax_rare {
     ($k:literal, $s:literal, $back:literal, $off:literal) => {
         concat!(
             "1",
             $k,
             ":\n",
+            "bvs 2",
+            $k,
+            "f\n",
             "sub {best}, {p}, #",
             $off,
             "\n",
@@ -1055,8 +1049,8 @@ macro_rules! argmax_rare {
 /// the way: `(index of the first largest, its value, values done)`, the index 0 and the value
 /// `-inf` when none is larger than `-inf`, as `sampler::argmax_nan_to_neg_inf` goes through them.
 /// `VCMP` against the best so far gives both answers at once: "greater than" for a new best,
-/// "unordered" for a NaN (the best is never one). Eight values per `VLDM`, 4 instructions each on
-/// the common path.
+/// "unordered" for a NaN (the best is never one), both "higher". Eight values per `VLDM`, 3
+/// instructions each on the common path.
 #[inline(never)]
 pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
     let done = x.len() / 8 * 8;
@@ -1078,21 +1072,21 @@ pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
             "vmov s8, {ninf}",
             "3:",
             "vldmia {p}!, {{s0-s7}}",
-            argmax_step!("s0", "10f", "20f"),
+            argmax_step!("s0", "10f"),
             "30:",
-            argmax_step!("s1", "11f", "21f"),
+            argmax_step!("s1", "11f"),
             "31:",
-            argmax_step!("s2", "12f", "22f"),
+            argmax_step!("s2", "12f"),
             "32:",
-            argmax_step!("s3", "13f", "23f"),
+            argmax_step!("s3", "13f"),
             "33:",
-            argmax_step!("s4", "14f", "24f"),
+            argmax_step!("s4", "14f"),
             "34:",
-            argmax_step!("s5", "15f", "25f"),
+            argmax_step!("s5", "15f"),
             "35:",
-            argmax_step!("s6", "16f", "26f"),
+            argmax_step!("s6", "16f"),
             "36:",
-            argmax_step!("s7", "17f", "27f"),
+            argmax_step!("s7", "17f"),
             "37:",
             "cmp {p}, {end}",
             "bne 3b",
