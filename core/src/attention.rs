@@ -3,7 +3,7 @@
 //! Letters: `T` context, `C` width, `H` heads, `HS = C / H` head size.
 
 use crate::kv_cache::{KvCache, KvRows};
-use crate::ops::{dot_q8_0, matvec_q8_0_rows, softmax, weighted_rows_q8_0};
+use crate::ops::{dot_q8_0, matvec_q8_0_rows, softmax, softmax_scaled, weighted_rows_q8_0};
 use crate::quant::{quantize_row_q8_0, BlockQ8_0, Q8Rows, QK8_0};
 
 /// `out_h = sum_t att(t) * v_h(t)` with `att(t) = softmax_t(q_h . k_h(t) / sqrt(HS))` for each
@@ -43,17 +43,17 @@ pub(crate) fn attention(
                         scores_q8_0(a, k, s.row, c, off, qb);
                     }
                 });
-                for a in att.iter_mut() {
-                    *a *= scale;
-                }
+                softmax_scaled(att, scale);
             }
-            _ => cache.for_each_segment(layer, pos, |s| {
-                for (t, a) in att.iter_mut().skip(s.pos).take(s.len).enumerate() {
-                    *a = cache.k.dot(s.row + t, c, off, qh) * scale;
-                }
-            }),
+            _ => {
+                cache.for_each_segment(layer, pos, |s| {
+                    for (t, a) in att.iter_mut().skip(s.pos).take(s.len).enumerate() {
+                        *a = cache.k.dot(s.row + t, c, off, qh) * scale;
+                    }
+                });
+                softmax(att);
+            }
         }
-        softmax(att);
         let Some(out) = out.get_mut(off..off + hs) else { return };
         out.fill(0.0);
         // Values: the runs' weighted sums added in order of position, the same terms in the same

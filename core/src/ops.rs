@@ -328,8 +328,13 @@ fn matvec_rows(
     }
 }
 
-/// In place, `out(d) += bias(d)`.
+/// In place, `out(d) += bias(d)`: [`add`] for a word-aligned bias (as a GGUF file's tensors are)
+/// on cores with the DSP extension.
 fn add_bias(out: &mut [f32], bias: F32s<'_>) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if let Ok(b) = bytemuck::try_cast_slice::<u8, f32>(bias.data) {
+        return add(out, b);
+    }
     for (o, b) in out.iter_mut().zip(bias.iter()) {
         *o += b;
     }
@@ -407,8 +412,25 @@ pub fn matmul(
 }
 
 /// `out(n) = (x(n) - mean) / sqrt(var + eps) * weight(n) + bias(n)`, with `mean` and the biased
-/// `var` over `x` (as `torch.nn.LayerNorm`).
+/// `var` over `x` (as `torch.nn.LayerNorm`). On cores with the DSP extension, for a multiple of
+/// 8 values and word-aligned parameters (as a GGUF file's tensors are), in assembly
+/// (`cortex_m::layer_norm8`), with the bits of [`layer_norm_portable`].
 pub fn layer_norm(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, eps: f32) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if let (Ok(w), Ok(b)) = (
+        bytemuck::try_cast_slice::<u8, f32>(weight.data),
+        bytemuck::try_cast_slice::<u8, f32>(bias.data),
+    ) {
+        let n = x.len();
+        if n % 8 == 0 && n > 0 && out.len() >= n && w.len() >= n && b.len() >= n {
+            return cortex_m::layer_norm8(out, x, w, b, eps);
+        }
+    }
+    layer_norm_portable(out, x, weight, bias, eps);
+}
+
+/// The reference for [`layer_norm`]: the portable loops on every target.
+pub fn layer_norm_portable(out: &mut [f32], x: &[f32], weight: F32s<'_>, bias: F32s<'_>, eps: f32) {
     if x.is_empty() {
         return;
     }
@@ -534,27 +556,123 @@ pub fn tanh(y: f32) -> f32 {
     x * p / q
 }
 
-/// In place, `x(i) = exp(x(i) - max(x)) / sum_j exp(x(j) - max(x))`, with [`exp`].
+/// In place, `x(i) = exp(x(i) - max(x)) / sum_j exp(x(j) - max(x))`, with [`exp`]; on cores
+/// with the DSP extension, the exponentials and the divisions in assembly
+/// (`cortex_m::exp_shifted`, `cortex_m::div8`), with the bits of [`softmax_portable`].
 pub fn softmax(x: &mut [f32]) {
+    let max = max_of(x);
+    softmax_from(x, max);
+}
+
+/// In place, `x(i) *= scale`, then [`softmax`]: the products in softmax's first pass, the same
+/// operations as a pass of their own before it.
+pub fn softmax_scaled(x: &mut [f32], scale: f32) {
     let mut max = f32::NEG_INFINITY;
-    for &v in x.iter() {
-        if v > max {
-            max = v;
+    for v in x.iter_mut() {
+        *v *= scale;
+        if *v > max {
+            max = *v;
         }
     }
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = exp(*v - max);
-        sum += *v;
+    softmax_from(x, max);
+}
+
+/// [`softmax`] after its first pass: `max` is the largest of `x`. One copy for both callers.
+#[inline(never)]
+fn softmax_from(x: &mut [f32], max: f32) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let sum = {
+        let (mut sum, mut i) = (0.0f32, 0);
+        while i < x.len() {
+            let (done, s) = cortex_m::exp_shifted(&mut x[i..], max, sum);
+            sum = s;
+            i += done;
+            // The value that stopped the run: below exp's own range, or a NaN, where `exp` is
+            // libm's.
+            if let Some(v) = x.get_mut(i) {
+                *v = libm::expf(*v - max);
+                sum += *v;
+                i += 1;
+            }
+        }
+        sum
+    };
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let sum = exp_shifted(x, max);
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let done = cortex_m::div8(x, sum);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let done = 0;
+    for v in x.iter_mut().skip(done) {
+        *v /= sum;
     }
+}
+
+/// The reference for [`softmax`]: the portable loops on every target.
+pub fn softmax_portable(x: &mut [f32]) {
+    let max = max_of(x);
+    let sum = exp_shifted(x, max);
     for v in x.iter_mut() {
         *v /= sum;
     }
 }
 
+/// The largest of `x` (NaNs passed over), `-inf` when there is none.
+fn max_of(x: &[f32]) -> f32 {
+    let mut max = f32::NEG_INFINITY;
+    for &v in x {
+        if v > max {
+            max = v;
+        }
+    }
+    max
+}
+
+/// In place, `x(i) = exp(x(i) - max)`: the sum of the results, added in order.
+fn exp_shifted(x: &mut [f32], max: f32) -> f32 {
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+        sum += *v;
+    }
+    sum
+}
+
 /// Where [`exp`] computes itself; outside (and for NaN) it is `libm::expf`'s. Within, `k =
 /// round(x / ln 2)` stays in `-126..=127`, so `2^k` is a normal float.
-const EXP_RANGE: core::ops::RangeInclusive<f32> = -87.0..=88.0;
+const EXP_RANGE: core::ops::RangeInclusive<f32> = EXP_LOW..=88.0;
+
+/// The low end of [`EXP_RANGE`].
+const EXP_LOW: f32 = -87.0;
+
+/// `ln 2 = EXP_C1 + EXP_C2`, `EXP_C1` with 9 significant bits so that `k * EXP_C1` is exact.
+const EXP_C1: f32 = 0.693_359_4;
+const EXP_C2: f32 = -2.121_944_4e-4;
+
+/// [`exp`]'s polynomial `P`, highest power first. Cephes' last coefficient, 5.0000001201e-1, is
+/// 0.5 in f32.
+const EXP_P: [f32; 6] =
+    [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5];
+
+/// The constants of `cortex_m::exp_shifted`, in the order it loads them: the range's low end,
+/// `log2(e)`, `1.5 * 2^23`, `EXP_C1`, `EXP_C2`, `P(0)`, 1.0, then the addends of each value,
+/// reloaded for each: `1.5 * 2^23` and `P(1..6)`.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+pub(crate) const EXP_CONSTANTS: [f32; 13] = [
+    EXP_LOW,
+    core::f32::consts::LOG2_E,
+    ROUND_MAGIC,
+    EXP_C1,
+    EXP_C2,
+    EXP_P[0],
+    1.0,
+    ROUND_MAGIC,
+    EXP_P[1],
+    EXP_P[2],
+    EXP_P[3],
+    EXP_P[4],
+    EXP_P[5],
+];
 
 /// `exp(x)` as Cephes' `expf` computes it (the polynomial SSE and NEON math libraries use):
 /// `x = k ln 2 + r` with `k = round(x / ln 2)` (halves to even, by adding and subtracting
@@ -566,33 +684,30 @@ const EXP_RANGE: core::ops::RangeInclusive<f32> = -87.0..=88.0;
 /// in a fixed order, so the same bits on every target, and fewer instructions than `libm::expf`
 /// on a Cortex-M4F (docs/performance.md).
 pub fn exp(x: f32) -> f32 {
-    /// `log2(e)`.
-    const LOG2_E: f32 = core::f32::consts::LOG2_E;
-    /// `ln 2 = C1 + C2`, `C1` with 9 significant bits so that `k * C1` is exact.
-    const C1: f32 = 0.693_359_4;
-    const C2: f32 = -2.121_944_4e-4;
     if !EXP_RANGE.contains(&x) {
         return libm::expf(x);
     }
-    let t = x * LOG2_E + ROUND_MAGIC;
+    let t = x * core::f32::consts::LOG2_E + ROUND_MAGIC;
     let kf = t - ROUND_MAGIC;
     // t is in [2^23, 2^24): its low mantissa bits hold k + 2^22.
     let k = t.to_bits() as i32 - 0x4b40_0000;
-    let r = (x - kf * C1) - kf * C2;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    // Cephes' 5.0000001201e-1 is 0.5 in f32.
-    p = p * r + 0.5;
+    let r = (x - kf * EXP_C1) - kf * EXP_C2;
+    let mut p = EXP_P[0];
+    for c in &EXP_P[1..] {
+        p = p * r + c;
+    }
     let y = (p * (r * r) + r) + 1.0;
     y * f32::from_bits(((k + 127) as u32) << 23)
 }
 
-/// In place, `x(n) += y(n)`.
+/// In place, `x(n) += y(n)`; on cores with the DSP extension, eight values at a time in assembly
+/// (`cortex_m::add8`), the rest here.
 pub fn add(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let done = cortex_m::add8(x, y);
+    #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+    let done = 0;
+    for (a, &b) in x.iter_mut().zip(y).skip(done) {
         *a += b;
     }
 }

@@ -139,9 +139,20 @@ pub fn f16_bits_to_f32(bits: u16) -> f32 {
     f32::from_bits(sign | magnitude)
 }
 
-/// f32 to f16 bits, rounding to nearest even as ggml's `GGML_FP32_TO_FP16` does.
+/// f32 to f16 bits, rounding to nearest even as ggml's `GGML_FP32_TO_FP16` does; on cores with
+/// the DSP extension by the FPU's `VCVTB` (`ops::cortex_m::f32_to_f16_bits`), with the bits of
+/// [`f32_to_f16_bits_portable`].
 #[inline]
 pub fn f32_to_f16_bits(x: f32) -> u16 {
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    return crate::ops::cortex_m::f32_to_f16_bits(x);
+    #[allow(unreachable_code)]
+    f32_to_f16_bits_portable(x)
+}
+
+/// The reference for [`f32_to_f16_bits`]: `half`'s conversion in software.
+#[inline]
+pub fn f32_to_f16_bits_portable(x: f32) -> u16 {
     f16::from_f32(x).to_bits()
 }
 
@@ -210,18 +221,28 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 /// Processes `min(x.len() / 32, out.len())` blocks; a tail shorter than a block is left alone (callers
 /// size their buffers from the same `n`).
 ///
-/// On cores with the DSP extension the largest magnitude and the rounding of a block of finite
-/// values run in assembly (`ops::cortex_m`), with the bits of [`quantize_row_q8_0_portable`].
+/// On cores with the DSP extension the blocks of finite values run in assembly
+/// (`ops::cortex_m::quantize_blocks`), with the bits of [`quantize_row_q8_0_portable`].
 // One copy in flash rather than one per caller.
 #[cfg_attr(all(target_arch = "arm", target_feature = "dsp"), inline(never))]
 pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-    return quantize_row(
-        out,
-        x,
-        crate::ops::cortex_m::abs_max_bits,
-        crate::ops::cortex_m::round_block,
-    );
+    {
+        let n = out.len().min(x.len() / QK8_0);
+        let mut b = 0;
+        while b < n {
+            b += crate::ops::cortex_m::quantize_blocks(&mut out[b..n], &x[b * QK8_0..]);
+            // The block that stopped the run: infinities, NaNs, or a scale too small to invert.
+            if let (Some(block), Some(chunk)) = (out.get_mut(b), x.get(b * QK8_0..(b + 1) * QK8_0))
+            {
+                if let Ok(chunk) = <&[f32; QK8_0]>::try_from(chunk) {
+                    quantize_block_general(block, chunk);
+                }
+                b += 1;
+            }
+        }
+        return;
+    }
     #[allow(unreachable_code)]
     quantize_row_q8_0_portable(out, x)
 }
@@ -229,6 +250,21 @@ pub fn quantize_row_q8_0(out: &mut [BlockQ8_0], x: &[f32]) {
 /// The reference for [`quantize_row_q8_0`]: the same blocks by the portable loops on every target.
 pub fn quantize_row_q8_0_portable(out: &mut [BlockQ8_0], x: &[f32]) {
     quantize_row(out, x, |chunk| abs_max_bits(chunk), round_block);
+}
+
+/// A block that the assembly of `ops::cortex_m::quantize_blocks` leaves to the caller (an
+/// infinity or a NaN in it, or `1 / d` not finite): what [`quantize_row`] does with such a block.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[inline(never)]
+fn quantize_block_general(block: &mut BlockQ8_0, chunk: &[f32; QK8_0]) {
+    let bits = abs_max_bits(chunk);
+    let amax = if bits <= INFINITY_BITS { f32::from_bits(bits) } else { abs_max_float(chunk) };
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    block.d = f32_to_f16_bits(d).to_le_bytes();
+    for (q, &v) in block.qs.iter_mut().zip(chunk) {
+        *q = (((v * id + ROUND_MAGIC) - ROUND_MAGIC) as i32).clamp(-128, 127) as i8;
+    }
 }
 
 /// [`quantize_row_q8_0`] with the block's largest magnitude bits from `amax_bits` and the

@@ -367,6 +367,30 @@ pub fn f16_bits_to_f32(bits: u16) -> f32 {
     f32::from_bits(x)
 }
 
+/// f32 to f16 bits with the FPU's `VCVTB.F16.F32`, as [`crate::quant::f32_to_f16_bits_portable`]:
+/// rounded to nearest even (the FPSCR's mode from reset, which nothing here changes), IEEE half
+/// precision (its AHP bit clear from reset), overflow to infinity, a NaN made quiet with the top
+/// nine bits of its payload. One instruction where `half`'s software conversion takes dozens.
+#[inline]
+pub fn f32_to_f16_bits(x: f32) -> u16 {
+    let mut v = x.to_bits();
+    // SAFETY: register-only except for s0, which is saved on the stack and restored (see
+    // "Registers" in the module docs).
+    unsafe {
+        asm!(
+            "vpush {{s0}}",
+            "vmov s0, {v}",
+            "vcvtb.f16.f32 s0, s0",
+            "vmov {v}, s0",
+            "vpop {{s0}}",
+            v = inout(reg) v,
+            options(preserves_flags),
+        );
+    }
+    // VCVTB writes the low half and leaves the high half.
+    v as u16
+}
+
 /// The multiply-accumulate of an even lane pair into accumulator `$a`: `start` begins a block's
 /// sum (`SMUAD`), `add` adds to it (`SMLAD`).
 macro_rules! mac_even {
@@ -723,14 +747,14 @@ pub fn weighted_rows4(o: &mut [f32; QK8_0], a: &[f32], w: Q8Rows<'_>, b: usize) 
     rows
 }
 
-/// One value of [`abs_max_bits`]: `m = max(m, v << 1)` as unsigned integers.
+/// One value of a block's largest magnitude bits: `m = max(m, v << 1)` as unsigned integers.
 macro_rules! amax_step {
     ($v:literal) => {
         concat!("cmp {m}, ", $v, ", lsl #1\n", "it lo\n", "lsllo {m}, ", $v, ", #1\n")
     };
 }
 
-/// Eight values of [`abs_max_bits`], loaded by one `LDM`.
+/// Eight values of a block's largest magnitude, loaded by one `LDM`.
 macro_rules! amax8 {
     () => {
         concat!(
@@ -747,71 +771,39 @@ macro_rules! amax8 {
     };
 }
 
-/// `max_j |x(j)|` as bits, `max_j (bits(x(j)) & 0x7fff_ffff)`, the same as the portable
-/// `quant::abs_max_bits` (above `0x7f80_0000` when the block holds a NaN): the sign shifted out,
-/// an unsigned maximum, shifted back. 3 instructions a value, eight values per `LDM`, four passes
-/// of a loop (unrolled, it would take 300 bytes more of flash for 8 instructions less a block).
-#[inline(never)]
-pub fn abs_max_bits(x: &[f32; QK8_0]) -> u32 {
-    let m: u32;
-    // SAFETY: reads the 32 words of `x` (word-aligned, as LDM needs) from its start up to `end`,
-    // one past its end, eight per pass (32 is a multiple of 8). Every core register it writes
-    // is an output.
-    unsafe {
-        asm!(
-            "movs {m}, #0",
-            "2:",
-            amax8!(),
-            "cmp {p}, {end}",
-            "bne 2b",
-            "lsrs {m}, {m}, #1",
-            m = out(reg) m,
-            p = inout(reg) x.as_ptr() => _,
-            end = in(reg) x.as_ptr_range().end,
-            out("r0") _,
-            out("r1") _,
-            out("r2") _,
-            out("r3") _,
-            out("r4") _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-        );
-    }
-    m
-}
-
 /// Eight copies of `1.5 * 2^23`, loaded by one `VLDM` as the addends of eight `VMLA`.
 static ROUND_MAGIC8: [f32; 8] = [crate::quant::ROUND_MAGIC; 8];
 
-/// Four rounded values (FPU registers `$a..$d`, their bits) packed as bytes and stored.
+/// Four rounded values (FPU registers `$a..$d`, their bits) packed as bytes (in r0..r3) and
+/// stored.
 macro_rules! round_store4 {
     ($a:literal, $b:literal, $c:literal, $d:literal) => {
         concat!(
-            "vmov {a}, {b}, ",
+            "vmov r0, r1, ",
             $a,
             ", ",
             $b,
             "\n",
-            "vmov {c}, {e}, ",
+            "vmov r2, r3, ",
             $c,
             ", ",
             $d,
             "\n",
-            "bfi {a}, {b}, #8, #8\n",
-            "bfi {a}, {c}, #16, #8\n",
-            "bfi {a}, {e}, #24, #8\n",
-            "str {a}, [{q}], #4\n",
+            "bfi r0, r1, #8, #8\n",
+            "bfi r0, r2, #16, #8\n",
+            "bfi r0, r3, #24, #8\n",
+            "str r0, [{q}], #4\n",
         )
     };
 }
 
-/// Eight values of [`round_block`]: loaded, rounded onto eight copies of the constant, stored.
+/// Eight values of a block's rounding: loaded, rounded onto eight copies of the constant (at r4),
+/// stored.
 macro_rules! round8 {
     () => {
         concat!(
             "vldmia {p}!, {{s0-s7}}\n",
-            "vldmia {k}, {{s8-s15}}\n",
+            "vldmia r4, {{s8-s15}}\n",
             "vmla.f32 s8, s0, s16\n",
             "vmla.f32 s9, s1, s16\n",
             "vmla.f32 s10, s2, s16\n",
@@ -826,40 +818,110 @@ macro_rules! round8 {
     };
 }
 
-/// The rounding of `quant::round_block`, for a block of finite values and a finite `id` no
-/// larger than `127 / max_j |x(j)|` (rounded): `q(j)` is the low byte of the bits of
-/// `x(j) * id + 1.5 * 2^23` (`VMLA.F32` onto the constant: the product rounded, then the sum, as
-/// the portable `v * id + ROUND_MAGIC`). Those bits are `0x4b40_0000` plus the rounded value,
-/// which is within -127..=127, so its low byte is the `i8` the portable clamp gives. 24
-/// instructions for eight values.
+/// Whole blocks of `quant::quantize_row_q8_0` in one pass of assembly, from the first of `out`
+/// and of `x` (`min(out.len(), x.len() / 32)` blocks), with the bits of the portable
+/// quantizer, for as long as each block is the common case:
+/// - its largest magnitude bits, `max_j (bits(x(j)) & 0x7fff_ffff)` as the portable
+///   `quant::abs_max_bits` (the sign shifted out, an unsigned maximum, shifted back: 3
+///   instructions a value, eight values per `LDM`, sixteen per pass), are those of a finite
+///   value;
+/// - `d = amax / 127` and `id = 1 / d` (0 for `d` 0), `id` finite; `d` is stored as f16 by
+///   `VCVTB`;
+/// - `q(j)` is the low byte of the bits of `x(j) * id + 1.5 * 2^23` (`VMLA.F32` onto the
+///   constant: the product rounded, then the sum, as the portable `v * id + ROUND_MAGIC`). Those
+///   bits are `0x4b40_0000` plus the rounded value, which is within -127..=127 for these blocks,
+///   so its low byte is the `i8` the portable clamp gives. 24 instructions for eight values,
+///   sixteen per pass.
+///
+/// Returns the blocks done; the block that stopped the run (an infinity, a NaN, or `1 / d`
+/// overflowing) is left untouched for the caller. About 225 instructions a block, where calls
+/// to the two steps with the portable tests between them took about 290.
 #[inline(never)]
-pub fn round_block(qs: &mut [i8; QK8_0], x: &[f32; QK8_0], id: f32) {
-    // SAFETY: reads the 32 f32 of `x` (word-aligned, as VLDM needs) from its start up to `end`,
-    // one past its end, eight per pass, and the 8 of ROUND_MAGIC8 on each pass;
-    // writes the 32 bytes of `qs` a word at a time (STR may be unaligned on these cores). Every
-    // core register it writes is an output; the FPU registers it uses (s0..s16) are pushed first
-    // and popped last.
+pub fn quantize_blocks(out: &mut [BlockQ8_0], x: &[f32]) -> usize {
+    let n = out.len().min(x.len() / QK8_0);
+    if n == 0 {
+        return 0;
+    }
+    let start = x.as_ptr();
+    let x_end = x[n * QK8_0..].as_ptr();
+    let stop: *const f32;
+    // SAFETY: reads the 32 * n f32 of `x` (word-aligned, as LDM and VLDM need) from its start up
+    // to `x_end`, one past the last block's, each block twice (its largest magnitude, then its
+    // rounding), and the 8 of ROUND_MAGIC8 on each pass of the rounding; writes the 34 bytes of
+    // each block of `out` it completes, its scale by STRH and its values a word at a time by STR
+    // (both may be unaligned on these cores), never past the n-th block. The loops run at least
+    // once (n >= 1). Every core register it writes is an output; the FPU registers it uses
+    // (s0..s24) are pushed first and popped last. It compares with VCMP and reads the FPU's flags
+    // into APSR.
     unsafe {
         asm!(
-            "vpush {{s0-s16}}",
-            "vmov s16, {id}",
-            // Four passes of eight values.
+            "vpush {{s0-s24}}",
+            // s20: x_end; s21: ROUND_MAGIC8; s22: 1.0; s23: 127.0; s24: 0.0.
+            "vmov s20, s21, r0, r1",
+            "vmov s22, s23, r2, r3",
+            "movs r5, #0",
+            "vmov s24, r5",
+            "3:",
+            // The block's largest magnitude bits; lr: the block's end.
+            "add lr, {p}, #128",
+            "movs {m}, #0",
+            "2:",
+            amax8!(),
+            amax8!(),
+            "cmp {p}, lr",
+            "bne 2b",
+            "lsrs {m}, {m}, #1",
+            // An infinity or a NaN: not here.
+            "cmp {m}, #0x7f800000",
+            "bhs 8f",
+            // s18: d = amax / 127; s16: id = 1 / d, or 0 for d = 0; not here if it overflows.
+            "vmov s17, {m}",
+            "vdiv.f32 s18, s17, s23",
+            "vmov.f32 s16, s24",
+            "vcmp.f32 s18, #0",
+            "vmrs APSR_nzcv, fpscr",
+            "it ne",
+            "vdivne.f32 s16, s22, s18",
+            "vmov {m}, s16",
+            "lsls {m}, {m}, #1",
+            "cmp {m}, #0xff000000",
+            "bhs 8f",
+            // The scale as f16, then the values.
+            "vcvtb.f16.f32 s19, s18",
+            "vmov {m}, s19",
+            "strh {m}, [{q}], #2",
+            "sub {p}, {p}, #128",
+            "vmov r4, s21",
             "2:",
             round8!(),
-            "cmp {p}, {end}",
+            round8!(),
+            "cmp {p}, lr",
             "bne 2b",
-            "vpop {{s0-s16}}",
-            id = in(reg) id.to_bits(),
-            p = inout(reg) x.as_ptr() => _,
-            k = in(reg) ROUND_MAGIC8.as_ptr(),
-            end = in(reg) x.as_ptr_range().end,
-            q = inout(reg) qs.as_mut_ptr() => _,
-            a = out(reg) _,
-            b = out(reg) _,
-            c = out(reg) _,
-            e = out(reg) _,
+            "vmov {m}, s20",
+            "cmp {p}, {m}",
+            "bne 3b",
+            "b 9f",
+            // Back to the start of the block that stopped the run.
+            "8:",
+            "sub {p}, {p}, #128",
+            "9:",
+            "vpop {{s0-s24}}",
+            p = inout(reg) start => stop,
+            q = inout(reg) out.as_mut_ptr() => _,
+            m = out(reg) _,
+            inout("r0") x_end => _,
+            inout("r1") ROUND_MAGIC8.as_ptr() => _,
+            inout("r2") 1.0f32.to_bits() => _,
+            inout("r3") 127.0f32.to_bits() => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("lr") _,
         );
     }
+    // SAFETY: `stop` is the start of a block of `x` or one past the n-th block's end.
+    (unsafe { stop.offset_from(start) }) as usize / QK8_0
 }
 
 /// `x(n) = gelu(x(n) + bias(n))` as the portable `ops::bias_gelu_portable` computes it, with its
@@ -943,34 +1005,28 @@ pub fn bias_gelu(x: &mut [f32], bias: &[f32]) {
     }
 }
 
-/// One value of [`argmax_nan_to_neg_inf8`], register `$s`, the `$k`-th of the eight just loaded:
-/// on to `$new` if it is larger than the best so far (s8), to `$nan` if it is a NaN.
+/// One value of [`argmax_nan_to_neg_inf8`], register `$s`: on to `$rare` if it is larger than
+/// the best so far (s8) or a NaN. After `VCMP`, "higher" (carry set, zero clear) answers both:
+/// "greater than" sets carry and clears zero, and so does "unordered".
 macro_rules! argmax_step {
-    ($s:literal, $new:literal, $nan:literal) => {
-        concat!(
-            "vcmp.f32 ",
-            $s,
-            ", s8\n",
-            "vmrs APSR_nzcv, fpscr\n",
-            "bgt ",
-            $new,
-            "\n",
-            "bvs ",
-            $nan,
-            "\n",
-        )
+    ($s:literal, $rare:literal) => {
+        concat!("vcmp.f32 ", $s, ", s8\n", "vmrs APSR_nzcv, fpscr\n", "bhi ", $rare, "\n",)
     };
 }
 
-/// The rare paths of value `$k` (register `$s`) of [`argmax_nan_to_neg_inf8`]: a new best (its
-/// address and value), or a NaN overwritten with `-inf`; then back to the next value. `$off` is
-/// `32 - 4 * $k`, how far behind the pointer (moved on past the eight) the value lies.
+/// The rare paths of value `$k` (register `$s`) of [`argmax_nan_to_neg_inf8`], told apart by the
+/// flags of its `VCMP` ("overflow" set only for unordered): a NaN overwritten with `-inf`, or a
+/// new best (its address and value); then back to the next value. `$off` is `32 - 4 * $k`, how
+/// far behind the pointer (moved on past the eight) the value lies.
 macro_rules! argmax_rare {
     ($k:literal, $s:literal, $back:literal, $off:literal) => {
         concat!(
             "1",
             $k,
             ":\n",
+            "bvs 2",
+            $k,
+            "f\n",
             "sub {best}, {p}, #",
             $off,
             "\n",
@@ -997,8 +1053,8 @@ macro_rules! argmax_rare {
 /// the way: `(index of the first largest, its value, values done)`, the index 0 and the value
 /// `-inf` when none is larger than `-inf`, as `sampler::argmax_nan_to_neg_inf` goes through them.
 /// `VCMP` against the best so far gives both answers at once: "greater than" for a new best,
-/// "unordered" for a NaN (the best is never one). Eight values per `VLDM`, 4 instructions each on
-/// the common path.
+/// "unordered" for a NaN (the best is never one), both "higher". Eight values per `VLDM`, 3
+/// instructions each on the common path.
 #[inline(never)]
 pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
     let done = x.len() / 8 * 8;
@@ -1020,21 +1076,21 @@ pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
             "vmov s8, {ninf}",
             "3:",
             "vldmia {p}!, {{s0-s7}}",
-            argmax_step!("s0", "10f", "20f"),
+            argmax_step!("s0", "10f"),
             "30:",
-            argmax_step!("s1", "11f", "21f"),
+            argmax_step!("s1", "11f"),
             "31:",
-            argmax_step!("s2", "12f", "22f"),
+            argmax_step!("s2", "12f"),
             "32:",
-            argmax_step!("s3", "13f", "23f"),
+            argmax_step!("s3", "13f"),
             "33:",
-            argmax_step!("s4", "14f", "24f"),
+            argmax_step!("s4", "14f"),
             "34:",
-            argmax_step!("s5", "15f", "25f"),
+            argmax_step!("s5", "15f"),
             "35:",
-            argmax_step!("s6", "16f", "26f"),
+            argmax_step!("s6", "16f"),
             "36:",
-            argmax_step!("s7", "17f", "27f"),
+            argmax_step!("s7", "17f"),
             "37:",
             "cmp {p}, {end}",
             "bne 3b",
@@ -1059,4 +1115,303 @@ pub fn argmax_nan_to_neg_inf8(x: &mut [f32]) -> (usize, f32, usize) {
     // SAFETY: `best_at` is `start` or the address of one of the values read, inside `x`.
     let best = unsafe { best_at.offset_from(start) } as usize;
     (best, f32::from_bits(best_bits), done)
+}
+
+/// `exp(d)`'s steps in [`exp_shifted`], one value at a time: `d = x - max` checked against the
+/// low end of the range (a NaN too ends the run), `t = d * log2(e) + 1.5 * 2^23` (the constant's
+/// copy, `VMLA`: the product rounded, then the sum), `kf = t - 1.5 * 2^23`, `r = (d - kf * C1) -
+/// kf * C2` (`VMLS`, rounded the same way), Horner's rule onto fresh copies of the addends,
+/// `(p * (r * r) + r) + 1`, times `2^k` built from `t`'s bits (`k + 127` shifted into the
+/// exponent: `t`'s bits shifted left by 23 are `k`'s), added to the sum.
+macro_rules! exp_step {
+    () => {
+        concat!(
+            "vldr s0, [{p}]\n",
+            "vsub.f32 s0, s0, s16\n",
+            "vcmp.f32 s0, s17\n",
+            "vmrs APSR_nzcv, fpscr\n",
+            "blt 9f\n",
+            "vldmia {k}, {{s25-s30}}\n",
+            "vmla.f32 s25, s0, s18\n",
+            "vsub.f32 s1, s25, s19\n",
+            "vmov {t}, s25\n",
+            "vmls.f32 s0, s1, s20\n",
+            "vmls.f32 s0, s1, s21\n",
+            "vmla.f32 s26, s22, s0\n",
+            "vmla.f32 s27, s26, s0\n",
+            "vmla.f32 s28, s27, s0\n",
+            "vmla.f32 s29, s28, s0\n",
+            "vmla.f32 s30, s29, s0\n",
+            "vmul.f32 s1, s0, s0\n",
+            "vmla.f32 s0, s30, s1\n",
+            "vadd.f32 s0, s0, s23\n",
+            "add.w {t}, {one}, {t}, lsl #23\n",
+            "vmov s2, {t}\n",
+            "vmul.f32 s0, s0, s2\n",
+            "vadd.f32 s24, s24, s0\n",
+            "vstmia {p}!, {{s0}}\n",
+        )
+    };
+}
+
+/// softmax's middle pass, from the start of `x` for as long as `x(i) - max` is at least the low
+/// end of [`super::exp`]'s own range (not a NaN): `x(i) = exp(x(i) - max)` with `exp`'s
+/// operations in its order, each added to `sum` in turn. Returns the values done and the sum;
+/// the caller takes the value that stopped the run through `exp` (libm's `expf` there) and goes
+/// on after it. For `max` no smaller than any `x(i)`, as softmax's is: `x(i) - max <= 0` then,
+/// so the range's high end needs no check. 26 instructions a value, where the compiler's loop
+/// (its constants reloaded for each value) takes about 45.
+#[inline(never)]
+pub fn exp_shifted(x: &mut [f32], max: f32, sum: f32) -> (usize, f32) {
+    if x.is_empty() {
+        return (0, sum);
+    }
+    let start = x.as_mut_ptr();
+    let end = x.as_mut_ptr_range().end;
+    let stop: *mut f32;
+    let sum_bits: u32;
+    // SAFETY: reads and writes the f32 of `x` one at a time from its start, stopping at `end`,
+    // one past its end (the loop runs at least once: x is not empty); reads the 13 f32 of
+    // EXP_CONSTANTS, 7 once and the last 6 on each pass (word-aligned, as VLDM needs). Every
+    // core register it writes is an output; the FPU registers it uses (s0..s2, s16..s31) are
+    // pushed first and popped last. It compares with VCMP and reads the FPU's flags into APSR.
+    unsafe {
+        asm!(
+            "vpush {{s0-s2}}",
+            "vpush {{s16-s31}}",
+            // s16: max; s17: the range's low end; s18: log2(e); s19: 1.5 * 2^23; s20, s21: ln 2
+            // in two parts; s22: the polynomial's first coefficient; s23: 1.0; s24: the sum.
+            // s25..s30: the addends of t and of the Horner steps, loaded again for each value.
+            "vmov s16, {max}",
+            "vmov s24, {sum}",
+            "vldmia {k}!, {{s17-s23}}",
+            "2:",
+            exp_step!(),
+            "cmp {p}, {end}",
+            "bne 2b",
+            "9:",
+            "vmov {sum}, s24",
+            "vpop {{s16-s31}}",
+            "vpop {{s0-s2}}",
+            p = inout(reg) start => stop,
+            end = in(reg) end,
+            k = inout(reg) super::EXP_CONSTANTS.as_ptr() => _,
+            max = in(reg) max.to_bits(),
+            sum = inout(reg) sum.to_bits() => sum_bits,
+            one = in(reg) 1.0f32.to_bits(),
+            t = out(reg) _,
+        );
+    }
+    // SAFETY: `stop` is where the loop stopped, inside `x` or one past its end.
+    let done = unsafe { stop.offset_from(start) } as usize;
+    (done, f32::from_bits(sum_bits))
+}
+
+/// `x(i) += y(i)` for the first `8 * (n / 8)` values, `n` the shorter length: eight of each
+/// loaded by one `VLDM`, added, stored by one `VSTM`, 13 instructions for eight values (the
+/// compiler's loop takes about 4.7 a value). Returns the values done; the caller adds the rest.
+#[inline(never)]
+pub fn add8(x: &mut [f32], y: &[f32]) -> usize {
+    let done = x.len().min(y.len()) / 8 * 8;
+    if done == 0 {
+        return 0;
+    }
+    let end = x[done..].as_mut_ptr();
+    // SAFETY: reads and writes the first `done` f32 of `x` and reads as many of `y` (at least
+    // `done` long), eight at a time from their starts (word-aligned, as VLDM and VSTM need), `x`
+    // up to `end`, one past the last written. The loop runs at least once (done >= 8). Every core
+    // register it writes is an output; the FPU registers it uses (s0..s15) are pushed first and
+    // popped last.
+    unsafe {
+        asm!(
+            "vpush {{s0-s15}}",
+            "2:",
+            "vldmia {x}, {{s0-s7}}",
+            "vldmia {y}!, {{s8-s15}}",
+            "vadd.f32 s0, s0, s8",
+            "vadd.f32 s1, s1, s9",
+            "vadd.f32 s2, s2, s10",
+            "vadd.f32 s3, s3, s11",
+            "vadd.f32 s4, s4, s12",
+            "vadd.f32 s5, s5, s13",
+            "vadd.f32 s6, s6, s14",
+            "vadd.f32 s7, s7, s15",
+            "vstmia {x}!, {{s0-s7}}",
+            "cmp {x}, {end}",
+            "bne 2b",
+            "vpop {{s0-s15}}",
+            x = inout(reg) x.as_mut_ptr() => _,
+            y = inout(reg) y.as_ptr() => _,
+            end = in(reg) end,
+        );
+    }
+    done
+}
+
+/// `layer_norm`'s three passes over `n = x.len()` values, `n` a multiple of 8, with the bits of
+/// the portable `ops::layer_norm`: `sum` added value by value from 0, `mean = sum / n`, the
+/// squared deviations `(v - mean)^2` added the same way (`VMLA`: each square rounded, then
+/// added), `rstd = 1 / sqrtf(sq / n + eps)`, then `out(i) = ((x(i) - mean) * rstd) * w(i) +
+/// b(i)` (`VMLA` onto the bias). Eight values per `VLDM`: about 7.5 instructions a value, where
+/// the compiler's loops take 16. `out`, `w` and `b` at least `n` long.
+#[inline(never)]
+pub fn layer_norm8(out: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = x.len();
+    assert!(n % 8 == 0 && n > 0 && out.len() >= n && w.len() >= n && b.len() >= n);
+    let end = x.as_ptr_range().end;
+    let mut sum = 0.0f32.to_bits();
+    // SAFETY: reads the n f32 of `x` eight at a time (word-aligned, as VLDM needs) from its start
+    // up to `end`, one past its end; n >= 8, so the loop runs at least once. Every core register
+    // it writes is an output; the FPU registers it uses (s0..s8) are pushed first and popped last.
+    unsafe {
+        asm!(
+            "vpush {{s0-s8}}",
+            "vmov s8, {s}",
+            "2:",
+            "vldmia {p}!, {{s0-s7}}",
+            "vadd.f32 s8, s8, s0",
+            "vadd.f32 s8, s8, s1",
+            "vadd.f32 s8, s8, s2",
+            "vadd.f32 s8, s8, s3",
+            "vadd.f32 s8, s8, s4",
+            "vadd.f32 s8, s8, s5",
+            "vadd.f32 s8, s8, s6",
+            "vadd.f32 s8, s8, s7",
+            "cmp {p}, {end}",
+            "bne 2b",
+            "vmov {s}, s8",
+            "vpop {{s0-s8}}",
+            s = inout(reg) sum,
+            p = inout(reg) x.as_ptr() => _,
+            end = in(reg) end,
+        );
+    }
+    let mean = f32::from_bits(sum) / n as f32;
+    let mut sq = 0.0f32.to_bits();
+    // SAFETY: as above; the FPU registers it uses are s0..s9.
+    unsafe {
+        asm!(
+            "vpush {{s0-s9}}",
+            "vmov s8, s9, {s}, {m}",
+            "2:",
+            "vldmia {p}!, {{s0-s7}}",
+            "vsub.f32 s0, s0, s9",
+            "vsub.f32 s1, s1, s9",
+            "vsub.f32 s2, s2, s9",
+            "vsub.f32 s3, s3, s9",
+            "vsub.f32 s4, s4, s9",
+            "vsub.f32 s5, s5, s9",
+            "vsub.f32 s6, s6, s9",
+            "vsub.f32 s7, s7, s9",
+            "vmla.f32 s8, s0, s0",
+            "vmla.f32 s8, s1, s1",
+            "vmla.f32 s8, s2, s2",
+            "vmla.f32 s8, s3, s3",
+            "vmla.f32 s8, s4, s4",
+            "vmla.f32 s8, s5, s5",
+            "vmla.f32 s8, s6, s6",
+            "vmla.f32 s8, s7, s7",
+            "cmp {p}, {end}",
+            "bne 2b",
+            "vmov {s}, s8",
+            "vpop {{s0-s9}}",
+            s = inout(reg) sq,
+            m = in(reg) mean.to_bits(),
+            p = inout(reg) x.as_ptr() => _,
+            end = in(reg) end,
+        );
+    }
+    let rstd = 1.0 / libm::sqrtf(f32::from_bits(sq) / n as f32 + eps);
+    // SAFETY: reads the n f32 of `x`, `w` and `b` and writes n of `out`, eight at a time from
+    // their starts (word-aligned, as VLDM and VSTM need), `x` up to `end`, one past its end; the
+    // other three are at least n long (the assertion). The loop runs at least once. Every core
+    // register it writes is an output; the FPU registers it uses (s0..s25) are pushed first and
+    // popped last.
+    unsafe {
+        asm!(
+            "vpush {{s0-s25}}",
+            // s24: mean; s25: rstd; s0..s7: x, then the normalised values; s8..s15: b, then the
+            // outputs; s16..s23: w.
+            "vmov s24, s25, {m}, {r}",
+            "2:",
+            "vldmia {p}!, {{s0-s7}}",
+            "vsub.f32 s0, s0, s24",
+            "vsub.f32 s1, s1, s24",
+            "vsub.f32 s2, s2, s24",
+            "vsub.f32 s3, s3, s24",
+            "vsub.f32 s4, s4, s24",
+            "vsub.f32 s5, s5, s24",
+            "vsub.f32 s6, s6, s24",
+            "vsub.f32 s7, s7, s24",
+            "vmul.f32 s0, s0, s25",
+            "vmul.f32 s1, s1, s25",
+            "vmul.f32 s2, s2, s25",
+            "vmul.f32 s3, s3, s25",
+            "vmul.f32 s4, s4, s25",
+            "vmul.f32 s5, s5, s25",
+            "vmul.f32 s6, s6, s25",
+            "vmul.f32 s7, s7, s25",
+            "vldmia {w}!, {{s16-s23}}",
+            "vldmia {b}!, {{s8-s15}}",
+            "vmla.f32 s8, s0, s16",
+            "vmla.f32 s9, s1, s17",
+            "vmla.f32 s10, s2, s18",
+            "vmla.f32 s11, s3, s19",
+            "vmla.f32 s12, s4, s20",
+            "vmla.f32 s13, s5, s21",
+            "vmla.f32 s14, s6, s22",
+            "vmla.f32 s15, s7, s23",
+            "vstmia {o}!, {{s8-s15}}",
+            "cmp {p}, {end}",
+            "bne 2b",
+            "vpop {{s0-s25}}",
+            m = in(reg) mean.to_bits(),
+            r = in(reg) rstd.to_bits(),
+            p = inout(reg) x.as_ptr() => _,
+            w = inout(reg) w.as_ptr() => _,
+            b = inout(reg) b.as_ptr() => _,
+            o = inout(reg) out.as_mut_ptr() => _,
+            end = in(reg) end,
+        );
+    }
+}
+
+/// `x(i) /= d` for the first `8 * (x.len() / 8)` values: eight loaded by one `VLDM`, divided,
+/// stored by one `VSTM`, 12 instructions for eight values. Returns the values done; the caller
+/// divides the rest.
+#[inline(never)]
+pub fn div8(x: &mut [f32], d: f32) -> usize {
+    let done = x.len() / 8 * 8;
+    if done == 0 {
+        return 0;
+    }
+    let end = x[done..].as_mut_ptr();
+    // SAFETY: reads and writes the first `done` f32 of `x`, eight at a time from its start
+    // (word-aligned, as VLDM and VSTM need) up to `end`, one past the last written. The loop runs
+    // at least once (done >= 8). Every core register it writes is an output; the FPU registers it
+    // uses (s0..s8) are pushed first and popped last.
+    unsafe {
+        asm!(
+            "vpush {{s0-s8}}",
+            "vmov s8, {d}",
+            "2:",
+            "vldmia {x}, {{s0-s7}}",
+            "vdiv.f32 s0, s0, s8",
+            "vdiv.f32 s1, s1, s8",
+            "vdiv.f32 s2, s2, s8",
+            "vdiv.f32 s3, s3, s8",
+            "vdiv.f32 s4, s4, s8",
+            "vdiv.f32 s5, s5, s8",
+            "vdiv.f32 s6, s6, s8",
+            "vdiv.f32 s7, s7, s8",
+            "vstmia {x}!, {{s0-s7}}",
+            "cmp {x}, {end}",
+            "bne 2b",
+            "vpop {{s0-s8}}",
+            x = inout(reg) x.as_mut_ptr() => _,
+            end = in(reg) end,
+            d = in(reg) d.to_bits(),
+        );
+    }
+    done
 }

@@ -10,12 +10,17 @@
 //! each kernel must have the same f32 bits as `ops::dot_q8_0` on that row, and the entry after the
 //! last row must be left alone; `ops::matvec` (which picks the fastest kernel) must match the
 //! portable quantize-then-dot; and `VCVTB` must widen all 65,536 f16 values as the portable
-//! conversion does; and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
+//! conversion does, and narrow f32 to f16 as `half` does (ties, NaNs, overflow and subnormals
+//! among the values tried); and attention's weighted sum of cached rows (`ops::weighted_rows_q8_0`, with
 //! the DSP core's assembly) must give the bits of `ops::weighted_rows_q8_0_portable`, writing
 //! nothing past its output; the activation quantizer (`quant::quantize_row_q8_0`) must give the
 //! blocks of `quant::quantize_row_q8_0_portable`, on the random rows and on zeros, halves,
 //! subnormals, extremes, infinities and NaNs; and GELU with its bias (`ops::bias_gelu`) must give
-//! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; the greedy choice
+//! the bits of `ops::bias_gelu_portable`, clamp, infinities and NaN included; softmax
+//! (`ops::softmax`, and `ops::softmax_scaled` of attention's scores) must give the bits of
+//! `ops::softmax_portable`, weights below `exp`'s own range,
+//! infinities and NaNs included; `ops::add` must give `x + y` value by value; layer norm
+//! (`ops::layer_norm`) the bits of `ops::layer_norm_portable`; the greedy choice
 //! (`sampler::argmax_nan_to_neg_inf`) must pick `sampler::argmax`'s token and leave -inf where
 //! NaNs were. The matrices lie word-aligned, as in a GGUF file, and each kernel
 //! runs again on a copy two bytes past a word boundary (the DSP kernel's other path). Any
@@ -113,6 +118,26 @@ fn main() -> ! {
             .count();
         defmt::info!("f16 to f32 with VCVTB: 65536 values, {=usize} differ", differ);
         failures += differ as u32;
+        // f32 to f16 by VCVTB: each f16 value's f32, the f32 halfway to the next f16 up (a tie
+        // for normal values) and its two neighbours, and 65,536 bit patterns spread over all of
+        // f32 (NaNs, infinities, subnormals and overflow among them).
+        let mut narrow = 0u32;
+        for b in 0..=u16::MAX {
+            let at = cortex_m::f16_bits_to_f32(b).to_bits();
+            let spread = u32::from(b).wrapping_mul(65_537).wrapping_add(12_345);
+            for bits in
+                [0, 0x0fff, 0x1000, 0x1001].map(|d| at.wrapping_add(d)).into_iter().chain([spread])
+            {
+                let x = f32::from_bits(bits);
+                if quant::f32_to_f16_bits(x) != quant::f32_to_f16_bits_portable(x) {
+                    if narrow < MAX_REPORTED {
+                        defmt::error!("f32 {=u32:#x} to f16 differs from the portable", bits);
+                    }
+                    narrow += 1;
+                }
+            }
+        }
+        failures += narrow;
     }
 
     // The activation quantizer on blocks the random fills do not make: zeros, exact halves,
@@ -156,6 +181,64 @@ fn main() -> ! {
     h[..6].copy_from_slice(&[f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -4.48, 0.0, -0.0]);
     bias.fill(0.0);
     failures += compare_bias_gelu(&h, &bias);
+
+    // softmax (attention's weights) at several spreads, the widest reaching below exp's own
+    // range (`e^-87`), then with infinities and NaNs, at lengths around a group of four.
+    for (len, scale) in [(1, 1.0f32), (7, 4.0), (37, 16.0), (65, 100.0), (256, 1e3)] {
+        let x = &mut h[..len];
+        gen.floats(x);
+        for v in x.iter_mut() {
+            *v *= scale;
+        }
+        failures += compare_softmax(x);
+    }
+    h[..8].copy_from_slice(&[1.0, f32::NAN, -90.0, 0.5, f32::NEG_INFINITY, -86.9, 2.0, -87.0]);
+    failures += compare_softmax(&h[..8]);
+    h[..3].copy_from_slice(&[f32::INFINITY, 1.0, f32::INFINITY]);
+    failures += compare_softmax(&h[..3]);
+    h[..3].copy_from_slice(&[f32::NAN, f32::NEG_INFINITY, f32::NAN]);
+    failures += compare_softmax(&h[..3]);
+
+    // Layer norm over 8 to 256 values at several scales, then with an infinity and a NaN.
+    for (len, scale) in [(8, 1.0f32), (128, 1e-3), (128, 30.0), (256, 1.0)] {
+        gen.floats(&mut h[..len]);
+        gen.floats(&mut bias);
+        for v in h[..len].iter_mut() {
+            *v *= scale;
+        }
+        failures += compare_layer_norm(&h[..len], &bias);
+    }
+    h[3] = f32::INFINITY;
+    failures += compare_layer_norm(&h[..16], &bias);
+    h[3] = f32::NAN;
+    failures += compare_layer_norm(&h[..16], &bias);
+
+    // The residual adds and the biases (`ops::add`), with infinities and NaNs, at lengths that
+    // leave 0 to 7 values after the groups of eight.
+    for len in [1, 8, 13, 128, 255] {
+        let (x, y) = (&mut h[..len], &mut bias[..len]);
+        gen.floats(x);
+        gen.floats(y);
+        for (i, (a, b)) in x.iter_mut().zip(y.iter_mut()).enumerate() {
+            match i % 13 {
+                2 => *a = f32::NAN,
+                4 => *b = f32::INFINITY,
+                6 => (*a, *b) = (f32::INFINITY, f32::NEG_INFINITY),
+                9 => (*a, *b) = (f32::MAX, f32::MAX),
+                _ => {}
+            }
+        }
+        let mut want = [0.0f32; 256];
+        for (w, (a, b)) in want.iter_mut().zip(x.iter().zip(y.iter())) {
+            *w = a + b;
+        }
+        ops::add(x, y);
+        let same = x.iter().zip(&want).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+        if same != len {
+            defmt::error!("add over {=usize}: {=usize} values differ", len, len - same);
+            failures += 1;
+        }
+    }
 
     // The greedy choice, NaNs replaced by -inf on the way, over logits with ties, NaNs and
     // infinities, at lengths that leave 0 to 7 values after the groups of eight.
@@ -366,6 +449,79 @@ fn compare_bias_gelu(h: &[f32], bias: &[f32]) -> u32 {
             defmt::error!(
                 "bias_gelu({=f32}): {=f32} differs from the portable {=f32}",
                 h[i],
+                *g,
+                *w
+            );
+            failures += 1;
+        }
+    }
+    failures
+}
+
+/// Values where `ops::layer_norm` (the DSP core's assembly where it has one) and
+/// `ops::layer_norm_portable` differ on `x`, with weights `1 + p(i)` and biases `p(i + 1)` from
+/// `p`, each printed.
+fn compare_layer_norm(x: &[f32], p: &[f32; 256]) -> u32 {
+    let mut bytes = [0u8; 2 * 4 * 256];
+    for (i, b) in bytes.chunks_exact_mut(4).enumerate() {
+        let v = if i < 256 { 1.0 + p[i] } else { p[(i + 1) % 256] };
+        b.copy_from_slice(&v.to_le_bytes());
+    }
+    let aligned = fw::blob::Aligned { bytes };
+    let (w, b) = aligned.bytes.split_at(4 * 256);
+    let (w, b) = (F32s { data: &w[..4 * x.len()] }, F32s { data: &b[..4 * x.len()] });
+    let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
+    let (want, got) = (&mut want[..x.len()], &mut got[..x.len()]);
+    ops::layer_norm_portable(want, x, w, b, 1e-5);
+    ops::layer_norm(got, x, w, b, 1e-5);
+    let mut failures = 0;
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if w.to_bits() != g.to_bits() {
+            defmt::error!(
+                "layer_norm over {=usize}, value {=usize}: {=f32} differs from the portable {=f32}",
+                x.len(),
+                i,
+                *g,
+                *w
+            );
+            failures += 1;
+        }
+    }
+    failures
+}
+
+/// Values where `ops::softmax` (the DSP core's assembly where it has one) and
+/// `ops::softmax_portable` differ on `x`, then `ops::softmax_scaled` and the portable softmax of
+/// the scaled values, each printed.
+fn compare_softmax(x: &[f32]) -> u32 {
+    let (mut want, mut got) = ([0.0f32; 256], [0.0f32; 256]);
+    let (want, got) = (&mut want[..x.len()], &mut got[..x.len()]);
+    want.copy_from_slice(x);
+    got.copy_from_slice(x);
+    ops::softmax_portable(want);
+    ops::softmax(got);
+    let failures = count_differing("softmax", x, want, got);
+    // Scaled in its first pass, as attention's scores are.
+    for (w, &v) in want.iter_mut().zip(x) {
+        *w = v * 0.176_776_7;
+    }
+    ops::softmax_portable(want);
+    got.copy_from_slice(x);
+    ops::softmax_scaled(got, 0.176_776_7);
+    failures + count_differing("softmax_scaled", x, want, got)
+}
+
+/// Values where `got` differs from `want`, softmax's of `x` by `kernel`, each printed.
+fn count_differing(kernel: &str, x: &[f32], want: &[f32], got: &[f32]) -> u32 {
+    let mut failures = 0;
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        if w.to_bits() != g.to_bits() {
+            defmt::error!(
+                "{=str} over {=usize}, value {=usize} ({=f32}): {=f32} differs from the portable {=f32}",
+                kernel,
+                x.len(),
+                i,
+                x[i],
                 *g,
                 *w
             );
