@@ -57,6 +57,11 @@ const BEAMS: usize = 3;
 
 /// Everything the chat writes when `input` is typed, with a line buffer of `line_bytes`.
 fn converse(input: &[u8], line_bytes: usize) -> String {
+    converse_in(input, line_bytes, Math::Float)
+}
+
+/// [`converse`] with the forward pass in `math`.
+fn converse_in(input: &[u8], line_bytes: usize, math: Math) -> String {
     let gguf = Gguf::parse(model_bytes()).unwrap();
     let mut layers = [Layer::EMPTY; MAX_LAYERS];
     let model = Model::load(&gguf, &mut layers).unwrap();
@@ -66,7 +71,9 @@ fn converse(input: &[u8], line_bytes: usize) -> String {
     let mut ids = vec![0u32; model.hparams.n_ctx + 1];
     let mut line = vec![0u8; line_bytes];
     let mut chat =
-        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids).unwrap();
+        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids)
+            .and_then(|c| c.with_math(math))
+            .unwrap();
     assert_eq!(chat.max_beams(), BEAMS);
     let mut console = Console { input, output: Vec::new() };
     chat.run(&mut LineReader::new(&mut line), &mut console, &mut ()).unwrap();
@@ -363,22 +370,8 @@ proptest! {
 /// checksum that `mote generate --math integer` gives (pinned in tests/tests/integer.rs).
 #[test]
 fn a_chat_with_integer_math_replies_as_the_integer_path() {
-    let gguf = Gguf::parse(model_bytes()).unwrap();
-    let mut layers = [Layer::EMPTY; MAX_LAYERS];
-    let model = Model::load(&gguf, &mut layers).unwrap();
-    let tokenizer = Tokenizer::from_gguf(&gguf).unwrap();
-    let mut storage = vec![0u8; BeamSearch::bytes_needed(&model.hparams, KvType::Q8_0, BEAMS)];
-    let mut scratch = Box::new(BpeScratch::new());
-    let mut ids = vec![0u32; model.hparams.n_ctx + 1];
-    let mut line = vec![0u8; 256];
-    let mut chat =
-        Chat::new(&model, &tokenizer, KvType::Q8_0, &mut storage, &mut scratch, &mut ids)
-            .and_then(|c| c.with_math(Math::Integer))
-            .unwrap();
     let input = b"/max-tokens 24\nOnce upon a time\n/beams 2\nOnce upon a time\n";
-    let mut console = Console { input, output: Vec::new() };
-    chat.run(&mut LineReader::new(&mut line), &mut console, &mut ()).unwrap();
-    let out = String::from_utf8(console.output).unwrap();
+    let out = converse_in(input, 256, Math::Integer);
     let answers = answers(&out);
     assert_eq!(answers.len(), 4, "{out}");
     let summary = answers[1].rsplit_once('\n').unwrap().1;
