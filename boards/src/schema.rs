@@ -146,6 +146,12 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Whether `s` is a name boards.toml accepts for a board or an example: lowercase letters, digits
+/// and dashes, not empty.
+fn is_dashed_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 impl Boards {
     /// The boards.toml this crate was built with ([`crate::BOARDS_TOML`]).
     pub fn builtin() -> Result<Self, Error> {
@@ -167,19 +173,13 @@ impl Boards {
             if boards.boards[..i].iter().any(|b| &b.name == name) {
                 return Err(Error(format!("board {name} appears twice")));
             }
-            if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
+            if !is_dashed_name(name) {
                 return Err(Error(format!(
                     "board name {name:?}: use lowercase letters, digits and dashes"
                 )));
             }
             if let Some(example) = &board.example {
-                if example.is_empty()
-                    || !example
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                {
+                if !is_dashed_name(example) {
                     return Err(Error(format!(
                         "board {name}: example {example:?}: name a directory of examples/ \
                          (lowercase letters, digits and dashes)"
